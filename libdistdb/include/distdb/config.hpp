@@ -1,0 +1,97 @@
+// Node configuration: the seed's config.json, plus optional extensions.
+//
+//   {
+//     "local_node": {
+//       "id": 1, "ip": "127.0.0.1", "port": 5000,
+//       "db_config": {"user": "root", "password": "...", "host": "localhost", "database": "dist_db"}
+//     },
+//     "peers": [{"id": 2, "ip": "127.0.0.1", "port": 5001}]
+//   }
+//
+// Every extension is optional; see docs/configuration.md for the full list.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "distdb/error.hpp"
+#include "distdb/export.hpp"
+
+namespace distdb {
+
+using NodeId = std::uint32_t;
+
+struct PeerConfig {
+  NodeId id = 0;
+  std::string ip;
+  std::uint16_t port = 0;
+};
+
+enum class StorageBackend { sqlite, mariadb };
+
+DISTDB_API const char* to_string(StorageBackend backend);
+
+// The connection settings of mysql-connector-python's connect() that the seed
+// used (host, port, user, password, database, unix_socket).
+struct DbConfig {
+  std::string host = "localhost";
+  std::uint16_t port = 3306;
+  std::string user = "root";
+  std::string password;
+  std::string database = "dist_db";
+  std::string unix_socket;  // empty: connect over TCP (or the client library's default socket for "localhost")
+  int connect_timeout_ms = 5000;
+};
+
+struct StorageConfig {
+  // Defaults to mariadb when local_node.db_config is present (the seed's
+  // configs keep talking to their MySQL/MariaDB), to sqlite otherwise.
+  StorageBackend backend = StorageBackend::sqlite;
+  std::string sqlite_path = "distdb-node.db";  // relative paths are relative to the config file
+  DbConfig db;
+  int pool_size = 4;  // connections serving reads concurrently
+};
+
+struct TimeoutConfig {
+  int heartbeat_interval_ms = 200;
+  int heartbeat_timeout_ms = 1000;
+  int request_timeout_ms = 30000;   // a client request that takes longer is answered with a timeout error
+  int idle_timeout_ms = 300000;     // a connection silent for this long is closed
+  int read_timeout_ms = 10000;      // a started message must be complete within this
+};
+
+struct LimitConfig {
+  std::size_t max_message_bytes = 4 * 1024 * 1024;
+  int max_connections = 1024;
+  int max_pending_per_connection = 1024;  // pipelined requests queued on one connection
+};
+
+enum class LogLevel { trace, debug, info, warn, error, off };
+
+DISTDB_API const char* to_string(LogLevel level);
+DISTDB_API std::optional<LogLevel> parse_log_level(const std::string& text);
+
+struct Config {
+  NodeId id = 0;
+  std::string ip;             // the address peers and clients use
+  std::uint16_t port = 0;
+  std::string listen_ip;      // where to bind; defaults to ip
+  std::vector<PeerConfig> peers;
+  StorageConfig storage;
+  TimeoutConfig timeouts;
+  LimitConfig limits;
+  LogLevel log_level = LogLevel::info;
+  std::vector<std::string> warnings;  // ignored keys and the like, for the caller to log
+};
+
+// Parses a config. `source` names it in error messages (usually the path).
+// Errors have kind ErrorKind::config and a message of the form
+//   "<source>: <field>: <what is wrong>"  or  "<source>:<line>:<column>: invalid JSON: ..."
+DISTDB_API Result<Config> parse_config(const std::string& json_text, const std::string& source);
+
+// Reads and parses a config file; relative storage paths resolve against its directory.
+DISTDB_API Result<Config> load_config(const std::string& path);
+
+}  // namespace distdb

@@ -1,0 +1,84 @@
+// The storage interface: one connection to the SQL database a node fronts.
+//
+// A Storage object is one connection and is NOT thread-safe: a node keeps a
+// pool of them and uses each from one thread at a time. Every call blocks
+// until the database has answered.
+//
+// Durability contract (what the 2PC protocol relies on):
+//   - execute() in autocommit mode: durable when it returns OK.
+//   - prepare(): when prepare_survives_crash() is true (MariaDB XA), a
+//     prepared transaction survives a crash of the node AND of the database
+//     server; after a restart it is listed by recover() and can be committed
+//     or rolled back, from any connection. When it is false (SQLite), a
+//     prepared transaction is only an open transaction: a crash loses it
+//     (as if rolled back), and recover() never lists it.
+//   - commit()/rollback(): durable when they return OK.
+//
+// Errors: ErrorKind::sql for a statement the database refused (the
+// connection is fine and the transaction, if any, is still usable unless the
+// database says otherwise); storage_unavailable when the database cannot be
+// reached (nothing ran); outcome_unknown when the connection dropped while a
+// statement or a commit was in flight. After a connection error the next call
+// reconnects: a database that comes back is used again without a restart.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "distdb/config.hpp"
+#include "distdb/error.hpp"
+#include "distdb/export.hpp"
+#include "distdb/value.hpp"
+
+namespace distdb {
+
+// Names a prepared transaction. At most 64 bytes of [A-Za-z0-9_.:-]
+// (an XA gtrid); the 2PC layer builds them from the epoch and sequence number.
+using TxnId = std::string;
+
+DISTDB_API bool is_valid_txn_id(std::string_view id);
+
+class DISTDB_API Storage {
+ public:
+  virtual ~Storage();
+
+  // "sqlite" or "mariadb".
+  virtual std::string_view backend_name() const = 0;
+
+  // True when a prepared transaction survives a crash (see above).
+  virtual bool prepare_survives_crash() const = 0;
+
+  // Runs one statement in autocommit mode.
+  virtual Result<ResultSet> execute(std::string_view sql) = 0;
+
+  // --- Prepared transactions: the participant side of two-phase commit. ---
+  // A connection has at most one open (begun, not yet prepared) transaction.
+
+  // Starts transaction `id` on this connection.
+  virtual Status begin(const TxnId& id) = 0;
+  // Runs a statement inside the open transaction `id`.
+  virtual Result<ResultSet> execute_in(const TxnId& id, std::string_view sql) = 0;
+  // Ends the work of `id` and makes it ready to commit (the "yes" vote).
+  virtual Status prepare(const TxnId& id) = 0;
+  // Commits a prepared transaction (possibly one found by recover()).
+  virtual Status commit(const TxnId& id) = 0;
+  // Rolls back an open or prepared transaction. Rolling back a transaction
+  // that no longer exists is OK (idempotent: a retried abort must not fail).
+  virtual Status rollback(const TxnId& id) = 0;
+  // Lists prepared transactions left undecided, e.g. after a restart.
+  virtual Result<std::vector<TxnId>> recover() = 0;
+
+  // Checks the connection, reconnecting if needed.
+  virtual Status ping() = 0;
+};
+
+// Opens a connection with the given settings (connects eagerly; a database
+// that is down gives storage_unavailable, and the caller may retry later).
+DISTDB_API Result<std::unique_ptr<Storage>> open_storage(const StorageConfig& config);
+
+// Creates distdb's own bookkeeping tables if they are missing (sql/distdb_schema.sql).
+DISTDB_API Status ensure_distdb_schema(Storage& storage);
+
+}  // namespace distdb

@@ -1,0 +1,62 @@
+// The transport interface: moves frames (one JSON object each) between a node
+// and the clients and peers connected to it.
+//
+// The transport knows framing, connections, size limits and timeouts; it
+// knows nothing of what the frames mean. TcpTransport (Asio) is the network
+// backend; the simulator in tests/ delivers frames in-process.
+//
+// Threading: handler callbacks run on the transport's own thread, one at a
+// time. send() and close() may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "distdb/config.hpp"
+#include "distdb/error.hpp"
+#include "distdb/export.hpp"
+
+namespace distdb {
+
+using ConnectionId = std::uint64_t;
+
+class DISTDB_API TransportHandler {
+ public:
+  virtual ~TransportHandler();
+  // A complete frame arrived on `conn`.
+  virtual void on_frame(ConnectionId conn, std::string frame) = 0;
+  // The byte stream on `conn` is unusable (frame too large, garbage between
+  // frames, a message not completed within the read timeout). The handler may
+  // send() one last error reply; the transport then closes the connection.
+  virtual void on_stream_error(ConnectionId conn, const Error& error) = 0;
+  // `conn` is gone (closed by either side, timed out, transport stopping).
+  // No frame for it follows; sends to it are dropped.
+  virtual void on_closed(ConnectionId conn) = 0;
+};
+
+class DISTDB_API Transport {
+ public:
+  virtual ~Transport();
+
+  // Starts accepting connections; listening when it returns OK.
+  virtual Status start(TransportHandler& handler) = 0;
+  // Stops accepting, closes every connection, joins the transport's thread.
+  // Idempotent.
+  virtual void stop() = 0;
+
+  // Queues `frame` (a newline is appended on the wire) for `conn`. Frames to
+  // one connection leave in the order of the calls.
+  virtual void send(ConnectionId conn, std::string frame) = 0;
+  // Closes `conn` once everything queued for it has been written.
+  virtual void close(ConnectionId conn) = 0;
+
+  // The port actually bound (useful when the configured port is 0).
+  virtual std::uint16_t local_port() const = 0;
+};
+
+// The TCP backend, on Asio. Binds config.listen_ip:config.port and applies
+// config.limits and config.timeouts.
+DISTDB_API std::unique_ptr<Transport> make_tcp_transport(const Config& config);
+
+}  // namespace distdb

@@ -1,0 +1,60 @@
+// JSON encoding of client requests and replies.
+//
+// Requests (one JSON object each; "id" is optional and, when present, makes
+// the connection persistent and is echoed in the reply):
+//   {"type": "CLIENT_QUERY", "payload": {"query": "SELECT 1", "redirect": false}, "id": 7}
+//   {"type": "STATUS", "id": 8}          this node and the cluster as it sees it
+//   {"type": "PING", "id": 9}
+// Replies keep the seed's fields and add structured ones:
+//   {"id": 7, "status": "OK", "node": 1, "result": [{"1": 1}], "columns": ["1"], "rows": [[1]],
+//    "rows_affected": 0, "last_insert_id": 0, "message": "1 row"}
+//   {"status": "ERROR", "node": 1, "error": {"kind": "sql", "code": 1064, "message": "..."}, "message": "..."}
+//   {"status": "REDIRECT", "node": 1, "coordinator": {"id": 3, "ip": "10.0.0.3", "port": 5000}, "message": "..."}
+// For statements without a result set, "result" is the message string (the
+// seed printed it). Values: NULL -> null, integers and reals -> numbers,
+// text -> strings, binary data (and text that is not valid UTF-8) ->
+// {"base64": "..."}; non-finite reals -> the strings "NaN", "Infinity", "-Infinity".
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "distdb/error.hpp"
+#include "distdb/reply.hpp"
+
+namespace distdb::wire {
+
+struct ClientQuery {
+  std::string query;
+  bool redirect = false;  // answer REDIRECT instead of forwarding a write to the coordinator
+};
+struct StatusRequest {};
+struct Ping {};
+
+using RequestBody = std::variant<ClientQuery, StatusRequest, Ping>;
+
+struct Request {
+  std::optional<std::uint64_t> id;
+  RequestBody body;
+};
+
+// Decodes one frame. On failure the error says what is wrong (kind
+// invalid_request) and `id_out` holds the request's id if it could be read,
+// so that the error reply can still be matched by a pipelining client.
+Result<Request> decode_request(std::string_view json, std::optional<std::uint64_t>& id_out);
+
+// One line of JSON, without the trailing newline.
+std::string encode_request(const Request& request);
+
+std::string encode_reply(const Reply& reply);
+Result<Reply> decode_reply(std::string_view json);
+
+// The status request's answer travels in Reply::result as a table
+// (columns: id, ip, port, role, alive, applied_seq); nothing extra to encode.
+
+const char* to_wire(ReplyStatus status);  // "OK", "REDIRECT", "ERROR"
+
+}  // namespace distdb::wire
