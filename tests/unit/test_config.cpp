@@ -1,1 +1,496 @@
 #include <doctest/doctest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "distdb/config.hpp"
+
+using namespace distdb;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The seed README's examples, verbatim.
+const char* const kSeedMachine1 = R"({
+  "local_node": {
+    "id": 1,
+    "ip": "192.168.0.10",
+    "port": 5000,
+    "db_config": {
+      "user": "root",
+      "password": "password",
+      "host": "localhost",
+      "database": "dist_db"
+    }
+  },
+  "peers": [
+    {"id": 2, "ip": "192.168.0.11", "port": 5000},
+    {"id": 3, "ip": "192.168.0.12", "port": 5000}
+  ]
+})";
+
+const char* const kSeedMachine2 = R"({
+  "local_node": {
+    "id": 2,
+    "ip": "192.168.0.11",
+    "port": 5000,
+    "db_config": {
+      "user": "root",
+      "password": "password",
+      "host": "localhost",
+      "database": "dist_db"
+    }
+  },
+  "peers": [
+    {"id": 1, "ip": "192.168.0.10", "port": 5000},
+    {"id": 3, "ip": "192.168.0.12", "port": 5000}
+  ]
+})";
+
+const char* const kSeedMachine3 = R"({
+  "local_node": {
+    "id": 3,
+    "ip": "192.168.0.12",
+    "port": 5000,
+    "db_config": {
+      "user": "root",
+      "password": "password",
+      "host": "localhost",
+      "database": "dist_db"
+    }
+  },
+  "peers": [
+    {"id": 1, "ip": "192.168.0.10", "port": 5000},
+    {"id": 2, "ip": "192.168.0.11", "port": 5000}
+  ]
+})";
+
+const char* const kSeedSingleMachine = R"({
+  "local_node": {
+    "id": 1,
+    "ip": "192.168.0.127",
+    "port": 5000,
+    "db_config": {
+      "user": "root",
+      "password": "password",
+      "host": "localhost",
+      "database": "dist_db"
+    }
+  },
+  "peers": [
+    {"id": 2, "ip": "192.168.0.127", "port": 5001},
+    {"id": 3, "ip": "192.168.0.127", "port": 5002}
+  ]
+})";
+
+const char* const kDefaultPeers = R"([{"id": 2, "ip": "10.0.0.2", "port": 5000}])";
+
+// A small valid config with pieces spliced in: `local_extra` and `top_extra`
+// start with a comma when not empty.
+std::string make(const std::string& local_extra = "", const std::string& top_extra = "",
+                 const std::string& peers = kDefaultPeers) {
+  return R"({"local_node": {"id": 1, "ip": "10.0.0.1", "port": 5000)" + local_extra + R"(}, "peers": )" + peers +
+         top_extra + "}";
+}
+
+Config parse_ok(const std::string& json) {
+  auto r = parse_config(json, "config.json");
+  if (!r) FAIL_CHECK(r.error().message);
+  REQUIRE(r.ok());
+  return std::move(r).value();
+}
+
+std::string parse_error(const std::string& json) {
+  auto r = parse_config(json, "config.json");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().kind == ErrorKind::config);
+  return r.error().message;
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
+// A private directory under $TMPDIR, removed at the end of the test.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string templ = (fs::path(base != nullptr && *base != '\0' ? base : "/tmp") / "distdb-config-XXXXXX").string();
+    REQUIRE(mkdtemp(templ.data()) != nullptr);
+    path = templ;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  std::string write(const std::string& name, const std::string& text) const {
+    const fs::path file = path / name;
+    fs::create_directories(file.parent_path());
+    std::ofstream(file, std::ios::binary) << text;
+    return file.string();
+  }
+};
+
+}  // namespace
+
+// ------------------------------------------------------------ valid configs
+
+TEST_CASE("config: the seed's three-machine examples load unchanged") {
+  const Config c = parse_ok(kSeedMachine1);
+  CHECK(c.id == 1);
+  CHECK(c.ip == "192.168.0.10");
+  CHECK(c.port == 5000);
+  CHECK(c.listen_ip == "192.168.0.10");
+  REQUIRE(c.peers.size() == 2);
+  CHECK(c.peers[0].id == 2);
+  CHECK(c.peers[0].ip == "192.168.0.11");
+  CHECK(c.peers[0].port == 5000);
+  CHECK(c.peers[1].id == 3);
+  CHECK(c.peers[1].ip == "192.168.0.12");
+  CHECK(c.storage.backend == StorageBackend::mariadb);
+  CHECK(c.storage.db.user == "root");
+  CHECK(c.storage.db.password == "password");
+  CHECK(c.storage.db.host == "localhost");
+  CHECK(c.storage.db.database == "dist_db");
+  CHECK(c.storage.db.port == 3306);
+  CHECK(c.storage.db.unix_socket.empty());
+  CHECK(c.warnings.empty());
+  CHECK(c.log_level == LogLevel::info);
+
+  const Config c2 = parse_ok(kSeedMachine2);
+  CHECK(c2.id == 2);
+  CHECK(c2.peers[0].id == 1);
+  CHECK(c2.storage.backend == StorageBackend::mariadb);
+  const Config c3 = parse_ok(kSeedMachine3);
+  CHECK(c3.id == 3);
+  CHECK(c3.peers[1].ip == "192.168.0.11");
+}
+
+TEST_CASE("config: the seed's single-machine example loads unchanged") {
+  const Config c = parse_ok(kSeedSingleMachine);
+  CHECK(c.id == 1);
+  CHECK(c.ip == "192.168.0.127");
+  CHECK(c.port == 5000);
+  REQUIRE(c.peers.size() == 2);
+  CHECK(c.peers[0].port == 5001);
+  CHECK(c.peers[1].port == 5002);
+  CHECK(c.storage.backend == StorageBackend::mariadb);
+  CHECK(c.storage.db.database == "dist_db");
+  CHECK(c.warnings.empty());
+}
+
+TEST_CASE("config: a minimal sqlite config, with every default") {
+  const Config c = parse_ok(R"({"local_node": {"id": 7, "ip": "127.0.0.1", "port": 6000}})");
+  CHECK(c.id == 7);
+  CHECK(c.peers.empty());
+  CHECK(c.listen_ip == "127.0.0.1");
+  CHECK(c.storage.backend == StorageBackend::sqlite);
+  CHECK(c.storage.sqlite_path == "distdb-node-7.db");
+  CHECK(c.storage.pool_size == 4);
+  CHECK(c.timeouts.heartbeat_interval_ms == 200);
+  CHECK(c.timeouts.heartbeat_timeout_ms == 1000);
+  CHECK(c.timeouts.request_timeout_ms == 30000);
+  CHECK(c.timeouts.idle_timeout_ms == 300000);
+  CHECK(c.timeouts.read_timeout_ms == 10000);
+  CHECK(c.limits.max_message_bytes == 4u * 1024 * 1024);
+  CHECK(c.limits.max_connections == 1024);
+  CHECK(c.limits.max_pending_per_connection == 1024);
+  CHECK(c.log_level == LogLevel::info);
+  CHECK(c.warnings.empty());
+}
+
+TEST_CASE("config: every extension") {
+  const Config c = parse_ok(make(
+      R"(, "listen_ip": "0.0.0.0",
+           "db_config": {"host": "db.local", "port": 3307, "user": "u", "password": "", "database": "d",
+                         "unix_socket": "/run/mysqld.sock", "connection_timeout": 3},
+           "storage": {"backend": "sqlite", "path": "/var/lib/distdb/n1.db", "pool_size": 8})",
+      R"(, "log_level": "DEBUG",
+           "timeouts": {"heartbeat_interval_ms": 100, "heartbeat_timeout_ms": 500, "request_timeout_ms": 2000,
+                        "idle_timeout_ms": 60000, "read_timeout_ms": 3000},
+           "limits": {"max_message_bytes": 1024, "max_connections": 100000, "max_pending_per_connection": 1000000})"));
+  CHECK(c.listen_ip == "0.0.0.0");
+  CHECK(c.storage.backend == StorageBackend::sqlite);  // explicit backend wins over db_config
+  CHECK(c.storage.sqlite_path == "/var/lib/distdb/n1.db");
+  CHECK(c.storage.pool_size == 8);
+  CHECK(c.storage.db.host == "db.local");
+  CHECK(c.storage.db.port == 3307);
+  CHECK(c.storage.db.user == "u");
+  CHECK(c.storage.db.password.empty());
+  CHECK(c.storage.db.database == "d");
+  CHECK(c.storage.db.unix_socket == "/run/mysqld.sock");
+  CHECK(c.storage.db.connect_timeout_ms == 3000);
+  CHECK(c.log_level == LogLevel::debug);
+  CHECK(c.timeouts.heartbeat_interval_ms == 100);
+  CHECK(c.timeouts.heartbeat_timeout_ms == 500);
+  CHECK(c.timeouts.request_timeout_ms == 2000);
+  CHECK(c.timeouts.idle_timeout_ms == 60000);
+  CHECK(c.timeouts.read_timeout_ms == 3000);
+  CHECK(c.limits.max_message_bytes == 1024);
+  CHECK(c.limits.max_connections == 100000);
+  CHECK(c.limits.max_pending_per_connection == 1000000);
+
+  CHECK(parse_ok(make(R"(, "storage": {"backend": "mariadb"})")).storage.backend == StorageBackend::mariadb);
+}
+
+TEST_CASE("config: connector-python keys we do not use are warnings, aliases are understood") {
+  const Config c = parse_ok(make(
+      R"(, "db_config": {"user": "root", "passwd": "pw", "db": "x", "charset": "utf8mb4", "auth_plugin": "mysql_native_password",
+                        "autocommit": true, "connect_timeout": 2, "password_unused": null})",
+      R"(, "comment": "made by hand", "version": 2)"));
+  CHECK(c.storage.db.password == "pw");
+  CHECK(c.storage.db.database == "x");
+  CHECK(c.storage.db.connect_timeout_ms == 2000);
+  REQUIRE(c.warnings.size() == 6);
+  CHECK(c.warnings[0] == "config.json: local_node.db_config.charset: ignored (not a connection setting distdb uses)");
+  CHECK(starts_with(c.warnings[1], "config.json: local_node.db_config.auth_plugin: ignored"));
+  CHECK(starts_with(c.warnings[2], "config.json: local_node.db_config.autocommit: ignored"));
+  CHECK(starts_with(c.warnings[3], "config.json: local_node.db_config.password_unused: ignored"));
+  CHECK(c.warnings[4] == "config.json: comment: unknown key, ignored");
+  CHECK(c.warnings[5] == "config.json: version: unknown key, ignored");
+
+  CHECK(parse_error(make(R"(, "db_config": {"password": "a", "passwd": "b"})")) ==
+        "config.json: local_node.db_config.passwd: same setting as local_node.db_config.password");
+}
+
+TEST_CASE("config: log levels") {
+  for (const char* name : {"trace", "debug", "info", "warn", "error", "off"}) {
+    const auto level = parse_log_level(name);
+    REQUIRE(level.has_value());
+    CHECK(std::string(to_string(*level)) == name);
+  }
+  CHECK(parse_log_level("WARNING") == LogLevel::warn);
+  CHECK_FALSE(parse_log_level("verbose").has_value());
+  CHECK(std::string(to_string(StorageBackend::sqlite)) == "sqlite");
+  CHECK(std::string(to_string(StorageBackend::mariadb)) == "mariadb");
+  CHECK(parse_error(make("", R"(, "log_level": "verbose")")) ==
+        R"(config.json: log_level: must be one of trace, debug, info, warn, error, off (got "verbose"))");
+  CHECK(parse_error(make("", R"(, "log_level": 3)")) == "config.json: log_level: expected a string, got an integer");
+}
+
+// ------------------------------------------------------------ errors
+
+TEST_CASE("config: missing required fields") {
+  CHECK(parse_error(R"({"peers": []})") == "config.json: local_node: missing required field");
+  CHECK(parse_error(R"({"local_node": {"ip": "a", "port": 1}})") == "config.json: local_node.id: missing required field");
+  CHECK(parse_error(R"({"local_node": {"id": 1, "port": 1}})") == "config.json: local_node.ip: missing required field");
+  CHECK(parse_error(R"({"local_node": {"id": 1, "ip": "a"}})") == "config.json: local_node.port: missing required field");
+  CHECK(parse_error(make("", "", R"([{"id": 2, "ip": "b", "port": 1}, {"id": 3, "port": 2}])")) ==
+        "config.json: peers[1].ip: missing required field");
+  CHECK(parse_error(make("", "", R"([{"ip": "b", "port": 1}])")) == "config.json: peers[0].id: missing required field");
+}
+
+TEST_CASE("config: wrong types") {
+  CHECK(parse_error(R"({"local_node": {"id": "1", "ip": "a", "port": 1}})") ==
+        "config.json: local_node.id: expected an integer, got a string");
+  CHECK(parse_error(R"({"local_node": {"id": 1, "ip": 5, "port": 1}})") ==
+        "config.json: local_node.ip: expected a string, got an integer");
+  CHECK(parse_error(R"({"local_node": {"id": 1, "ip": "", "port": 1}})") ==
+        "config.json: local_node.ip: must be a non-empty string");
+  CHECK(parse_error(R"({"local_node": {"id": 1, "ip": "a", "port": null}})") ==
+        "config.json: local_node.port: expected an integer, got null");
+  CHECK(parse_error(R"({"local_node": {"id": true, "ip": "a", "port": 1}})") ==
+        "config.json: local_node.id: expected an integer, got a boolean");
+  CHECK(parse_error(R"({"local_node": [1]})") == "config.json: local_node: expected an object, got an array");
+  CHECK(parse_error(make("", "", R"({"id": 2})")) == "config.json: peers: expected an array, got an object");
+  CHECK(parse_error(make("", "", R"([[2]])")) == "config.json: peers[0]: expected an object, got an array");
+  CHECK(parse_error(make("", R"(, "timeouts": 5)")) == "config.json: timeouts: expected an object, got an integer");
+  CHECK(parse_error(make(R"(, "db_config": "mysql://x")")) ==
+        "config.json: local_node.db_config: expected an object, got a string");
+  CHECK(parse_error(make(R"(, "db_config": {"port": "3306"})")) ==
+        "config.json: local_node.db_config.port: expected an integer, got a string");
+  CHECK(parse_error(make(R"(, "db_config": {"user": 0})")) ==
+        "config.json: local_node.db_config.user: expected a string, got an integer");
+  CHECK(parse_error("[]") == "config.json: top level: expected an object, got an array");
+  CHECK(parse_error("42") == "config.json: top level: expected an object, got an integer");
+}
+
+TEST_CASE("config: numbers out of range or not integers") {
+  CHECK(parse_error(make("", "", R"([{"id": 2, "ip": "b", "port": 1}, {"id": 3, "ip": "c", "port": 70000}])")) ==
+        "config.json: peers[1].port: must be an integer from 1 to 65535 (got 70000)");
+  CHECK(parse_error(R"({"local_node": {"id": 1, "ip": "a", "port": 0}})") ==
+        "config.json: local_node.port: must be an integer from 1 to 65535 (got 0)");
+  CHECK(parse_error(R"({"local_node": {"id": 1, "ip": "a", "port": -80}})") ==
+        "config.json: local_node.port: must be an integer from 1 to 65535 (got -80)");
+  CHECK(parse_error(R"({"local_node": {"id": 0, "ip": "a", "port": 1}})") ==
+        "config.json: local_node.id: must be an integer from 1 to 4294967295 (got 0)");
+  CHECK(parse_error(R"({"local_node": {"id": -3, "ip": "a", "port": 1}})") ==
+        "config.json: local_node.id: must be an integer from 1 to 4294967295 (got -3)");
+  CHECK(parse_error(R"({"local_node": {"id": 4294967296, "ip": "a", "port": 1}})") ==
+        "config.json: local_node.id: must be an integer from 1 to 4294967295 (got 4294967296)");
+  CHECK(parse_error(R"({"local_node": {"id": 18446744073709551615, "ip": "a", "port": 1}})") ==
+        "config.json: local_node.id: must be an integer from 1 to 4294967295 (got 18446744073709551615)");
+  CHECK(parse_error(R"({"local_node": {"id": 123456789012345678901234567890, "ip": "a", "port": 1}})") ==
+        "config.json: local_node.id: must be an integer from 1 to 4294967295 (got 1.2345678901234568e+29)");
+  CHECK(parse_error(R"({"local_node": {"id": 1.5, "ip": "a", "port": 1}})") ==
+        "config.json: local_node.id: expected an integer, got a real number (1.5)");
+  CHECK(parse_error(R"({"local_node": {"id": 1, "ip": "a", "port": 5000.0}})") ==
+        "config.json: local_node.port: expected an integer, got a real number (5000.0)");
+  CHECK(parse_error(R"({"local_node": {"id": 1e2, "ip": "a", "port": 1}})") ==
+        "config.json: local_node.id: expected an integer, got a real number (100.0)");
+  CHECK(starts_with(parse_error(R"({"local_node": {"id": 1e999, "ip": "a", "port": 1}})"),
+                    "config.json:1:23: invalid JSON: Number too big"));
+
+  CHECK(parse_error(make(R"(, "storage": {"pool_size": 0})")) ==
+        "config.json: local_node.storage.pool_size: must be an integer from 1 to 256 (got 0)");
+  CHECK(parse_error(make(R"(, "storage": {"pool_size": 257})")) ==
+        "config.json: local_node.storage.pool_size: must be an integer from 1 to 256 (got 257)");
+  CHECK(parse_error(make(R"(, "db_config": {"port": 65536})")) ==
+        "config.json: local_node.db_config.port: must be an integer from 1 to 65535 (got 65536)");
+  CHECK(parse_error(make(R"(, "db_config": {"connection_timeout": 0})")) ==
+        "config.json: local_node.db_config.connection_timeout: must be an integer from 1 to 86400 (got 0)");
+  CHECK(parse_error(make("", R"(, "timeouts": {"request_timeout_ms": 0})")) ==
+        "config.json: timeouts.request_timeout_ms: must be an integer from 1 to 2147483647 (got 0)");
+  CHECK(parse_error(make("", R"(, "timeouts": {"idle_timeout_ms": 2147483648})")) ==
+        "config.json: timeouts.idle_timeout_ms: must be an integer from 1 to 2147483647 (got 2147483648)");
+  CHECK(parse_error(make("", R"(, "limits": {"max_message_bytes": 1023})")) ==
+        "config.json: limits.max_message_bytes: must be an integer from 1024 to 1073741824 (got 1023)");
+  CHECK(parse_error(make("", R"(, "limits": {"max_message_bytes": 1073741825})")) ==
+        "config.json: limits.max_message_bytes: must be an integer from 1024 to 1073741824 (got 1073741825)");
+  CHECK(parse_error(make("", R"(, "limits": {"max_connections": 100001})")) ==
+        "config.json: limits.max_connections: must be an integer from 1 to 100000 (got 100001)");
+  CHECK(parse_error(make("", R"(, "limits": {"max_pending_per_connection": 0})")) ==
+        "config.json: limits.max_pending_per_connection: must be an integer from 1 to 1000000 (got 0)");
+}
+
+TEST_CASE("config: heartbeat timeout must exceed the interval") {
+  CHECK(parse_error(make("", R"(, "timeouts": {"heartbeat_interval_ms": 500, "heartbeat_timeout_ms": 500})")) ==
+        "config.json: timeouts.heartbeat_timeout_ms: must be greater than heartbeat_interval_ms (got 500, interval 500)");
+  CHECK(parse_error(make("", R"(, "timeouts": {"heartbeat_interval_ms": 2000})")) ==
+        "config.json: timeouts.heartbeat_interval_ms: must be less than heartbeat_timeout_ms "
+        "(got 2000, default timeout 1000)");
+  CHECK(parse_ok(make("", R"(, "timeouts": {"heartbeat_interval_ms": 999})")).timeouts.heartbeat_interval_ms == 999);
+}
+
+TEST_CASE("config: cluster membership is consistent") {
+  CHECK(parse_error(make("", "", R"([{"id": 2, "ip": "b", "port": 1}, {"id": 2, "ip": "c", "port": 1}])")) ==
+        "config.json: peers[1].id: duplicate id 2 (also peers[0])");
+  CHECK(parse_error(make("", "", R"([{"id": 2, "ip": "b", "port": 1}, {"id": 1, "ip": "c", "port": 1}])")) ==
+        "config.json: peers[1].id: 1 is this node's own id (local_node.id); list only the others");
+  CHECK(parse_error(make("", "", R"([{"id": 2, "ip": "10.0.0.1", "port": 5000}])")) ==
+        "config.json: peers[0]: address 10.0.0.1:5000 is also local_node's");
+  CHECK(parse_error(make("", "", R"([{"id": 2, "ip": "h", "port": 7}, {"id": 3, "ip": "h", "port": 7}])")) ==
+        "config.json: peers[1]: address h:7 is also peers[0]'s");
+  // Same ip with different ports is the seed's single-machine setup.
+  CHECK(parse_ok(make("", "", R"([{"id": 2, "ip": "10.0.0.1", "port": 5001}])")).peers.size() == 1);
+}
+
+TEST_CASE("config: unknown keys in our own sections are errors") {
+  CHECK(parse_error(make(R"(, "storage": {"bakend": "sqlite"})")) ==
+        "config.json: local_node.storage.bakend: unknown key (expected one of: backend, path, pool_size)");
+  CHECK(starts_with(parse_error(make("", R"(, "timeouts": {"heartbeat_timout_ms": 5})")),
+                    "config.json: timeouts.heartbeat_timout_ms: unknown key (expected one of: heartbeat_interval_ms, "));
+  CHECK(starts_with(parse_error(make("", R"(, "limits": {"max_msg": 5})")), "config.json: limits.max_msg: unknown key"));
+  CHECK(parse_error(make("", "", R"([{"id": 2, "ip": "b", "port": 1, "name": "n2"}])")) ==
+        "config.json: peers[0].name: unknown key (expected one of: id, ip, port)");
+  CHECK(starts_with(parse_error(make(R"(, "role": "leader")")), "config.json: local_node.role: unknown key"));
+  CHECK(parse_error(make(R"(, "storage": {"backend": "postgres"})")) ==
+        R"(config.json: local_node.storage.backend: must be "sqlite" or "mariadb" (got "postgres"))");
+  CHECK(parse_error(make(R"(, "storage": {"path": ""})")) ==
+        "config.json: local_node.storage.path: must be a non-empty string");
+}
+
+TEST_CASE("config: duplicate keys") {
+  CHECK(parse_error(R"({"local_node": {"id": 1, "ip": "a", "port": 1, "port": 2}})") ==
+        "config.json: local_node.port: duplicate key");
+  CHECK(parse_error(make("", "", R"([{"id": 2, "id": 3, "ip": "b", "port": 1}])")) ==
+        "config.json: peers[0].id: duplicate key");
+  CHECK(parse_error(make("", R"(, "peers": [])")) == "config.json: peers: duplicate key");
+  CHECK(parse_error(make(R"(, "db_config": {"charset": "a", "charset": "b"})")) ==
+        "config.json: local_node.db_config.charset: duplicate key");
+}
+
+TEST_CASE("config: invalid JSON reports line and column; empty input") {
+  CHECK(parse_error("{\n  \"local_node\": {\n    \"id\": 1,\n  }\n}") ==
+        "config.json:4:3: invalid JSON: Missing a name for object member.");
+  CHECK(parse_error("{\"local_node\": {}} x") ==
+        "config.json:1:20: invalid JSON: The document root must not be followed by other values.");
+  CHECK(starts_with(parse_error("{\"a\": \"\xff\"}"), "config.json:1:8: invalid JSON: Invalid encoding"));
+  CHECK(parse_error("") == "config.json: empty config (expected a JSON object)");
+  CHECK(parse_error(" \n\t ") == "config.json: empty config (expected a JSON object)");
+  // A byte order mark is tolerated.
+  CHECK(parse_ok(std::string("\xEF\xBB\xBF") + kSeedMachine1).id == 1);
+}
+
+TEST_CASE("config: hostile input never crashes") {
+  const std::string deep_arrays = std::string(100000, '[') + std::string(100000, ']');
+  CHECK(starts_with(parse_error(make("", R"(, "x": )" + deep_arrays)), "config.json: x[0][0]"));
+  CHECK(starts_with(parse_error(std::string(100000, '[')), "config.json:1:100001: invalid JSON"));
+  CHECK(starts_with(parse_error(std::string(100000, '{')), "config.json:1:2: invalid JSON"));
+  std::string deep_objects;
+  for (int i = 0; i < 100000; ++i) deep_objects += "{\"a\":";
+  deep_objects += "1" + std::string(100000, '}');
+  CHECK(parse_error(deep_objects).find("nested deeper than 64 levels") != std::string::npos);
+  CHECK(starts_with(parse_error(std::string("{\"local_node\": \0}", 17)), "config.json:1:16: invalid JSON"));
+  CHECK(starts_with(parse_error(make("", R"(, "peers": [)" + std::string(5000, ' ') + "]")),
+                    "config.json: peers: duplicate key"));
+  CHECK(parse_error(R"({"local_node": {"id": 1, "ip": "a", "port": 1, "\u0001x": 1}})") ==
+        "config.json: local_node.?x: unknown key (expected one of: id, ip, port, db_config, listen_ip, storage)");
+}
+
+// ------------------------------------------------------------ files
+
+TEST_CASE("config: load_config reads files and resolves relative sqlite paths") {
+  TempDir dir;
+
+  SUBCASE("missing file") {
+    const std::string path = (dir.path / "nope.json").string();
+    auto r = load_config(path);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().kind == ErrorKind::config);
+    CHECK(r.error().message == path + ": cannot read: No such file or directory");
+  }
+  SUBCASE("a directory") {
+    auto r = load_config(dir.path.string());
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message == dir.path.string() + ": cannot read: Is a directory");
+  }
+  SUBCASE("invalid JSON names the file, line and column") {
+    const std::string path = dir.write("bad.json", "{\n  \"local_node\": {\"id\": 1,\n    \"ip\": 'x'\n  }\n}\n");
+    auto r = load_config(path);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message == path + ":3:11: invalid JSON: Invalid value.");
+  }
+  SUBCASE("errors name the file") {
+    const std::string path = dir.write("port.json", make("", "", R"([{"id": 2, "ip": "b", "port": 70000}])"));
+    auto r = load_config(path);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message == path + ": peers[0].port: must be an integer from 1 to 65535 (got 70000)");
+  }
+  SUBCASE("the seed's config loads from a file") {
+    const std::string path = dir.write("config.json", kSeedMachine1);
+    auto r = load_config(path);
+    REQUIRE(r.ok());
+    CHECK(r->storage.backend == StorageBackend::mariadb);
+    CHECK(r->peers.size() == 2);
+  }
+  SUBCASE("relative sqlite paths, default or given, resolve against the config's directory") {
+    const std::string given =
+        dir.write("etc/node.json", R"({"local_node": {"id": 1, "ip": "a", "port": 1, "storage": {"path": "data/n1.db"}}})");
+    auto r = load_config(given);
+    REQUIRE(r.ok());
+    CHECK(r->storage.sqlite_path == (dir.path / "etc" / "data" / "n1.db").string());
+
+    const std::string by_default = dir.write("etc/n2.json", R"({"local_node": {"id": 2, "ip": "a", "port": 1}})");
+    auto d = load_config(by_default);
+    REQUIRE(d.ok());
+    CHECK(d->storage.sqlite_path == (dir.path / "etc" / "distdb-node-2.db").string());
+  }
+  SUBCASE("absolute paths and SQLite's special names are kept") {
+    const std::string abs = dir.write(
+        "abs.json", R"({"local_node": {"id": 1, "ip": "a", "port": 1, "storage": {"path": "/srv/n1.db"}}})");
+    CHECK(load_config(abs)->storage.sqlite_path == "/srv/n1.db");
+    const std::string mem = dir.write(
+        "mem.json", R"({"local_node": {"id": 1, "ip": "a", "port": 1, "storage": {"path": ":memory:"}}})");
+    CHECK(load_config(mem)->storage.sqlite_path == ":memory:");
+  }
+  SUBCASE("parse_config leaves paths alone") {
+    CHECK(parse_ok(R"({"local_node": {"id": 1, "ip": "a", "port": 1, "storage": {"path": "x.db"}}})")
+              .storage.sqlite_path == "x.db");
+  }
+}

@@ -1,1 +1,106 @@
-int main() { return 0; }
+// distdb-cli: the database shell.
+//
+//   distdb-cli                      asks for the node (on a terminal), then a prompt
+//   distdb-cli -h HOST -P PORT      connects to HOST:PORT
+//   distdb-cli -e "SELECT 1"        runs the statements, prints, exits
+//   distdb-cli < script.sql         runs the statements read from standard input
+//
+// Flags follow the mariadb client's. Exit status: 0 when everything
+// succeeded, 1 when a statement failed, 2 for usage or connection errors.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "messages.hpp"
+#include "reply_printer.hpp"
+#include "session.hpp"
+#include "shell.hpp"
+
+namespace {
+
+using distdb::cli::Format;
+
+constexpr const char* kDescription =
+    "distdb-cli: the distdb database shell. Connects to any node of a cluster;\n"
+    "writes sent to a node that is not the coordinator are redirected to it.";
+
+constexpr const char* kFooter =
+    "Input: with -e, the statements of its argument; otherwise standard input.\n"
+    "On a terminal: prompts (and, without --host/--port, the node is asked for),\n"
+    "statements end with ';' and may span lines, ':help' lists the commands.\n"
+    "From a pipe or file: no prompts; the first failed statement stops the run\n"
+    "unless --force is given.\n"
+    "\n"
+    "Output format (--format): 'table' on a terminal and with -e (aligned table,\n"
+    "row count, time and executing node, like the mariadb client's interactive\n"
+    "output); 'tsv' when statements come from a pipe or file (header line and\n"
+    "tab-separated rows, NULL as \\N, like the mariadb client's batch output);\n"
+    "'json' gives one JSON object per statement per line.\n"
+    "\n"
+    "Exit status: 0 all statements succeeded (and always after an interactive\n"
+    "session), 1 a statement failed, 2 usage or connection error.\n"
+    "Messages are in Portuguese when LC_ALL, LC_MESSAGES or LANG starts with 'pt'.";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace cli = distdb::cli;
+
+  CLI::App app{kDescription, "distdb-cli"};
+  app.set_help_flag("--help", "Print this help and exit");  // -h is --host, as in the mariadb client
+  app.set_version_flag("--version", std::string("distdb-cli ") + DISTDB_VERSION, "Print the version and exit");
+  app.footer(kFooter);
+
+  std::string host = cli::kDefaultHost;
+  std::uint16_t port = cli::kDefaultPort;
+  std::string execute;
+  std::string format_name;
+  bool force = false;
+  const std::map<std::string, Format> formats{{"table", Format::table}, {"tsv", Format::tsv}, {"json", Format::json}};
+
+  auto* host_opt = app.add_option("-h,--host", host, "Node to connect to (default 127.0.0.1)")->option_text("HOST");
+  auto* port_opt = app.add_option("-P,--port", port, "The node's port (default 5000)")
+                       ->check(CLI::Range(1, 65535))
+                       ->option_text("PORT");
+  auto* exec_opt = app.add_option("-e,--execute", execute, "Run these statements, print their results and exit")
+                       ->option_text("SQL");
+  auto* format_opt = app.add_option("--format", format_name, "Output format (default: see below)")
+                         ->check(CLI::IsMember({"table", "tsv", "json"}))
+                         ->option_text("table|tsv|json");
+  app.add_flag("-f,--force", force, "Go on after a failed statement (pipes, files, -e)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? cli::kExitOk : cli::kExitUsageOrConnection;
+  }
+
+  const cli::Lang lang = cli::detect_language_from_env();
+  const bool has_execute = exec_opt->count() > 0;
+  const bool interactive = !has_execute && isatty(STDIN_FILENO) == 1;
+  const bool ask_for_node = interactive && host_opt->count() == 0 && port_opt->count() == 0;
+
+  cli::PrinterOptions printer_options;
+  printer_options.lang = lang;
+  printer_options.format = format_opt->count() > 0 ? formats.at(format_name)
+                                                   : (interactive || has_execute ? Format::table : Format::tsv);
+  printer_options.blank_line_after = interactive;
+
+  cli::Session session(host, port, lang);
+  cli::ReplyPrinter printer(std::cout, std::cerr, printer_options);
+  cli::ShellOptions shell_options;
+  shell_options.lang = lang;
+  shell_options.interactive = interactive;
+  shell_options.force = force;
+  cli::Shell shell(session, printer, std::cin, std::cout, std::cerr, shell_options);
+
+  if (has_execute) return shell.run_text(execute);
+  if (interactive) return shell.run_interactive(ask_for_node);
+  return shell.run_batch();
+}

@@ -26,10 +26,13 @@ class DISTDB_API TransportHandler {
   virtual ~TransportHandler();
   // A complete frame arrived on `conn`.
   virtual void on_frame(ConnectionId conn, std::string frame) = 0;
-  // The byte stream on `conn` is unusable (frame too large, garbage between
-  // frames, a message not completed within the read timeout). The handler may
-  // send() one last error reply; the transport then closes the connection.
-  virtual void on_stream_error(ConnectionId conn, const Error& error) = 0;
+  // No more frames will come from `conn`: the peer finished sending (end of
+  // input; `error` is null), or the stream broke (`error` says why: a frame
+  // too large, garbage between frames, a message not completed within the
+  // read timeout, too many connections). Replies owed for frames already
+  // delivered may still be sent, then an error reply if wanted; the handler
+  // calls close() when it is done with the connection.
+  virtual void on_input_end(ConnectionId conn, const Error* error) = 0;
   // `conn` is gone (closed by either side, timed out, transport stopping).
   // No frame for it follows; sends to it are dropped.
   virtual void on_closed(ConnectionId conn) = 0;

@@ -41,7 +41,8 @@ struct Request {
   RequestBody body;
 };
 
-// Decodes one frame. On failure the error says what is wrong (kind
+// Decodes one frame. Fields other than the ones above are ignored, so that
+// newer clients can talk to older nodes. On failure the error says what is wrong (kind
 // invalid_request) and `id_out` holds the request's id if it could be read,
 // so that the error reply can still be matched by a pipelining client.
 Result<Request> decode_request(std::string_view json, std::optional<std::uint64_t>& id_out);
@@ -50,11 +51,27 @@ Result<Request> decode_request(std::string_view json, std::optional<std::uint64_
 std::string encode_request(const Request& request);
 
 std::string encode_reply(const Reply& reply);
+
+// The reply to a request that failed before it could run (malformed, too
+// large, ...): status ERROR, the error, and its message as "result".
+std::string encode_error_reply(std::optional<std::uint64_t> id, NodeId node, const Error& error);
+
+// The inverse of encode_reply, tolerant of the seed's minimal replies such as
+// {"status": "OK", "node": 3, "result": [{"id": 1}]}: missing "columns" and
+// "rows" are derived from the row objects, a missing "message" is taken from
+// a string "result", and an ERROR without "error" gets kind internal.
+// Text and blobs both travel as {"base64": ...} when they are not valid
+// UTF-8, so such text decodes as a Blob; the strings "NaN", "Infinity" and
+// "-Infinity" decode as text. Failures have kind invalid_request.
 Result<Reply> decode_reply(std::string_view json);
 
 // The status request's answer travels in Reply::result as a table
 // (columns: id, ip, port, role, alive, applied_seq); nothing extra to encode.
 
 const char* to_wire(ReplyStatus status);  // "OK", "REDIRECT", "ERROR"
+
+// The inverse of to_string(ErrorKind); names it does not know (a newer peer's)
+// map to ErrorKind::internal.
+ErrorKind error_kind_from_string(std::string_view name);
 
 }  // namespace distdb::wire

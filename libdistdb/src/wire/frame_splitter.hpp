@@ -28,6 +28,11 @@ class FrameSplitter {
   // completed before the fault are still appended.
   Status feed(std::string_view bytes, std::vector<std::string>& frames);
 
+  // Only '{' may open a frame: a top-level array or scalar is refused, since
+  // nothing but an object can be a request. Brackets inside a frame are
+  // counted like braces so that "{[}]" cannot end a frame early; whether the
+  // frame is valid JSON is left to the decoder.
+
   // True while a frame has begun but is not complete (drives the read timeout).
   bool mid_frame() const { return !partial_.empty(); }
 
@@ -37,6 +42,7 @@ class FrameSplitter {
   int depth_ = 0;         // brace/bracket depth of the frame in progress
   bool in_string_ = false;
   bool escaped_ = false;  // previous byte was a backslash inside a string
+  bool failed_ = false;   // a fault was reported; the stream cannot be resynchronised
 };
 
 }  // namespace distdb::wire

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs, builds, starts throwaway
+# MariaDB servers on 127.0.0.1 (own data dirs and ports), runs every test,
+# and removes the servers again, also when a test fails.
+#
+#   scripts/test.sh                 everything
+#   scripts/test.sh --suite unit    extra arguments go to `meson test`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+scripts/deps.sh --test
+export DISTDB_BUILD_DIR=${DISTDB_BUILD_DIR:-build}
+scripts/build.sh
+
+export DISTDB_SANDBOX_DIR
+DISTDB_SANDBOX_DIR=$(mktemp -d "${TMPDIR:-/tmp}/distdb-test.XXXXXX")
+export DISTDB_SANDBOX_BASE_PORT=${DISTDB_SANDBOX_BASE_PORT:-23306}
+servers=${DISTDB_TEST_SERVERS:-3}
+cleanup() {
+  "$root/scripts/mariadb-sandbox.sh" stop-all || true
+  rm -rf "$DISTDB_SANDBOX_DIR"
+}
+trap cleanup EXIT
+
+for ((i = 0; i < servers; i++)); do
+  scripts/mariadb-sandbox.sh start "$i"
+done
+eval "$(scripts/mariadb-sandbox.sh env "$servers")"
+export DISTDB_REQUIRE_MARIADB=1
+
+meson test -C "$DISTDB_BUILD_DIR" --print-errorlogs "$@"

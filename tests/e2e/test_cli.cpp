@@ -1,0 +1,439 @@
+// distdb-cli as a user runs it: a real distdb-node, the shell driven through
+// pipes, exact output checked. Fake nodes (a thread speaking the wire
+// protocol) stand in where one node cannot: REDIRECT replies and dropped
+// connections.
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <regex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "node_fixture.hpp"
+#include "wire/codec.hpp"
+
+using namespace distdb;
+using namespace distdb::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct CliRun {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs distdb-cli ($DISTDB_CLI_BIN) with `args`, `input` on its standard
+// input (a pipe, so not a terminal), and the locale variables cleared unless
+// given in `env`. Kills it after `timeout`.
+CliRun run_cli(const std::vector<std::string>& args, const std::string& input = "",
+               const std::vector<std::pair<std::string, std::string>>& env = {},
+               std::chrono::milliseconds timeout = 20s) {
+  const char* bin = std::getenv("DISTDB_CLI_BIN");
+  if (bin == nullptr) throw std::runtime_error("DISTDB_CLI_BIN is not set (run through meson test)");
+  std::vector<std::string> argv{bin};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> cargs;
+  for (auto& a : argv) cargs.push_back(a.data());
+  cargs.push_back(nullptr);
+
+  int in_pipe[2];
+  int out_pipe[2];
+  int err_pipe[2];
+  if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
+    throw std::runtime_error("pipe failed");
+  }
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    dup2(in_pipe[0], 0);
+    dup2(out_pipe[1], 1);
+    dup2(err_pipe[1], 2);
+    for (const char* var : {"LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE"}) unsetenv(var);
+    for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
+    execv(cargs[0], cargs.data());
+    _exit(127);
+  }
+  close(in_pipe[0]);
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
+
+  CliRun run;
+  std::size_t written = 0;
+  int in_fd = in_pipe[1];
+  if (input.empty()) {
+    close(in_fd);
+    in_fd = -1;
+  }
+  bool out_open = true;
+  bool err_open = true;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  signal(SIGPIPE, SIG_IGN);
+  while ((out_open || err_open) && std::chrono::steady_clock::now() < deadline) {
+    std::vector<pollfd> fds;
+    if (out_open) fds.push_back({out_pipe[0], POLLIN, 0});
+    if (err_open) fds.push_back({err_pipe[0], POLLIN, 0});
+    if (in_fd >= 0) fds.push_back({in_fd, POLLOUT, 0});
+    if (poll(fds.data(), fds.size(), 100) <= 0) continue;
+    for (const pollfd& p : fds) {
+      if (p.revents == 0) continue;
+      if (p.fd == in_fd) {
+        const ssize_t n = write(in_fd, input.data() + written, input.size() - written);
+        if (n > 0) written += static_cast<std::size_t>(n);
+        if (n < 0 || written == input.size()) {
+          close(in_fd);
+          in_fd = -1;
+        }
+        continue;
+      }
+      char buf[4096];
+      const ssize_t n = read(p.fd, buf, sizeof buf);
+      std::string& sink = p.fd == out_pipe[0] ? run.out : run.err;
+      if (n > 0) {
+        sink.append(buf, static_cast<std::size_t>(n));
+      } else {
+        (p.fd == out_pipe[0] ? out_open : err_open) = false;
+      }
+    }
+  }
+  if (in_fd >= 0) close(in_fd);
+  close(out_pipe[0]);
+  close(err_pipe[0]);
+  int status = 0;
+  if (out_open || err_open) kill(pid, SIGKILL);  // timed out
+  waitpid(pid, &status, 0);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return run;
+}
+
+// Timings vary: "(0.003 sec)" -> "(X sec)", "time_sec":0.003 -> "time_sec":X.
+std::string normalized(const std::string& text) {
+  static const std::regex secs(R"(\(\d+\.\d{3} sec\))");
+  static const std::regex json_secs(R"("time_sec":\d+\.\d{3})");
+  return std::regex_replace(std::regex_replace(text, secs, "(X sec)"), json_secs, "\"time_sec\":X");
+}
+
+std::string port_arg(int port) { return std::to_string(port); }
+
+// A node that answers requests with whatever `handler` says (nullopt: close
+// the connection without answering). One thread per connection.
+class FakeNode {
+ public:
+  using Handler = std::function<std::optional<Reply>(const wire::Request&)>;
+
+  explicit FakeNode(Handler handler) : handler_(std::move(handler)) {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int one = 1;
+    setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(listen_fd_, 16) != 0) {
+      throw std::runtime_error("fake node: bind/listen failed");
+    }
+    socklen_t len = sizeof addr;
+    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+
+  ~FakeNode() {
+    stop_ = true;
+    acceptor_.join();
+    close(listen_fd_);
+    std::lock_guard lock(mutex_);
+    for (const int fd : conn_fds_) shutdown(fd, SHUT_RDWR);
+    for (auto& t : conn_threads_) t.join();
+  }
+  FakeNode(const FakeNode&) = delete;
+  FakeNode& operator=(const FakeNode&) = delete;
+
+  int port() const { return port_; }
+  int requests() const { return requests_; }
+
+ private:
+  void accept_loop() {
+    while (!stop_) {
+      pollfd p{listen_fd_, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;
+      std::lock_guard lock(mutex_);
+      conn_fds_.push_back(fd);
+      conn_threads_.emplace_back([this, fd] { serve(fd); });
+    }
+  }
+
+  void serve(int fd) {
+    std::string buffer;
+    char buf[4096];
+    for (;;) {
+      const ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      buffer.append(buf, static_cast<std::size_t>(n));
+      std::size_t nl;
+      while ((nl = buffer.find('\n')) != std::string::npos) {
+        const std::string line = buffer.substr(0, nl);
+        buffer.erase(0, nl + 1);
+        std::optional<std::uint64_t> id;
+        auto request = wire::decode_request(line, id);
+        ++requests_;
+        std::optional<Reply> reply = request ? handler_(*request) : std::nullopt;
+        if (!reply) {
+          close(fd);
+          return;
+        }
+        reply->id = id;
+        const std::string out = wire::encode_reply(*reply) + "\n";
+        if (send(fd, out.data(), out.size(), MSG_NOSIGNAL) < 0) break;
+      }
+    }
+    close(fd);
+  }
+
+  Handler handler_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0};
+  std::thread acceptor_;
+  std::mutex mutex_;
+  std::vector<int> conn_fds_;
+  std::vector<std::thread> conn_threads_;
+};
+
+bool is_status(const wire::Request& r) { return std::holds_alternative<wire::StatusRequest>(r.body); }
+
+Reply redirect_to(NodeId answering, NodeId coordinator, int port) {
+  Reply r;
+  r.status = ReplyStatus::redirect;
+  r.node = answering;
+  r.error = Error(ErrorKind::not_coordinator, "not the coordinator");
+  r.coordinator = PeerConfig{coordinator, "127.0.0.1", static_cast<std::uint16_t>(port)};
+  return r;
+}
+
+const std::string kTable =
+    "+----+------+\n"
+    "| id | s    |\n"
+    "+----+------+\n"
+    "|  1 | um   |\n"
+    "|  2 | NULL |\n"
+    "+----+------+\n";
+
+// A node with table t(id, s) holding (1, 'um') and (2, NULL).
+void create_and_fill(int port) {
+  CliRun r = run_cli({"-P", port_arg(port), "-e", "CREATE TABLE t(id INT PRIMARY KEY, s TEXT)"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(normalized(r.out) == "Query OK, 0 rows affected (X sec)\nNode executor: 1\n");
+  CHECK(r.err.empty());
+  r = run_cli({"-P", port_arg(port), "-e", "INSERT INTO t VALUES (1, 'um'); INSERT INTO t VALUES (2, NULL);"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(normalized(r.out) ==
+        "Query OK, 1 row affected (X sec)\nNode executor: 1\n"
+        "Query OK, 1 row affected (X sec)\nNode executor: 1\n");
+}
+
+}  // namespace
+
+TEST_SUITE("cli") {
+  TEST_CASE("-e: create, insert, select with NULL in the exact table layout") {
+    NodeProcess node;
+    REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
+    create_and_fill(node.port());
+
+    const CliRun r = run_cli({"-h", "127.0.0.1", "-P", port_arg(node.port()), "-e", "SELECT id, s FROM t ORDER BY id"});
+    CHECK(r.exit_code == 0);
+    CHECK(normalized(r.out) == kTable + "2 rows in set (X sec)\nNode executor: 1\n");
+    CHECK(r.err.empty());
+
+    const CliRun empty = run_cli({"-P", port_arg(node.port()), "-e", "SELECT * FROM t WHERE id > 5"});
+    CHECK(empty.exit_code == 0);
+    CHECK(normalized(empty.out) == "Empty set (X sec)\nNode executor: 1\n");
+  }
+
+  TEST_CASE("a failing statement: ERROR line, exit status 1, later statements not run") {
+    NodeProcess node;
+    REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
+    const CliRun r = run_cli({"-P", port_arg(node.port()), "-e", "SELECT * FROM missing; SELECT 1 AS one"});
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.empty());
+    CHECK(r.err == "ERROR 1 (sql): no such table: missing\nNode executor: 1\n");
+
+    // --force goes on, and the exit status still says something failed.
+    const CliRun forced = run_cli({"-P", port_arg(node.port()), "--force", "-e", "SELECT * FROM missing; SELECT 1 AS one"});
+    CHECK(forced.exit_code == 1);
+    CHECK(normalized(forced.out) ==
+          "+-----+\n| one |\n+-----+\n|   1 |\n+-----+\n1 row in set (X sec)\nNode executor: 1\n");
+    CHECK(forced.err == "ERROR 1 (sql): no such table: missing\nNode executor: 1\n");
+  }
+
+  TEST_CASE("statements from standard input: tsv by default, no prompts, multi-line statements") {
+    NodeProcess node;
+    REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
+    const std::string script =
+        "-- set up\n"
+        "CREATE TABLE t(id INT PRIMARY KEY, s TEXT);\n"
+        "INSERT INTO t VALUES (1, 'um');   INSERT INTO t\n"
+        "  VALUES (2, NULL);\n"
+        "INSERT INTO t VALUES (3, 'a;b\tc');\n"
+        "SELECT id, s\n"
+        "  FROM t\n"
+        "  ORDER BY id;\n"
+        "SELECT count(*) AS n FROM t\n";  // the last statement may lack its ';'
+    const CliRun r = run_cli({"-P", port_arg(node.port())}, script);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "id\ts\n1\tum\n2\t\\N\n3\ta;b\\tc\nn\n3\n");
+    CHECK(r.err.empty());
+
+    const CliRun table = run_cli({"-P", port_arg(node.port()), "--format", "table"},
+                                 "SELECT id, s FROM t WHERE id < 3 ORDER BY id;\n");
+    CHECK(table.exit_code == 0);
+    CHECK(normalized(table.out) == kTable + "2 rows in set (X sec)\nNode executor: 1\n");
+
+    const CliRun bad = run_cli({"-P", port_arg(node.port())}, "SELECT 1;\nSELEC 2;\nSELECT 3;\n");
+    CHECK(bad.exit_code == 1);
+    CHECK(bad.out == "1\n1\n");
+    CHECK(bad.err.find("ERROR 1 (sql): ") == 0);
+    CHECK(bad.err.find("syntax error") != std::string::npos);
+  }
+
+  TEST_CASE("json: one object per statement per line, failures included") {
+    NodeProcess node;
+    REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
+    create_and_fill(node.port());
+    const CliRun r = run_cli({"-P", port_arg(node.port()), "--format", "json", "--force"},
+                             "SELECT id, s FROM t ORDER BY id;\nUPDATE t SET s = 'x' WHERE id = 2;\nSELECT * FROM nope;\n");
+    CHECK(r.exit_code == 1);
+    CHECK(normalized(r.out) ==
+          "{\"status\":\"ok\",\"node\":1,\"columns\":[\"id\",\"s\"],\"rows\":[[1,\"um\"],[2,null]],\"time_sec\":X}\n"
+          "{\"status\":\"ok\",\"node\":1,\"rows_affected\":1,\"last_insert_id\":2,\"time_sec\":X}\n"
+          "{\"status\":\"error\",\"node\":1,\"error\":{\"kind\":\"sql\",\"code\":1,\"message\":\"no such table: "
+          "nope\"},\"time_sec\":X}\n");
+  }
+
+  TEST_CASE("Portuguese: the seed's words") {
+    NodeProcess node;
+    REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
+    const CliRun r = run_cli({"-P", port_arg(node.port()), "-e", "SELECT 1 AS um"}, "", {{"LANG", "pt_BR.UTF-8"}});
+    CHECK(r.exit_code == 0);
+    CHECK(normalized(r.out) == "+----+\n| um |\n+----+\n|  1 |\n+----+\n1 row in set (X sec)\nNó executor: 1\n");
+  }
+
+  TEST_CASE(":info and commands from standard input; unknown commands are never sent") {
+    NodeProcess node;
+    REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
+    const CliRun r = run_cli({"-P", port_arg(node.port()), "--force"}, ":info\n:foo\nSELECT 1 AS x;\n:exit\nSELECT 2;\n");
+    CHECK(r.exit_code == 1);  // :foo
+    const std::string address = "127.0.0.1:" + port_arg(node.port());
+    CHECK(r.out.find("Address: " + address + "\nNode id: 1\n") == 0);
+    CHECK(r.out.find("| id | ip ") != std::string::npos);
+    CHECK(r.out.substr(r.out.size() - 4) == "x\n1\n");  // and nothing after :exit
+    CHECK(r.err == "unknown command ':foo'; type :help for the list of commands (SQL never starts with ':')\n");
+  }
+
+  TEST_CASE("a closed port: one clear line, exit status 2") {
+    const int port = free_port();
+    const std::string expected = "cannot connect to 127.0.0.1:" + port_arg(port) + ": connection refused\n";
+    CliRun r = run_cli({"-P", port_arg(port), "-e", "SELECT 1"});
+    CHECK(r.exit_code == 2);
+    CHECK(r.out.empty());
+    CHECK(r.err == expected);
+    r = run_cli({"-P", port_arg(port)}, "SELECT 1;\n");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err == expected);
+  }
+
+  TEST_CASE("usage errors: exit status 2; --help and --version: 0") {
+    CHECK(run_cli({"--bogus"}).exit_code == 2);
+    CHECK(run_cli({"--format", "xml", "-e", "SELECT 1"}).exit_code == 2);
+    CHECK(run_cli({"-P", "70000", "-e", "SELECT 1"}).exit_code == 2);
+    const CliRun help = run_cli({"--help"});
+    CHECK(help.exit_code == 0);
+    CHECK(help.out.find("-h,--host") != std::string::npos);
+    CHECK(help.out.find("-P,--port") != std::string::npos);
+    const CliRun version = run_cli({"--version"});
+    CHECK(version.exit_code == 0);
+    CHECK(version.out.find("distdb-cli ") == 0);
+  }
+
+  TEST_CASE("REDIRECT: the notice, then the statement runs on the coordinator the reply names") {
+    NodeProcess coordinator("", 3);
+    REQUIRE_MESSAGE(coordinator.wait_ready(), coordinator.process().output());
+    FakeNode follower([&](const wire::Request& req) -> std::optional<Reply> {
+      if (is_status(req)) return Reply{};
+      return redirect_to(1, 3, coordinator.port());
+    });
+    CliRun r = run_cli({"-P", port_arg(follower.port()), "-e", "CREATE TABLE teste (id INT PRIMARY KEY); INSERT INTO teste VALUES (1)"});
+    CHECK(r.exit_code == 0);
+    CHECK(normalized(r.out) ==
+          "[!] Redirecting to coordinator (Node 3)\nQuery OK, 0 rows affected (X sec)\nNode executor: 3\n"
+          "[!] Redirecting to coordinator (Node 3)\nQuery OK, 1 row affected (X sec)\nNode executor: 3\n");
+    CHECK(r.err.empty());
+
+    r = run_cli({"-P", port_arg(follower.port()), "-e", "SELECT * FROM teste"}, "", {{"LANG", "pt_BR.UTF-8"}});
+    CHECK(r.exit_code == 0);
+    CHECK(normalized(r.out) ==
+          "[!] Redirecionando para coordenador (Nó 3)\n+----+\n| id |\n+----+\n|  1 |\n+----+\n"
+          "1 row in set (X sec)\nNó executor: 3\n");
+
+    // Batch output keeps stdout for data: the notice goes to stderr.
+    r = run_cli({"-P", port_arg(follower.port())}, "SELECT * FROM teste;\n");
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "id\n1\n");
+    CHECK(r.err == "[!] Redirecting to coordinator (Node 3)\n");
+  }
+
+  TEST_CASE("a redirect loop stops after 3 hops with an error") {
+    std::atomic<int> self_port{0};
+    FakeNode looping([&](const wire::Request&) -> std::optional<Reply> { return redirect_to(2, 2, self_port); });
+    self_port = looping.port();
+    const CliRun r = run_cli({"-P", port_arg(looping.port()), "-e", "INSERT INTO t VALUES (1)"});
+    CHECK(r.exit_code == 1);
+    CHECK(r.out ==
+          "[!] Redirecting to coordinator (Node 2)\n"
+          "[!] Redirecting to coordinator (Node 2)\n"
+          "[!] Redirecting to coordinator (Node 2)\n");
+    CHECK(r.err == "ERROR 0 (not_coordinator): too many redirects (more than 3): last coordinator named was node 2 at "
+                   "127.0.0.1:" + port_arg(looping.port()) + "\n");
+    CHECK(looping.requests() == 4);
+  }
+
+  TEST_CASE("a dropped connection: one line, the shell goes on and reconnects") {
+    std::atomic<int> queries{0};
+    FakeNode flaky([&](const wire::Request& req) -> std::optional<Reply> {
+      if (is_status(req)) return Reply{};
+      if (++queries == 1) return std::nullopt;  // the first statement: connection dropped, no reply
+      Reply ok;
+      ok.node = 7;
+      ok.result.rows_affected = 1;
+      return ok;
+    });
+    const std::string address = "127.0.0.1:" + port_arg(flaky.port());
+    const CliRun r = run_cli({"-P", port_arg(flaky.port()), "--force"}, "INSERT INTO t VALUES (1);\nINSERT INTO t VALUES (2);\n");
+    CHECK(r.exit_code == 2);
+    CHECK(r.out.empty());  // tsv: nothing for writes
+    CHECK(r.err == "connection to " + address +
+                       " closed by the node (the statement may or may not have taken effect)\n");
+    CHECK(queries == 2);
+  }
+}

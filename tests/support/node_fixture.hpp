@@ -1,0 +1,59 @@
+// A distdb-node process for end-to-end tests, and a raw TCP connection to
+// talk to it byte by byte (as the seed's client does).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "process.hpp"
+
+namespace distdb::test {
+
+// Starts distdb-node ($DISTDB_NODE_BIN) on a free port with a SQLite file in
+// a fresh temp dir. `extra_json` is spliced into the top-level config object
+// (e.g. "\"limits\": {\"max_message_bytes\": 2048}").
+class NodeProcess {
+ public:
+  explicit NodeProcess(const std::string& extra_json = "", int id = 1);
+  ~NodeProcess();
+
+  int port() const { return port_; }
+  const std::string& dir() const { return dir_; }
+  const std::string& config_path() const { return config_path_; }
+  Process& process() { return *process_; }
+  bool wait_ready(std::chrono::milliseconds timeout = std::chrono::seconds(15));
+
+ private:
+  std::string dir_;
+  std::string config_path_;
+  int port_;
+  std::unique_ptr<Process> process_;
+};
+
+// A blocking TCP connection with deadlines.
+class RawConnection {
+ public:
+  explicit RawConnection(int port);
+  ~RawConnection();
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  bool connected() const { return fd_ >= 0; }
+  bool write(const std::string& bytes);
+  // Reads until the peer closes the connection (or the timeout passes).
+  std::string read_until_close(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Reads `n` newline-terminated lines.
+  std::vector<std::string> read_lines(std::size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // True when the peer has closed its side (reads return end of file).
+  bool closed_by_peer(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+ private:
+  int fd_ = -1;
+  std::string buffer_;
+};
+
+bool port_accepts(int port);
+
+}  // namespace distdb::test

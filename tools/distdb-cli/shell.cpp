@@ -1,0 +1,298 @@
+#include "shell.hpp"
+
+#include <cctype>
+#include <charconv>
+#include <sstream>
+
+namespace distdb::cli {
+
+namespace {
+
+bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  }
+  return true;
+}
+
+std::vector<std::string> split_words(std::string_view s) {
+  std::vector<std::string> words;
+  std::istringstream in{std::string(s)};
+  std::string w;
+  while (in >> w) words.push_back(w);
+  return words;
+}
+
+// "host:port" or "[v6]:port".
+std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(std::string_view text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+  std::string_view host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const auto port = parse_port(text.substr(colon + 1));
+  if (!port || host.empty()) return std::nullopt;
+  return std::make_pair(std::string(host), *port);
+}
+
+std::optional<std::size_t> column_index(const ResultSet& rs, std::string_view name) {
+  for (std::size_t i = 0; i < rs.columns.size(); ++i) {
+    if (rs.columns[i] == name) return i;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::uint16_t> parse_port(std::string_view text) {
+  unsigned value = 0;
+  const char* const end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || ec != std::errc() || ptr != end || value == 0 || value > 65535) return std::nullopt;
+  return static_cast<std::uint16_t>(value);
+}
+
+Shell::Shell(Session& session, ReplyPrinter& printer, std::istream& in, std::ostream& out, std::ostream& err,
+             ShellOptions options)
+    : session_(session), printer_(printer), in_(in), out_(out), err_(err), options_(options) {}
+
+int Shell::exit_code() const {
+  // Like the mariadb client, an interactive session that ends normally exits 0:
+  // its errors were shown as they happened.
+  if (options_.interactive) return kExitOk;
+  if (connection_failed_) return kExitUsageOrConnection;
+  if (statement_failed_) return kExitStatementFailed;
+  return kExitOk;
+}
+
+Shell::Flow Shell::after_failure(bool connection) {
+  (connection ? connection_failed_ : statement_failed_) = true;
+  return options_.interactive || options_.force ? Flow::go_on : Flow::stop;
+}
+
+std::string Shell::prompt() const {
+  if (!splitter_.empty()) return "    -> ";
+  return "distdb [" + session_.address() + "]> ";
+}
+
+void Shell::print_banner() {
+  out_ << tr(options_.lang, Msg::banner_title, {DISTDB_VERSION}) << '\n'
+       << tr(options_.lang, Msg::banner_hint) << "\n\n";
+}
+
+std::optional<std::pair<std::string, std::uint16_t>> Shell::ask_node() {
+  std::string line;
+  out_ << tr(options_.lang, Msg::prompt_node_ip) << std::flush;
+  if (!std::getline(in_, line)) return std::nullopt;
+  std::string host(trim(line));
+  if (host.empty()) host = kDefaultHost;
+  for (;;) {
+    out_ << tr(options_.lang, Msg::prompt_node_port) << std::flush;
+    if (!std::getline(in_, line)) return std::nullopt;
+    const std::string_view text = trim(line);
+    if (text.empty()) return std::make_pair(host, kDefaultPort);
+    if (auto port = parse_port(text)) return std::make_pair(host, *port);
+    err_ << tr(options_.lang, Msg::invalid_port, {std::string(text)}) << '\n';
+  }
+}
+
+bool Shell::connect_first() {
+  if (auto st = session_.connect(); !st) {
+    err_ << st.error().message << '\n';
+    connection_failed_ = true;
+    return false;
+  }
+  return true;
+}
+
+int Shell::run_interactive(bool ask_for_node) {
+  if (ask_for_node) {
+    auto node = ask_node();
+    if (!node) {
+      out_ << '\n';
+      return kExitOk;
+    }
+    session_.set_node(node->first, node->second);
+  }
+  // A node that is down is reported, but the shell stays: :node, or retry later.
+  if (auto st = session_.connect(); !st) err_ << st.error().message << '\n';
+  print_banner();
+  std::string line;
+  for (;;) {
+    out_ << prompt() << std::flush;
+    if (!std::getline(in_, line)) {  // Ctrl-D
+      out_ << '\n' << tr(options_.lang, Msg::bye) << '\n';
+      break;
+    }
+    if (feed_line(line) == Flow::stop) {
+      out_ << tr(options_.lang, Msg::bye) << '\n';
+      break;
+    }
+  }
+  out_.flush();
+  return exit_code();
+}
+
+int Shell::run_batch() {
+  if (!connect_first()) return exit_code();
+  std::string line;
+  while (std::getline(in_, line)) {
+    if (feed_line(line) == Flow::stop) return exit_code();
+  }
+  finish_pending();
+  return exit_code();
+}
+
+int Shell::run_text(std::string_view sql) {
+  if (!connect_first()) return exit_code();
+  while (!sql.empty()) {
+    const auto nl = sql.find('\n');
+    const std::string_view line = sql.substr(0, nl);
+    sql = nl == std::string_view::npos ? std::string_view() : sql.substr(nl + 1);
+    if (feed_line(line) == Flow::stop) return exit_code();
+  }
+  finish_pending();
+  return exit_code();
+}
+
+Shell::Flow Shell::feed_line(std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);  // CRLF scripts
+  if (splitter_.empty()) {
+    const std::string_view text = trim(line);
+    if (!text.empty() && text.front() == ':') {
+      splitter_.clear();
+      return run_command(text);
+    }
+    // The mariadb client's ways out, for its users' fingers.
+    std::string_view word = text;
+    while (!word.empty() && (word.back() == ';' || is_blank(word.back()))) word.remove_suffix(1);
+    if (iequals(word, "exit") || iequals(word, "quit") || word == "\\q") return Flow::stop;
+  }
+  for (const std::string& statement : splitter_.feed(line)) {
+    if (run_statement(statement) == Flow::stop) {
+      splitter_.clear();
+      return Flow::stop;
+    }
+  }
+  return Flow::go_on;
+}
+
+Shell::Flow Shell::finish_pending() {
+  const std::string rest = splitter_.take_rest();
+  if (rest.empty()) return Flow::go_on;
+  return run_statement(rest);
+}
+
+Shell::Flow Shell::run_statement(const std::string& sql) {
+  const Outcome outcome = session_.run(sql, [this](const PeerConfig& c) { printer_.redirect_notice(c); });
+  printer_.print(outcome);
+  if (outcome.succeeded()) return Flow::go_on;
+  return after_failure(outcome.connection_failed());
+}
+
+Shell::Flow Shell::run_command(std::string_view line) {
+  const std::vector<std::string> words = split_words(line);
+  const std::string& name = words.front();
+  const std::vector<std::string> args(words.begin() + 1, words.end());
+  if (name == ":exit" || name == ":quit") return Flow::stop;
+  if (name == ":help") {
+    out_ << tr(options_.lang, Msg::help_text) << '\n';
+    if (options_.interactive) out_ << '\n';
+    out_.flush();
+    return Flow::go_on;
+  }
+  if (name == ":info") return command_info();
+  if (name == ":node") return command_node(args);
+  out_.flush();
+  err_ << tr(options_.lang, Msg::unknown_command, {name}) << '\n';
+  return after_failure(false);
+}
+
+Shell::Flow Shell::command_info() {
+  const Lang lang = options_.lang;
+  out_ << tr(lang, Msg::info_address, {session_.address()}) << '\n';
+  auto status = session_.status();
+  if (!status || status->status != ReplyStatus::ok) {
+    Outcome outcome;
+    if (status) {
+      outcome.reply = std::move(*status);
+    } else {
+      outcome.failure = status.error();
+    }
+    // Errors are printed like a statement's, in any format but JSON (this is for humans).
+    PrinterOptions human = printer_.options();
+    if (human.format == Format::json) human.format = Format::table;
+    ReplyPrinter(out_, err_, human).print(outcome);
+    return after_failure(outcome.connection_failed());
+  }
+  const Reply& reply = *status;
+  out_ << tr(lang, Msg::info_node, {std::to_string(reply.node)}) << '\n';
+  const ResultSet& members = reply.result;
+  const auto id_col = column_index(members, "id");
+  const auto ip_col = column_index(members, "ip");
+  const auto port_col = column_index(members, "port");
+  const auto role_col = column_index(members, "role");
+  bool found = false;
+  if (id_col && ip_col && port_col && role_col) {
+    for (const Row& row : members.rows) {
+      if (row.size() < members.columns.size()) continue;
+      const auto* role = std::get_if<std::string>(&row[*role_col]);
+      if (role == nullptr || *role != "coordinator") continue;
+      const auto* port = std::get_if<std::int64_t>(&row[*port_col]);
+      const auto* ip = std::get_if<std::string>(&row[*ip_col]);
+      const std::string where =
+          ip != nullptr && port != nullptr && *port > 0 && *port <= 65535
+              ? format_address(*ip, static_cast<std::uint16_t>(*port))
+              : table_cell(row[*ip_col], 0) + ":" + table_cell(row[*port_col], 0);
+      out_ << tr(lang, Msg::info_coordinator, {table_cell(row[*id_col], 0), where}) << '\n';
+      found = true;
+      break;
+    }
+  }
+  if (!found) out_ << tr(lang, Msg::info_coordinator_unknown) << '\n';
+  print_table(out_, members, printer_.options().table);
+  if (options_.interactive) out_ << '\n';
+  out_.flush();
+  return Flow::go_on;
+}
+
+Shell::Flow Shell::command_node(const std::vector<std::string>& args) {
+  std::optional<std::pair<std::string, std::uint16_t>> target;
+  if (args.empty()) {
+    if (!options_.interactive) {
+      err_ << tr(options_.lang, Msg::node_usage) << '\n';
+      return after_failure(false);
+    }
+    target = ask_node();
+    if (!target) return Flow::stop;  // end of input while asking
+  } else if (args.size() == 1) {
+    target = parse_host_port(args[0]);
+  } else if (args.size() == 2) {
+    if (auto port = parse_port(args[1])) {
+      target = std::make_pair(args[0], *port);
+    } else {
+      err_ << tr(options_.lang, Msg::invalid_port, {args[1]}) << '\n';
+      return after_failure(false);
+    }
+  }
+  if (!target) {
+    err_ << tr(options_.lang, Msg::node_usage) << '\n';
+    return after_failure(false);
+  }
+  session_.set_node(target->first, target->second);
+  if (auto st = session_.connect(); !st) {
+    err_ << st.error().message << '\n';
+    return after_failure(true);
+  }
+  return Flow::go_on;
+}
+
+}  // namespace distdb::cli
