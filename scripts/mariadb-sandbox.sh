@@ -19,7 +19,8 @@
 # Nothing here is fit for anything but tests.
 set -euo pipefail
 
-readonly SCRIPT_PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
+SCRIPT_PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
+readonly SCRIPT_PATH
 readonly BASE_PORT="${DISTDB_SANDBOX_BASE_PORT:-23306}"
 readonly START_DEADLINE_S=60
 readonly STOP_DEADLINE_S=60

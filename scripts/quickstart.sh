@@ -88,7 +88,7 @@ done
 
 cli=("$bin/distdb-cli" -h 127.0.0.1 -P "$(port_of 3)")
 if [[ $mode == script ]]; then
-  "${cli[@]}" <<'SQL'
+  "${cli[@]}" --format table <<'SQL'
 CREATE TABLE IF NOT EXISTS teste (id INT PRIMARY KEY);
 INSERT INTO teste VALUES (1);
 INSERT INTO teste VALUES (2);

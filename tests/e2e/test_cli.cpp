@@ -324,9 +324,11 @@ TEST_SUITE("cli") {
     const CliRun r = run_cli({"-P", port_arg(node.port()), "--format", "json", "--force"},
                              "SELECT id, s FROM t ORDER BY id;\nUPDATE t SET s = 'x' WHERE id = 2;\nSELECT * FROM nope;\n");
     CHECK(r.exit_code == 1);
-    CHECK(normalized(r.out) ==
+    // last_insert_id after an UPDATE is the backend's business: not checked.
+    static const std::regex insert_id(R"("last_insert_id":\d+)");
+    CHECK(std::regex_replace(normalized(r.out), insert_id, "\"last_insert_id\":N") ==
           "{\"status\":\"ok\",\"node\":1,\"columns\":[\"id\",\"s\"],\"rows\":[[1,\"um\"],[2,null]],\"time_sec\":X}\n"
-          "{\"status\":\"ok\",\"node\":1,\"rows_affected\":1,\"last_insert_id\":2,\"time_sec\":X}\n"
+          "{\"status\":\"ok\",\"node\":1,\"rows_affected\":1,\"last_insert_id\":N,\"time_sec\":X}\n"
           "{\"status\":\"error\",\"node\":1,\"error\":{\"kind\":\"sql\",\"code\":1,\"message\":\"no such table: "
           "nope\"},\"time_sec\":X}\n");
   }

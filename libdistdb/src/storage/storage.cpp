@@ -1,1 +1,117 @@
-// placeholder: being written
+// The backend-independent part of the storage layer: transaction id rules,
+// backend dispatch, and distdb's own bookkeeping schema.
+#include "distdb/storage.hpp"
+
+#include <array>
+#include <string>
+
+#include "storage/sqlite_storage.hpp"
+#ifdef DISTDB_WITH_MARIADB
+#include "storage/mariadb_storage.hpp"
+#endif
+
+namespace distdb {
+
+Storage::~Storage() = default;
+
+bool is_valid_txn_id(std::string_view id) {
+  // The id is spliced into XA statements between single quotes, so this
+  // character set is also what keeps those statements injection-free.
+  if (id.empty() || id.size() > 64) return false;
+  for (const char c : id) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '.' || c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Result<std::unique_ptr<Storage>> open_storage(const StorageConfig& config) {
+  switch (config.backend) {
+    case StorageBackend::sqlite:
+      return open_sqlite_storage(config.sqlite_path);
+    case StorageBackend::mariadb:
+#ifdef DISTDB_WITH_MARIADB
+      return open_mariadb_storage(config.db);
+#else
+      return Error(ErrorKind::config,
+                   "storage backend 'mariadb' is not available: this distdb was built without "
+                   "MariaDB Connector/C (rebuild with -Dmariadb=enabled and libmariadb-dev installed)");
+#endif
+  }
+  return Error(ErrorKind::config, "unknown storage backend");
+}
+
+namespace {
+
+// distdb's bookkeeping schema. This is the single copy in C++; the file
+// sql/distdb_schema.sql holds the same statements verbatim (a test in
+// tests/storage/test_sqlite_storage.cpp checks that they agree), for
+// operators who want to create the tables by hand.
+//
+// Only portable SQL: it must run unchanged on SQLite and MariaDB.
+constexpr std::array<std::string_view, 2> kSchemaDdl = {
+    "CREATE TABLE IF NOT EXISTS distdb_meta (name VARCHAR(64) PRIMARY KEY, value VARCHAR(255) NOT NULL)",
+    // The 2PC layer updates the one row (id=1) inside every replicated
+    // transaction, so that the last applied log position commits atomically
+    // with the data it describes.
+    "CREATE TABLE IF NOT EXISTS distdb_applied (id INT PRIMARY KEY, epoch BIGINT NOT NULL, seq BIGINT NOT NULL)",
+};
+
+// Seed rows: each is inserted only when its key is missing. A dialect's
+// upsert (INSERT OR IGNORE / INSERT IGNORE / ON CONFLICT) is deliberately
+// avoided: SELECT-then-INSERT is portable, and a concurrent creator is
+// handled by re-checking after a failed insert.
+struct SeedRow {
+  std::string_view probe;   // returns a row when the seed is present
+  std::string_view insert;  // adds it
+};
+constexpr std::array<SeedRow, 2> kSchemaSeed = {{
+    {"SELECT value FROM distdb_meta WHERE name = 'schema_version'",
+     "INSERT INTO distdb_meta (name, value) VALUES ('schema_version', '1')"},
+    {"SELECT id FROM distdb_applied WHERE id = 1",
+     "INSERT INTO distdb_applied (id, epoch, seq) VALUES (1, 0, 0)"},
+}};
+
+Result<bool> row_exists(Storage& storage, std::string_view probe) {
+  auto rs = storage.execute(probe);
+  if (!rs) return rs.error();
+  return !rs->rows.empty();
+}
+
+Status seed(Storage& storage, const SeedRow& row) {
+  auto present = row_exists(storage, row.probe);
+  if (!present) return present.error();
+  if (*present) return {};
+  auto inserted = storage.execute(row.insert);
+  if (inserted) return {};
+  // Another node process (or connection) may have created the row between
+  // our probe and our insert: that is success, anything else is not.
+  auto again = row_exists(storage, row.probe);
+  if (again && *again) return {};
+  return inserted.error();
+}
+
+}  // namespace
+
+Status ensure_distdb_schema(Storage& storage) {
+  for (const auto ddl : kSchemaDdl) {
+    auto rs = storage.execute(ddl);
+    if (!rs) {
+      Error e = rs.error();
+      e.message = "creating distdb's schema: " + e.message;
+      return e;
+    }
+  }
+  for (const auto& row : kSchemaSeed) {
+    auto st = seed(storage, row);
+    if (!st) {
+      Error e = st.error();
+      e.message = "seeding distdb's schema: " + e.message;
+      return e;
+    }
+  }
+  return {};
+}
+
+}  // namespace distdb
