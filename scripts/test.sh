@@ -29,4 +29,17 @@ done
 eval "$(scripts/mariadb-sandbox.sh env "$servers")"
 export DISTDB_REQUIRE_MARIADB=1
 
-meson test -C "$DISTDB_BUILD_DIR" --print-errorlogs "$@"
+status=0
+meson test -C "$DISTDB_BUILD_DIR" --print-errorlogs "$@" || status=$?
+
+# One closing line with the counts of test cases, over every test program
+# (a test program that failed as a whole is counted once more).
+log="$DISTDB_BUILD_DIR/meson-logs/testlog.json"
+if [[ -f "$log" ]]; then
+  read -r passed failed < <(grep -o 'test cases: *[0-9]* | *[0-9]* passed | *[0-9]* failed' "$log" |
+    awk -F'|' '{ gsub(/[^0-9]/, "", $2); gsub(/[^0-9]/, "", $3); p += $2; f += $3 } END { print p + 0, f + 0 }')
+  # A test program that crashed or timed out counts as a failure too.
+  broken=$(grep -c -E '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" || true)
+  echo "${passed} passed, $((failed + broken)) failed"
+fi
+exit "$status"

@@ -1,3 +1,4 @@
+#include "util/json.hpp"
 #include "distdb/config.hpp"
 
 #include <algorithm>
@@ -67,17 +68,7 @@ using Check = std::optional<Error>;
 
 enum class Need { optional, required };
 
-const char* json_type_name(const JsonValue& v) {
-  if (v.IsNull()) return "null";
-  if (v.IsBool()) return "a boolean";
-  if (v.IsInt64() || v.IsUint64()) return "an integer";
-  if (v.IsNumber()) return "a real number";
-  if (v.IsString()) return "a string";
-  if (v.IsArray()) return "an array";
-  return "an object";
-}
 
-std::string_view name_of(const JsonValue& v) { return {v.GetString(), v.GetStringLength()}; }
 
 // A key as it appears in a field path: control characters would garble the
 // one-line message, so they are shown as '?'.
@@ -105,7 +96,7 @@ std::string format_real(double d) {
 
 const JsonValue* find(const JsonValue& obj, std::string_view key) {
   for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
-    if (name_of(it->name) == key) return &it->value;
+    if (json::text(it->name) == key) return &it->value;
   }
   return nullptr;
 }
@@ -200,8 +191,8 @@ Check ConfigReader::check_structure(const JsonValue& v, const std::string& path,
   } else if (v.IsObject()) {
     std::unordered_set<std::string_view> seen;
     for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
-      const std::string field = join(path, name_of(it->name));
-      if (!seen.insert(name_of(it->name)).second) return error(field, "duplicate key");
+      const std::string field = join(path, json::text(it->name));
+      if (!seen.insert(json::text(it->name)).second) return error(field, "duplicate key");
       if (auto e = check_structure(it->value, field, depth + 1)) return e;
     }
   }
@@ -213,7 +204,7 @@ Check ConfigReader::check_structure(const JsonValue& v, const std::string& path,
 Check ConfigReader::check_keys(const JsonValue& obj, const std::string& path,
                                std::initializer_list<std::string_view> allowed) const {
   for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
-    const std::string_view name = name_of(it->name);
+    const std::string_view name = json::text(it->name);
     if (std::find(allowed.begin(), allowed.end(), name) != allowed.end()) continue;
     std::string expected;
     for (const std::string_view a : allowed) expected += (expected.empty() ? "" : ", ") + std::string(a);
@@ -224,7 +215,7 @@ Check ConfigReader::check_keys(const JsonValue& obj, const std::string& path,
 
 Check ConfigReader::expect_object(const JsonValue& v, const std::string& path) const {
   if (v.IsObject()) return std::nullopt;
-  return error(path, std::string("expected an object, got ") + json_type_name(v));
+  return error(path, std::string("expected an object, got ") + json::type_name(v));
 }
 
 Check ConfigReader::to_int(const JsonValue& v, const std::string& field, std::int64_t lo, std::int64_t hi,
@@ -244,7 +235,7 @@ Check ConfigReader::to_int(const JsonValue& v, const std::string& field, std::in
     if (std::trunc(d) == d && std::fabs(d) >= 9.2e18) return error(field, range + " (got " + format_real(d) + ")");
     return error(field, "expected an integer, got a real number (" + format_real(d) + ")");
   }
-  return error(field, std::string("expected an integer, got ") + json_type_name(v));
+  return error(field, std::string("expected an integer, got ") + json::type_name(v));
 }
 
 Check ConfigReader::read_int(const JsonValue& obj, const std::string& path, const char* key, std::int64_t lo,
@@ -260,7 +251,7 @@ Check ConfigReader::read_string(const JsonValue& obj, const std::string& path, c
   const std::string field = join(path, key);
   const JsonValue* v = find(obj, key);
   if (v == nullptr) return need == Need::required ? Check(error(field, "missing required field")) : std::nullopt;
-  if (!v->IsString()) return error(field, std::string("expected a string, got ") + json_type_name(*v));
+  if (!v->IsString()) return error(field, std::string("expected a string, got ") + json::type_name(*v));
   if (non_empty && v->GetStringLength() == 0) return error(field, "must be a non-empty string");
   out.assign(v->GetString(), v->GetStringLength());
   return std::nullopt;
@@ -325,7 +316,7 @@ Check ConfigReader::read_db_setting(const JsonValue& v, const std::string& field
     }
     return std::nullopt;
   }
-  if (!v.IsString()) return error(field, std::string("expected a string, got ") + json_type_name(v));
+  if (!v.IsString()) return error(field, std::string("expected a string, got ") + json::type_name(v));
   std::string text(v.GetString(), v.GetStringLength());
   if (canonical == "host") {
     if (text.empty()) return error(field, "must be a non-empty string");
@@ -349,7 +340,7 @@ Check ConfigReader::read_db_config(const JsonValue& v, const std::string& path, 
   if (auto e = expect_object(v, path)) return e;
   std::vector<std::pair<std::string_view, std::string_view>> given;  // canonical key, key as written
   for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
-    const std::string_view key = name_of(it->name);
+    const std::string_view key = json::text(it->name);
     const std::string_view canonical = canonical_db_key(key);
     const std::string field = join(path, key);
     if (!is_used_db_key(canonical)) {
@@ -393,7 +384,7 @@ Check ConfigReader::read_peer(const JsonValue& v, const std::string& path, PeerC
 Check ConfigReader::read_peers(const JsonValue& root, Config& cfg) const {
   const JsonValue* peers = find(root, "peers");
   if (peers == nullptr) return std::nullopt;  // a cluster of one
-  if (!peers->IsArray()) return error("peers", std::string("expected an array, got ") + json_type_name(*peers));
+  if (!peers->IsArray()) return error("peers", std::string("expected an array, got ") + json::type_name(*peers));
   cfg.peers.resize(peers->Size());
   for (rapidjson::SizeType i = 0; i < peers->Size(); ++i) {
     if (auto e = read_peer((*peers)[i], index_path("peers", i), cfg.peers[i])) return e;
@@ -487,7 +478,7 @@ Check ConfigReader::check_members(const Config& cfg) const {
 // a tool sharing the file: reported, not refused.
 void ConfigReader::warn_unknown_top_level(const JsonValue& root) {
   for (auto it = root.MemberBegin(); it != root.MemberEnd(); ++it) {
-    const std::string_view name = name_of(it->name);
+    const std::string_view name = json::text(it->name);
     if (name == "local_node" || name == "peers" || name == "log_level" || name == "timeouts" || name == "limits") {
       continue;
     }

@@ -1,3 +1,4 @@
+#include "util/json.hpp"
 #include "wire/codec.hpp"
 
 #include <array>
@@ -258,17 +259,7 @@ std::string finish(const rapidjson::StringBuffer& buf) { return std::string(buf.
 
 // ---------------------------------------------------------------- reading
 
-const char* json_type_name(const JsonValue& v) {
-  if (v.IsNull()) return "null";
-  if (v.IsBool()) return "a boolean";
-  if (v.IsInt64() || v.IsUint64()) return "an integer";
-  if (v.IsNumber()) return "a real number";
-  if (v.IsString()) return "a string";
-  if (v.IsArray()) return "an array";
-  return "an object";
-}
 
-std::string_view string_of(const JsonValue& v) { return {v.GetString(), v.GetStringLength()}; }
 
 const JsonValue* find_member(const JsonValue& obj, const char* key) {
   const auto it = obj.FindMember(key);
@@ -291,7 +282,7 @@ std::string quote_for_message(std::string_view s) {
 Error invalid(std::string message) { return Error(ErrorKind::invalid_request, std::move(message)); }
 
 Error wrong_type(const std::string& field, const char* expected, const JsonValue& got) {
-  return invalid("field '" + field + "' must be " + expected + ", got " + json_type_name(got));
+  return invalid("field '" + field + "' must be " + expected + ", got " + json::type_name(got));
 }
 
 // Parses `json` into `doc`; on failure returns a message naming the offset.
@@ -312,7 +303,7 @@ Result<std::optional<std::uint64_t>> read_unsigned(const JsonValue& obj, const c
     if (v->IsInt64()) {
       what += " (got " + std::to_string(v->GetInt64()) + ")";
     } else if (!v->IsUint64()) {
-      what += std::string(", got ") + json_type_name(*v);
+      what += std::string(", got ") + json::type_name(*v);
     }
     return invalid(what);
   }
@@ -323,7 +314,7 @@ Result<std::optional<std::string>> read_string(const JsonValue& obj, const char*
   const JsonValue* v = find_member(obj, key);
   if (v == nullptr) return std::optional<std::string>{};
   if (!v->IsString()) return wrong_type(field, "a string", *v);
-  return std::optional<std::string>{std::string(string_of(*v))};
+  return std::optional<std::string>{std::string(json::text(*v))};
 }
 
 // ---------------------------------------------------------------- requests
@@ -349,7 +340,7 @@ Result<RequestBody> decode_body(const JsonValue& root) {
   const JsonValue* type = find_member(root, "type");
   if (type == nullptr) return invalid("missing field 'type'");
   if (!type->IsString()) return wrong_type("type", "a string", *type);
-  const std::string_view name = string_of(*type);
+  const std::string_view name = json::text(*type);
   if (name == "CLIENT_QUERY") return decode_client_query(root);
   if (name == "STATUS") return RequestBody{StatusRequest{}};
   if (name == "PING") return RequestBody{Ping{}};
@@ -368,31 +359,31 @@ Result<Value> decode_value(const JsonValue& v, const std::string& where) {
   // Above int64: keep the digits, as the storage layer does for BIGINT UNSIGNED.
   if (v.IsUint64()) return Value{std::to_string(v.GetUint64())};
   if (v.IsDouble()) return Value{v.GetDouble()};
-  if (v.IsString()) return Value{std::string(string_of(v))};
+  if (v.IsString()) return Value{std::string(json::text(v))};
   if (v.IsObject()) {
     const JsonValue* b64 = find_member(v, "base64");
     if (b64 != nullptr && b64->IsString()) {
-      auto bytes = base64_decode(string_of(*b64));
+      auto bytes = base64_decode(json::text(*b64));
       if (!bytes) return invalid_reply(where + ": malformed base64");
       return Value{Blob{std::move(*bytes)}};
     }
   }
-  return invalid_reply(where + ": unexpected value, got " + json_type_name(v));
+  return invalid_reply(where + ": unexpected value, got " + json::type_name(v));
 }
 
 Result<std::vector<std::string>> decode_columns(const JsonValue& columns) {
-  if (!columns.IsArray()) return invalid_reply(std::string("'columns' must be an array, got ") + json_type_name(columns));
+  if (!columns.IsArray()) return invalid_reply(std::string("'columns' must be an array, got ") + json::type_name(columns));
   std::vector<std::string> out;
   out.reserve(columns.Size());
   for (rapidjson::SizeType i = 0; i < columns.Size(); ++i) {
     if (!columns[i].IsString()) return invalid_reply("columns[" + std::to_string(i) + "] must be a string");
-    out.emplace_back(string_of(columns[i]));
+    out.emplace_back(json::text(columns[i]));
   }
   return out;
 }
 
 Result<std::vector<Row>> decode_rows(const JsonValue& rows, std::size_t width) {
-  if (!rows.IsArray()) return invalid_reply(std::string("'rows' must be an array, got ") + json_type_name(rows));
+  if (!rows.IsArray()) return invalid_reply(std::string("'rows' must be an array, got ") + json::type_name(rows));
   std::vector<Row> out;
   out.reserve(rows.Size());
   for (rapidjson::SizeType r = 0; r < rows.Size(); ++r) {
@@ -420,10 +411,10 @@ Result<std::vector<std::string>> columns_from_objects(const JsonValue& result) {
   for (rapidjson::SizeType r = 0; r < result.Size(); ++r) {
     const JsonValue& row = result[r];
     if (!row.IsObject()) {
-      return invalid_reply("result[" + std::to_string(r) + "] must be an object, got " + json_type_name(row));
+      return invalid_reply("result[" + std::to_string(r) + "] must be an object, got " + json::type_name(row));
     }
     for (auto it = row.MemberBegin(); it != row.MemberEnd(); ++it) {
-      const std::string_view name = string_of(it->name);
+      const std::string_view name = json::text(it->name);
       bool known = false;
       for (const std::string& c : columns) known = known || c == name;
       if (!known) columns.emplace_back(name);
@@ -490,8 +481,8 @@ Status decode_result_set(const JsonValue& root, Reply& reply) {
 Result<ReplyStatus> decode_status(const JsonValue& root) {
   const JsonValue* status = find_member(root, "status");
   if (status == nullptr) return invalid_reply("missing field 'status'");
-  if (!status->IsString()) return invalid_reply(std::string("field 'status' must be a string, got ") + json_type_name(*status));
-  const std::string_view s = string_of(*status);
+  if (!status->IsString()) return invalid_reply(std::string("field 'status' must be a string, got ") + json::type_name(*status));
+  const std::string_view s = json::text(*status);
   if (s == "OK") return ReplyStatus::ok;
   if (s == "REDIRECT") return ReplyStatus::redirect;
   if (s == "ERROR") return ReplyStatus::error;
@@ -500,7 +491,7 @@ Result<ReplyStatus> decode_status(const JsonValue& root) {
 
 // Result<Error> cannot exist (its two constructors would collide): out-param.
 Status decode_error(const JsonValue& e, Error& out) {
-  if (!e.IsObject()) return invalid_reply(std::string("field 'error' must be an object, got ") + json_type_name(e));
+  if (!e.IsObject()) return invalid_reply(std::string("field 'error' must be an object, got ") + json::type_name(e));
   auto kind = read_string(e, "kind", "error.kind");
   if (!kind) return invalid_reply(kind.error().message);
   out.kind = kind->has_value() ? error_kind_from_string(**kind) : ErrorKind::internal;
@@ -515,7 +506,7 @@ Status decode_error(const JsonValue& e, Error& out) {
 }
 
 Result<PeerConfig> decode_coordinator(const JsonValue& c) {
-  if (!c.IsObject()) return invalid_reply(std::string("field 'coordinator' must be an object, got ") + json_type_name(c));
+  if (!c.IsObject()) return invalid_reply(std::string("field 'coordinator' must be an object, got ") + json::type_name(c));
   PeerConfig p;
   auto id = read_unsigned(c, "id", "coordinator.id", std::numeric_limits<NodeId>::max());
   if (!id) return invalid_reply(id.error().message);
@@ -578,7 +569,7 @@ Result<Request> decode_request(std::string_view json, std::optional<std::uint64_
   id_out.reset();
   rapidjson::Document doc;
   if (auto problem = parse_json(json, doc)) return invalid(*problem);
-  if (!doc.IsObject()) return invalid(std::string("a request must be a JSON object, got ") + json_type_name(doc));
+  if (!doc.IsObject()) return invalid(std::string("a request must be a JSON object, got ") + json::type_name(doc));
 
   // The id first, so that whatever is wrong below can still be answered on
   // the right slot of a pipelined connection.
@@ -587,7 +578,7 @@ Result<Request> decode_request(std::string_view json, std::optional<std::uint64_
     if (!id->IsUint64()) {
       std::string what = "field 'id' must be a non-negative integer";
       what += id->IsInt64() ? " (got " + std::to_string(id->GetInt64()) + ")"
-                            : std::string(", got ") + json_type_name(*id);
+                            : std::string(", got ") + json::type_name(*id);
       return invalid(what);
     }
     request.id = id->GetUint64();
@@ -676,7 +667,7 @@ std::string encode_error_reply(std::optional<std::uint64_t> id, NodeId node, con
 Result<Reply> decode_reply(std::string_view json) {
   rapidjson::Document doc;
   if (auto problem = parse_json(json, doc)) return invalid_reply(*problem);
-  if (!doc.IsObject()) return invalid_reply(std::string("expected a JSON object, got ") + json_type_name(doc));
+  if (!doc.IsObject()) return invalid_reply(std::string("expected a JSON object, got ") + json::type_name(doc));
 
   Reply reply;
   auto status = decode_status(doc);
