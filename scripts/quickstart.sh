@@ -86,10 +86,16 @@ for id in 1 2 3; do
   grep -h '\[\*\]' "$run_dir/node$id.log" | sed "s/^/  node $id | /" || true
 done
 
+# The prototype's schema (sql/init_db.sql), so that its example session works
+# as it is. (Each node gets it: writes are not replicated yet.)
+for id in 1 2 3; do
+  "$bin/distdb-cli" -h 127.0.0.1 -P "$(port_of "$id")" \
+    -e "CREATE TABLE IF NOT EXISTS teste (id INT PRIMARY KEY)" >/dev/null
+done
+
 cli=("$bin/distdb-cli" -h 127.0.0.1 -P "$(port_of 3)")
 if [[ $mode == script ]]; then
   "${cli[@]}" --format table <<'SQL'
-CREATE TABLE IF NOT EXISTS teste (id INT PRIMARY KEY);
 INSERT INTO teste VALUES (1);
 INSERT INTO teste VALUES (2);
 SELECT * FROM teste;
