@@ -1,0 +1,148 @@
+// Catch-up: how a replica outside the view (restarted, lagging, or a new
+// coordinator behind the best log) gets the committed entries it lacks.
+//
+// Any replica serves committed entries from its log (ReadLog). When the
+// asker's last entry is not in the server's log (a conflicting entry the
+// asker committed for a deposed coordinator, which no client was told about)
+// or is older than the retained log, the server sends a full copy instead.
+// A follower that has caught up asks the coordinator to join the view; the
+// coordinator admits it between rounds, when it holds exactly the
+// coordinator's log.
+#include "core/replica.hpp"
+
+namespace distdb::core {
+
+void Replica::maybe_catch_up() {
+  if (participant_busy_ || applying_) return;
+  const auto retry_after = static_cast<std::uint64_t>(2 * config_.round_timeout_ticks);
+  if (catching_up_ && now_ - catch_up_sent_at_ <= retry_after) return;
+  catching_up_ = false;
+  CatchUpRequest request;
+  request.epoch = promised_;
+  request.applied = applied_;
+  request.snapshot = needs_snapshot_;
+  NodeId source = 0;
+  if (role_ == Role::coordinator && recovering_) {
+    if (!is_alive(recovery_source_)) {
+      // The only voter known to hold the best log is gone: try again later.
+      step_down(0);
+      return;
+    }
+    source = recovery_source_;
+  } else if (role_ == Role::follower && coordinator_ != 0 && !in_view()) {
+    source = coordinator_;
+    request.join = true;
+  }
+  if (source == 0) return;
+  catching_up_ = true;
+  catch_up_sent_at_ = now_;
+  send(source, request);
+}
+
+void Replica::on_catch_up_request(NodeId from, const CatchUpRequest& m) {
+  if (m.snapshot) {
+    queue_storage(ReadSnapshot{from});
+    return;
+  }
+  CatchUpReply reply;
+  reply.epoch = promised_;
+  reply.last = applied_;
+  if (m.applied == applied_) {
+    if (m.join && role_ == Role::coordinator && !recovering_ && !round_) {
+      view_.insert(from);
+      reply.joined = true;
+    }
+    send(from, reply);
+    return;
+  }
+  if (m.applied.seq > applied_.seq) {
+    send(from, reply);  // it is ahead of us: nothing to give
+    return;
+  }
+  queue_storage(ReadLog{m.applied, config_.catch_up_batch, from, m.join});
+}
+
+void Replica::on_log_read(const StorageDone& done, const ReadLog& op) {
+  if (!done.ok) return;  // the asker retries
+  if (done.log_conflict || done.log_truncated) {
+    queue_storage(ReadSnapshot{op.reader});
+    return;
+  }
+  CatchUpReply reply;
+  reply.epoch = promised_;
+  reply.last = applied_;
+  reply.entries = done.entries;
+  send(op.reader, std::move(reply));
+}
+
+void Replica::on_snapshot_read(const StorageDone& done, const ReadSnapshot& op) {
+  if (!done.ok) return;
+  CatchUpReply reply;
+  reply.epoch = promised_;
+  reply.last = applied_;
+  reply.snapshot = true;
+  reply.snapshot_applied = done.snapshot_applied;
+  reply.snapshot_data = done.snapshot_data;
+  send(op.reader, std::move(reply));
+}
+
+void Replica::on_catch_up_reply(NodeId /*from*/, const CatchUpReply& m) {
+  if (!catching_up_) return;  // an answer to an older request
+  catching_up_ = false;
+  if (participant_busy_ || applying_) return;
+  if (m.joined) {
+    announced_view_.insert(config_.id);
+    return;
+  }
+  if (m.snapshot) {
+    if (prepared_) {
+      queue_storage(RollbackEntry{prepared_->id});
+      prepared_.reset();
+    }
+    applying_ = true;
+    queue_storage(InstallSnapshot{m.snapshot_applied, m.snapshot_data});
+    return;
+  }
+  if (m.entries.empty() || m.entries.front().id.seq != applied_.seq + 1) {
+    maybe_catch_up();  // nothing usable: ask again (joining, or the log moved)
+    return;
+  }
+  if (prepared_) {
+    // Whatever was prepared here is decided by the log we are replaying.
+    queue_storage(RollbackEntry{prepared_->id});
+    prepared_.reset();
+  }
+  applying_ = true;
+  queue_storage(ApplyEntries{m.entries});
+}
+
+void Replica::on_entries_applied(const StorageDone& done, const ApplyEntries& op) {
+  applying_ = false;
+  if (done.applied_count > 0 && done.applied_count <= op.entries.size()) {
+    applied_ = op.entries[done.applied_count - 1].id;
+  }
+  if (done.diverged) needs_snapshot_ = true;
+  after_catch_up_progress();
+}
+
+void Replica::on_snapshot_installed(const StorageDone& done, const InstallSnapshot& op) {
+  applying_ = false;
+  if (done.ok) {
+    applied_ = op.applied;
+    needs_snapshot_ = false;
+  }
+  after_catch_up_progress();
+}
+
+void Replica::after_catch_up_progress() {
+  if (role_ == Role::coordinator && recovering_ &&
+      (applied_ == recovery_target_ || more_up_to_date(applied_, recovery_target_))) {
+    recovering_ = false;
+    last_decided_ = applied_;
+    maybe_start_round();
+    return;
+  }
+  maybe_catch_up();
+}
+
+}  // namespace distdb::core

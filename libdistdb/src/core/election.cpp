@@ -1,0 +1,219 @@
+// The Coordinator half of a Replica: heartbeats, liveness, elections, the view.
+//
+// Rules (docs/design.md, "Election and membership"):
+//   - Every replica heartbeats every other one; a member silent for
+//     heartbeat_timeout_ticks is considered down.
+//   - Only the highest-id member a replica hears may become coordinator: a
+//     replica starts an election only when it is the highest it hears (and
+//     hears a majority), and grants its vote only to a candidate that is.
+//   - A vote is a durable promise: once a replica promised epoch E it refuses
+//     everything from older epochs. A candidate with promises from a majority
+//     is the only coordinator of E (invariant I1).
+//   - A coordinator with a lower id than a caught-up member hands over: that
+//     member starts an election, and the seed's rule (highest id wins) holds
+//     without a moment where the new coordinator lacks committed writes.
+#include <algorithm>
+
+#include "core/replica.hpp"
+
+namespace distdb::core {
+
+void Replica::send_heartbeats() {
+  Heartbeat hb;
+  hb.epoch = promised_;
+  hb.coordinator = coordinator_;
+  hb.is_coordinator = role_ == Role::coordinator;
+  hb.applied = applied_;
+  if (hb.is_coordinator) hb.view.assign(view_.begin(), view_.end());
+  broadcast(hb);
+}
+
+void Replica::check_liveness() {
+  const auto timeout = static_cast<std::uint64_t>(config_.heartbeat_timeout_ticks);
+  if (role_ == Role::coordinator) {
+    // Silent members leave the view; they catch up and rejoin later.
+    for (auto it = view_.begin(); it != view_.end();) {
+      if (*it != config_.id && !is_alive(*it)) {
+        if (round_) round_->members.erase(*it);
+        it = view_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (alive_members().size() >= majority()) {
+      last_majority_contact_ = now_;
+    } else if (now_ - last_majority_contact_ > timeout) {
+      // Cut off from the majority: stop accepting writes. Whoever the
+      // majority elects meanwhile will not be contradicted by us.
+      step_down(0);
+    }
+    if (round_) check_round();
+  } else if (coordinator_ != 0 && now_ - last_coordinator_contact_ > timeout) {
+    coordinator_ = 0;
+    announced_view_.clear();
+  }
+}
+
+void Replica::maybe_start_election() {
+  if (role_ == Role::coordinator || now_ < election_not_before_) return;
+  const std::vector<NodeId> alive = alive_members();
+  if (alive.size() < majority()) return;
+  if (alive.back() != config_.id) return;  // a higher member is up: it is the one to run
+  const bool coordinator_alive =
+      coordinator_ != 0 && now_ - last_coordinator_contact_ <= static_cast<std::uint64_t>(config_.heartbeat_timeout_ticks);
+  if (coordinator_alive) {
+    // Take over from a lower-id coordinator, but only once caught up and in
+    // its view, so that the hand-over loses nothing and stalls little.
+    if (coordinator_ > config_.id || !in_view()) return;
+  }
+  start_election();
+}
+
+void Replica::start_election() {
+  role_ = Role::candidate;
+  coordinator_ = 0;
+  candidate_epoch_ = promised_ + 1;
+  promised_ = candidate_epoch_;
+  votes_.clear();
+  // Try again later if this one fails (no majority of grants): back off by
+  // a random amount so that two candidates do not keep colliding.
+  const auto timeout = static_cast<std::uint64_t>(config_.heartbeat_timeout_ticks);
+  election_not_before_ = now_ + timeout + next_random() % (timeout + 1);
+  queue_storage(PersistPromise{candidate_epoch_});
+}
+
+void Replica::on_promise_persisted(Epoch epoch) {
+  if (pending_grant_ && pending_grant_->second == epoch) {
+    VoteReply reply;
+    reply.epoch = epoch;
+    reply.granted = promised_ == epoch;
+    reply.applied = applied_;  // every storage task queued before the promise is done
+    reply.promised = promised_;
+    send(pending_grant_->first, reply);
+    pending_grant_.reset();
+  }
+  if (role_ == Role::candidate && epoch == candidate_epoch_ && promised_ == epoch) {
+    VoteReply self;
+    self.epoch = epoch;
+    self.granted = true;
+    self.applied = applied_;
+    self.promised = epoch;
+    votes_[config_.id] = self;
+    broadcast(VoteRequest{epoch});
+    if (votes_.size() >= majority()) become_coordinator();
+  }
+}
+
+void Replica::on_vote_request(NodeId from, const VoteRequest& m) {
+  VoteReply refusal;
+  refusal.epoch = m.epoch;
+  refusal.granted = false;
+  refusal.applied = applied_;
+  refusal.promised = promised_;
+  if (m.epoch <= promised_) {
+    send(from, refusal);
+    return;
+  }
+  // Highest id wins: refuse a candidate when a higher member is up.
+  const std::vector<NodeId> alive = alive_members();
+  if (!alive.empty() && alive.back() > from) {
+    send(from, refusal);
+    return;
+  }
+  promised_ = m.epoch;
+  if (role_ != Role::follower) step_down(0);
+  coordinator_ = 0;
+  announced_view_.clear();
+  pending_grant_ = {from, m.epoch};
+  queue_storage(PersistPromise{m.epoch});
+}
+
+void Replica::on_vote_reply(NodeId from, const VoteReply& m) {
+  reported_applied_[from] = m.applied;
+  if (role_ != Role::candidate || m.epoch != candidate_epoch_) return;
+  if (!m.granted) {
+    if (m.promised > promised_) {
+      promised_ = m.promised;
+      queue_storage(PersistPromise{promised_});
+      role_ = Role::follower;
+    }
+    return;
+  }
+  votes_[from] = m;
+  if (votes_.size() >= majority()) become_coordinator();
+}
+
+void Replica::become_coordinator() {
+  role_ = Role::coordinator;
+  coordinator_ = config_.id;
+  last_coordinator_contact_ = now_;
+  last_majority_contact_ = now_;
+  // The best log among the majority that voted contains every acknowledged
+  // entry (design.md, I2/I3): catch up to it before ordering new writes.
+  EntryId best = applied_;
+  NodeId best_holder = config_.id;
+  for (const auto& [voter, vote] : votes_) {
+    if (more_up_to_date(vote.applied, best)) {
+      best = vote.applied;
+      best_holder = voter;
+    }
+  }
+  view_.clear();
+  view_.insert(config_.id);
+  for (const auto& [voter, vote] : votes_) {
+    if (vote.applied == best) view_.insert(voter);
+  }
+  recovery_target_ = best;
+  recovery_source_ = best_holder;
+  recovering_ = best != applied_;
+  if (prepared_) {
+    // Our own undecided entry: the new log decides its position afresh.
+    queue_storage(RollbackEntry{prepared_->id});
+    prepared_.reset();
+  }
+  if (recovering_) {
+    catching_up_ = false;
+    maybe_catch_up();
+  } else {
+    last_decided_ = applied_;
+  }
+  send_heartbeats();
+}
+
+void Replica::step_down(NodeId new_coordinator) {
+  if (role_ == Role::coordinator) {
+    fail_pending(WriteResult::not_coordinator, "the coordinator stepped down before running the write");
+    if (round_) {
+      for (const Pending& p : round_->writes) {
+        finish_write(p, WriteResult::outcome_unknown, {},
+                     "the coordinator lost its epoch while the write was being replicated");
+      }
+      round_.reset();
+    }
+    view_.clear();
+    recovering_ = false;
+  }
+  role_ = Role::follower;
+  coordinator_ = new_coordinator;
+}
+
+void Replica::on_heartbeat(NodeId from, const Heartbeat& m) {
+  reported_applied_[from] = m.applied;
+  if (m.epoch > promised_) {
+    // A newer epoch exists. Follow its coordinator; if the sender is only a
+    // replica that promised a newer epoch, our epoch is over anyway.
+    promised_ = m.epoch;
+    queue_storage(PersistPromise{promised_});
+    if (role_ != Role::follower) step_down(0);
+    coordinator_ = 0;
+    announced_view_.clear();
+  }
+  if (m.epoch == promised_ && m.is_coordinator && role_ != Role::coordinator) {
+    if (role_ == Role::candidate) role_ = Role::follower;
+    coordinator_ = from;
+    last_coordinator_contact_ = now_;
+    announced_view_ = std::set<NodeId>(m.view.begin(), m.view.end());
+  }
+}
+
+}  // namespace distdb::core

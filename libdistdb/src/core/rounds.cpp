@@ -1,0 +1,234 @@
+// The TwoPhaseCommit half, coordinator side: batching writes into log
+// entries and running each through prepare and commit.
+//
+// One round at a time: entry s+1 is prepared only once s is committed on a
+// majority. Throughput comes from batching every write waiting when a round
+// starts into its entry, not from overlapping rounds; this keeps at most one
+// undecided entry in the whole cluster, which is what makes recovery simple.
+//
+// A round (docs/design.md, "Writes"):
+//   1. Prepare(entry) to every member of the view, the coordinator included
+//      (its own participant gets it through the local inbox).
+//   2. A member that votes no, disagrees on an outcome, or stays silent
+//      leaves the view (it catches up and rejoins). The entry is decided
+//      (committed) once every remaining member voted yes — provided they are
+//      still a majority; otherwise the coordinator steps down and the
+//      writes' outcome is unknown.
+//   3. Decide(entry) to those members. Once a majority (the coordinator
+//      included) has committed, the writes are answered: from then on every
+//      later coordinator's log contains the entry (I2).
+#include <algorithm>
+
+#include "core/replica.hpp"
+
+namespace distdb::core {
+
+void Replica::on_propose(ClientTag tag, std::string sql, NodeId forwarded_from, ClientTag forwarded_tag) {
+  Pending p{tag, std::move(sql), forwarded_from, forwarded_tag};
+  if (role_ == Role::coordinator) {
+    if (can_commit() || recovering_) {
+      pending_.push_back(std::move(p));
+      maybe_start_round();
+    } else {
+      finish_write(p, WriteResult::no_quorum, {},
+                   "no quorum: the coordinator does not reach a majority of the cluster");
+    }
+    return;
+  }
+  if (forwarded_from != 0) {
+    // A forwarded write reached a replica that is not (or no longer) the coordinator.
+    finish_write(p, coordinator_ != 0 ? WriteResult::not_coordinator : WriteResult::no_quorum, {},
+                 coordinator_ != 0 ? "not the coordinator" : "no coordinator elected");
+    return;
+  }
+  if (coordinator_ == 0) {
+    finish_write(p, WriteResult::no_quorum, {},
+                 "no quorum: no coordinator is elected (an election is under way, or no majority is reachable)");
+    return;
+  }
+  if (!config_.forward_writes) {
+    finish_write(p, WriteResult::not_coordinator, {}, "writes go to the coordinator");
+    return;
+  }
+  forwards_[tag] = Forward{tag, coordinator_, now_};
+  send(coordinator_, ForwardedWrite{promised_, tag, p.sql});
+}
+
+void Replica::maybe_start_round() {
+  if (round_ || pending_.empty() || !can_commit()) return;
+  Round r;
+  r.entry.id = EntryId{last_decided_.seq + 1, promised_};
+  while (!pending_.empty() && r.writes.size() < config_.max_batch) {
+    r.entry.statements.push_back(LoggedStatement{pending_.front().sql, true, 0});
+    r.writes.push_back(std::move(pending_.front()));
+    pending_.pop_front();
+  }
+  r.members = view_;
+  r.started_at = now_;
+  round_ = std::move(r);
+  Prepare prepare{promised_, last_decided_, round_->entry};
+  for (NodeId member : round_->members) send(member, prepare);
+}
+
+void Replica::on_prepare_reply(NodeId from, const PrepareReply& m) {
+  if (role_ != Role::coordinator || !round_ || round_->decided) return;
+  if (m.epoch != promised_ || !(m.entry == round_->entry.id) || round_->members.count(from) == 0) return;
+  round_->votes[from] = m;
+  check_round();
+}
+
+void Replica::check_round() {
+  if (!round_) return;
+  Round& r = *round_;
+  if (!r.decided) {
+    auto self = r.votes.find(config_.id);
+    if (self != r.votes.end() && !self->second.yes) {
+      // Our own storage refused: we cannot order writes.
+      step_down(0);
+      return;
+    }
+    // Members that voted no, or whose outcomes differ from ours, leave the view.
+    if (self != r.votes.end()) {
+      for (auto it = r.votes.begin(); it != r.votes.end();) {
+        const PrepareReply& v = it->second;
+        bool agrees = v.yes && v.outcomes.size() == self->second.outcomes.size();
+        for (std::size_t i = 0; agrees && i < v.outcomes.size(); ++i) {
+          agrees = v.outcomes[i].same_effect(self->second.outcomes[i]);
+        }
+        if (!agrees) {
+          r.members.erase(it->first);
+          view_.erase(it->first);
+          it = r.votes.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    if (r.members.size() < majority()) {
+      step_down(0);
+      return;
+    }
+    for (NodeId m : r.members) {
+      if (r.votes.count(m) == 0) return;  // still waiting
+    }
+    r.decided = true;
+    r.reference = r.votes[config_.id].outcomes;
+    last_decided_ = r.entry.id;
+    for (NodeId m : r.members) send(m, Decide{promised_, r.entry.id});
+    return;
+  }
+  std::set<NodeId> possible = r.members;
+  possible.insert(r.committed.begin(), r.committed.end());
+  if (possible.size() < majority()) {
+    // Too few members left to ever commit it on a majority.
+    step_down(0);
+    return;
+  }
+  if (r.committed.count(config_.id) == 0 || r.committed.size() < majority()) return;
+  // Committed on a majority, ourselves included: answer every write.
+  Round done = std::move(r);
+  round_.reset();
+  for (std::size_t i = 0; i < done.writes.size(); ++i) {
+    const StatementOutcome& outcome = done.reference.at(i);
+    finish_write(done.writes[i], WriteResult::committed, outcome,
+                 outcome.ok ? "SUCCESS: replicated to every node of the view"
+                            : "ERROR: " + outcome.message + " (rolled back on every node)");
+  }
+  maybe_start_round();
+}
+
+void Replica::on_decide_reply(NodeId from, const DecideReply& m) {
+  if (role_ != Role::coordinator || !round_ || !round_->decided) return;
+  if (m.epoch != promised_ || !(m.entry == round_->entry.id)) return;
+  if (m.ok) {
+    round_->committed.insert(from);
+  } else {
+    // It could not commit (its storage failed): out of the view until it catches up.
+    round_->members.erase(from);
+    view_.erase(from);
+  }
+  check_round();
+}
+
+void Replica::round_timeout() {
+  if (!round_ || now_ - round_->started_at <= static_cast<std::uint64_t>(config_.round_timeout_ticks)) return;
+  // Members that have not answered in time leave the view.
+  Round& r = *round_;
+  for (auto it = r.members.begin(); it != r.members.end();) {
+    const bool answered = r.decided ? r.committed.count(*it) > 0 : r.votes.count(*it) > 0;
+    if (!answered && *it != config_.id) {
+      view_.erase(*it);
+      it = r.members.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  r.started_at = now_;
+  check_round();
+}
+
+void Replica::fail_pending(WriteResult::Kind kind, const std::string& why) {
+  while (!pending_.empty()) {
+    Pending p = std::move(pending_.front());
+    pending_.pop_front();
+    finish_write(p, kind, {}, why);
+  }
+}
+
+void Replica::finish_write(const Pending& p, WriteResult::Kind kind, const StatementOutcome& outcome,
+                           const std::string& message) {
+  if (p.forwarded_from != 0) {
+    ForwardedReply reply;
+    reply.tag = p.forwarded_tag;
+    reply.result = kind;
+    reply.outcome = outcome;
+    reply.coordinator = coordinator_;
+    reply.message = message;
+    send(p.forwarded_from, std::move(reply));
+    return;
+  }
+  WriteResult result;
+  result.tag = p.tag;
+  result.kind = kind;
+  result.outcome = outcome;
+  result.executed_by = kind == WriteResult::committed ? config_.id : 0;
+  result.coordinator = coordinator_;
+  result.message = message;
+  ready_.results.push_back(std::move(result));
+}
+
+void Replica::on_forwarded_write(NodeId from, const ForwardedWrite& m) {
+  on_propose(0, m.sql, from, m.tag);
+}
+
+void Replica::on_forwarded_reply(const ForwardedReply& m) {
+  auto it = forwards_.find(m.tag);
+  if (it == forwards_.end()) return;  // already expired: the client was told the outcome is unknown
+  WriteResult result;
+  result.tag = m.tag;
+  result.kind = static_cast<WriteResult::Kind>(m.result);
+  result.outcome = m.outcome;
+  result.executed_by = m.result == WriteResult::committed ? it->second.to : 0;
+  result.coordinator = m.coordinator;
+  result.message = m.message;
+  forwards_.erase(it);
+  ready_.results.push_back(std::move(result));
+}
+
+void Replica::expire_forwards() {
+  for (auto it = forwards_.begin(); it != forwards_.end();) {
+    if (now_ - it->second.sent_at > static_cast<std::uint64_t>(config_.forward_timeout_ticks)) {
+      WriteResult result;
+      result.tag = it->first;
+      result.kind = WriteResult::outcome_unknown;
+      result.coordinator = coordinator_;
+      result.message = "no answer from the coordinator: the write may or may not have been applied";
+      ready_.results.push_back(std::move(result));
+      it = forwards_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace distdb::core

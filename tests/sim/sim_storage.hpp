@@ -1,0 +1,124 @@
+// SimStorage: one node's database, faked in memory with the crash semantics
+// of the real backends (storage_ops.hpp, include/distdb/storage.hpp).
+//
+// Data model: a key -> value map. The workload's "SQL" is a tiny language:
+//   INSERT k v   fails with 1062 (duplicate key) if k exists; rows_affected 1
+//   UPSERT k v   rows_affected 1
+//   DELETE k     rows_affected 0 or 1
+// anything else fails with 1064 (syntax error). Each statement runs under its
+// own savepoint: a failing statement changes nothing and the entry goes on.
+//
+// What is durable is exactly what storage_ops.hpp promises: the committed
+// data, the applied entry id, the log window and the promise. A prepared
+// transaction survives crash() only when `prepare_durable` (MariaDB XA); on
+// SQLite (false) a crash rolls it back. The task that was executing when the
+// crash hit may or may not have taken effect (crash() decides by the RNG);
+// its completion is never reported.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/replica.hpp"
+#include "core/storage_ops.hpp"
+#include "rng.hpp"
+
+namespace distdb::sim {
+
+using core::Entry;
+using core::EntryId;
+using core::Epoch;
+
+struct SimStorageOptions {
+  bool prepare_durable = false;   // true: MariaDB XA, false: SQLite
+  std::size_t log_retention = 200;  // committed entries kept for ReadLog
+  std::uint64_t failure_ppm = 0;  // injected storage_unavailable per task
+};
+
+using KeyValues = std::map<std::string, std::string>;
+
+class SimStorage {
+ public:
+  SimStorage(NodeId node, SimStorageOptions options);
+
+  // Runs one task to completion (atomically) and returns its completion.
+  core::StorageDone execute(const core::StorageTask& task, Rng& rng);
+
+  // The node crashed. `executing` is the task that was running (nullptr if
+  // none): it takes effect or not, by the RNG, and is never reported.
+  // Everything not durable is lost.
+  void crash(const core::StorageTask* executing, Rng& rng);
+
+  // What a restarted node finds (XA RECOVER included).
+  core::RecoveredState recover() const;
+
+  void set_failure_ppm(std::uint64_t ppm) { options_.failure_ppm = ppm; }
+  const SimStorageOptions& options() const { return options_; }
+
+  // Inspection (for the checker and the tests).
+  NodeId node() const { return node_; }
+  const KeyValues& data() const { return data_; }
+  EntryId applied() const { return applied_; }
+  Epoch promised() const { return promised_; }
+  std::optional<EntryId> prepared_id() const;
+  const std::map<core::Seq, Entry>& log() const { return log_; }
+  std::uint64_t snapshot_installs() const { return snapshot_installs_; }
+  std::uint64_t injected_failures() const { return injected_failures_; }
+
+  // Observers, set by the checker: an entry became durably committed here
+  // (`before` is the applied id just before it), and a snapshot replaced
+  // everything.
+  std::function<void(NodeId node, const EntryId& before, const Entry& entry)> on_commit;
+  std::function<void(NodeId node, const EntryId& applied)> on_snapshot;
+  // Notes for the trace (misuse that the real backend would refuse).
+  std::function<void(NodeId node, const std::string& note)> on_note;
+
+ private:
+  // A prepared transaction: its entry (with the outcomes it gave) and the
+  // rows it wrote (nullopt: deleted), applied to the data at commit.
+  struct Prepared {
+    Entry entry;
+    std::vector<core::StatementOutcome> outcomes;
+    std::map<std::string, std::optional<std::string>> writes;
+  };
+
+  core::StorageDone run(const core::StorageOp& op);
+  core::StorageDone do_prepare(const core::PrepareEntry& op);
+  core::StorageDone do_commit(const core::CommitEntry& op);
+  core::StorageDone do_apply(const core::ApplyEntries& op);
+  core::StorageDone do_read_log(const core::ReadLog& op) const;
+  core::StorageDone do_install(const core::InstallSnapshot& op);
+  void commit_entry(const Entry& entry, const std::vector<core::StatementOutcome>& outcomes,
+                    const std::map<std::string, std::optional<std::string>>& writes);
+  void note(const std::string& text) const;
+
+  NodeId node_;
+  SimStorageOptions options_;
+
+  // Durable.
+  KeyValues data_;
+  EntryId applied_;
+  Epoch promised_ = 0;
+  std::map<core::Seq, Entry> log_;  // committed entries, expected outcomes filled
+  std::optional<Prepared> prepared_;  // durable only if options_.prepare_durable
+
+  std::uint64_t snapshot_installs_ = 0;
+  std::uint64_t injected_failures_ = 0;
+};
+
+// Runs one statement of the tiny language against `view` (the committed data
+// overlaid with `writes`), recording its writes there. Exposed for tests.
+core::StatementOutcome run_statement(const std::string& sql, const KeyValues& data,
+                                     std::map<std::string, std::optional<std::string>>& writes);
+
+// The snapshot format (data, applied id and log window), also used by tests.
+std::string encode_snapshot(const KeyValues& data, const EntryId& applied, const std::map<core::Seq, Entry>& log);
+bool decode_snapshot(const std::string& text, KeyValues& data, EntryId& applied, std::map<core::Seq, Entry>& log);
+
+std::string to_string(const EntryId& id);
+
+}  // namespace distdb::sim
