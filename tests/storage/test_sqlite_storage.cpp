@@ -244,11 +244,12 @@ TEST_CASE("ensure_distdb_schema is idempotent") {
   auto s = open(db);
   REQUIRE(ensure_distdb_schema(*s).ok());
   must(s->execute("UPDATE distdb_applied SET epoch = 3, seq = 42 WHERE id = 1"));
+  must(s->execute("UPDATE distdb_meta SET value = '7' WHERE name = 'promised_epoch'"));
   REQUIRE(ensure_distdb_schema(*s).ok());  // must not reset anything
-  auto meta = must(s->execute("SELECT name, value FROM distdb_meta"));
-  REQUIRE(meta.rows.size() == 1);
-  CHECK(std::get<std::string>(meta.rows[0][0]) == "schema_version");
-  CHECK(std::get<std::string>(meta.rows[0][1]) == "1");
+  auto meta = must(s->execute("SELECT name, value FROM distdb_meta ORDER BY name"));
+  REQUIRE(meta.rows.size() == 2);
+  CHECK(meta.rows[0] == Row{std::string("promised_epoch"), std::string("7")});
+  CHECK(meta.rows[1] == Row{std::string("schema_version"), std::string("1")});
   auto applied = must(s->execute("SELECT id, epoch, seq FROM distdb_applied"));
   REQUIRE(applied.rows.size() == 1);
   CHECK(applied.rows[0] == Row{std::int64_t{1}, std::int64_t{3}, std::int64_t{42}});

@@ -41,9 +41,9 @@ struct StartupWords {
 
 const StartupWords& startup_words() {
   static const StartupWords english{"Node", "started on", "Current coordinator",
-                                    "none yet (cluster mode: waiting for an election)"};
+                                    "none yet (waiting for an election)"};
   static const StartupWords portuguese{"Nó", "iniciado em", "Coordenador atual",
-                                       "nenhum ainda (modo cluster: aguardando eleição)"};
+                                       "nenhum ainda (aguardando eleição)"};
   return portuguese_locale() ? portuguese : english;
 }
 
@@ -104,9 +104,6 @@ int main(int argc, char** argv) {
   DISTDB_LOG(info) << "[*] " << words.node << " " << node.id() << " " << words.started_on << " " << config->ip
                    << ":" << node.port();
   DISTDB_LOG(info) << "[*] " << words.coordinator << ": " << coordinator_line(node);
-  if (!config->peers.empty()) {
-    DISTDB_LOG(warn) << "[!] Replication is not active in this version: writes stay on the node that runs them";
-  }
 
   int sig = 0;
   sigwait(&stop_signals, &sig);

@@ -6,7 +6,7 @@
 // backend; the simulator in tests/ delivers frames in-process.
 //
 // Threading: handler callbacks run on the transport's own thread, one at a
-// time. send() and close() may be called from any thread.
+// time. send(), close() and send_to_peer() may be called from any thread.
 #pragma once
 
 #include <cstdint>
@@ -44,8 +44,9 @@ class DISTDB_API Transport {
 
   // Starts accepting connections; listening when it returns OK.
   virtual Status start(TransportHandler& handler) = 0;
-  // Stops accepting, closes every connection, joins the transport's thread.
-  // Idempotent.
+  // Stops accepting, closes every connection (inbound, and outbound to
+  // peers, dropping what is still queued for them), joins the transport's
+  // thread. Idempotent.
   virtual void stop() = 0;
 
   // Queues `frame` (a newline is appended on the wire) for `conn`. Frames to
@@ -53,6 +54,27 @@ class DISTDB_API Transport {
   virtual void send(ConnectionId conn, std::string frame) = 0;
   // Closes `conn` once everything queued for it has been written.
   virtual void close(ConnectionId conn) = 0;
+
+  // Sends `frame` (a newline is appended on the wire) to the peer `peer` of
+  // config.peers. Best effort: the replication protocol tolerates loss.
+  //   - Frames to one peer leave in the order of the calls, over one
+  //     persistent outbound connection, opened when there is something to
+  //     send to the address in config.peers. The peer receives them like any
+  //     client's frames (TransportHandler::on_frame on its side); it never
+  //     answers on that connection, whatever comes back is read and ignored.
+  //   - A connection that cannot be opened, or that drops, is retried with a
+  //     capped exponential back-off (50 ms doubling to 1 s). Frames being
+  //     written when it drops are lost, never sent twice: what a peer
+  //     receives is a subsequence of what was sent, in order.
+  //   - While the connection is down or slow, frames wait in a queue bounded
+  //     to 4096 frames and 4 × limits.max_message_bytes bytes; beyond that
+  //     the oldest are dropped.
+  //   - A frame over limits.max_message_bytes (which the peer would refuse),
+  //     a peer not in config.peers, and frames sent once stop() has begun are
+  //     dropped.
+  // May be called from any thread, also before start() (frames then wait,
+  // within the bound, until it runs).
+  virtual void send_to_peer(NodeId peer, std::string frame) = 0;
 
   // The port actually bound (useful when the configured port is 0).
   virtual std::uint16_t local_port() const = 0;

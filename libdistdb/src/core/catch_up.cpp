@@ -25,7 +25,7 @@ void Replica::maybe_catch_up() {
   if (role_ == Role::coordinator && recovering_) {
     if (!is_alive(recovery_source_)) {
       // The only voter known to hold the best log is gone: try again later.
-      step_down(0);
+      step_down(0, "the voter holding the best log went away during recovery");
       return;
     }
     source = recovery_source_;

@@ -45,7 +45,7 @@ void Replica::check_liveness() {
     } else if (now_ - last_majority_contact_ > timeout) {
       // Cut off from the majority: stop accepting writes. Whoever the
       // majority elects meanwhile will not be contradicted by us.
-      step_down(0);
+      step_down(0, "lost contact with the majority");
     }
     if (round_) check_round();
   } else if (coordinator_ != 0 && now_ - last_coordinator_contact_ > timeout) {
@@ -121,7 +121,7 @@ void Replica::on_vote_request(NodeId from, const VoteRequest& m) {
     return;
   }
   promised_ = m.epoch;
-  if (role_ != Role::follower) step_down(0);
+  if (role_ != Role::follower) step_down(0, "granted a vote to a higher candidate");
   coordinator_ = 0;
   announced_view_.clear();
   pending_grant_ = {from, m.epoch};
@@ -180,7 +180,8 @@ void Replica::become_coordinator() {
   send_heartbeats();
 }
 
-void Replica::step_down(NodeId new_coordinator) {
+void Replica::step_down(NodeId new_coordinator, const char* reason) {
+  if (role_ == Role::coordinator) last_step_down_reason_ = reason;
   if (role_ == Role::coordinator) {
     fail_pending(WriteResult::not_coordinator, "the coordinator stepped down before running the write");
     if (round_) {
@@ -204,7 +205,7 @@ void Replica::on_heartbeat(NodeId from, const Heartbeat& m) {
     // replica that promised a newer epoch, our epoch is over anyway.
     promised_ = m.epoch;
     queue_storage(PersistPromise{promised_});
-    if (role_ != Role::follower) step_down(0);
+    if (role_ != Role::follower) step_down(0, "saw a newer epoch");
     coordinator_ = 0;
     announced_view_.clear();
   }

@@ -33,7 +33,7 @@ void Replica::on_prepare(NodeId from, const Prepare& m) {
     // A coordinator of a newer epoch (it had a majority of promises).
     promised_ = m.epoch;
     queue_storage(PersistPromise{promised_});
-    if (role_ != Role::follower) step_down(from);
+    if (role_ != Role::follower) step_down(from, "a coordinator of a newer epoch took over");
   }
   if (from != config_.id) {
     coordinator_ = from;

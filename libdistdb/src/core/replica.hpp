@@ -104,6 +104,8 @@ class Replica {
   // and has a majority view: it can commit writes.
   bool can_commit() const;
   std::vector<MemberView> members() const;
+  // Why this replica last stopped being coordinator (for the log).
+  const std::string& last_step_down_reason() const { return last_step_down_reason_; }
 
  private:
   // The implementation is split by concern: election.cpp (Coordinator half:
@@ -132,7 +134,7 @@ class Replica {
   void on_vote_reply(NodeId from, const VoteReply& m);
   void on_promise_persisted(Epoch epoch);
   void become_coordinator();
-  void step_down(NodeId new_coordinator);
+  void step_down(NodeId new_coordinator, const char* reason);
 
   // --- rounds.cpp
   void on_propose(ClientTag tag, std::string sql, NodeId forwarded_from, ClientTag forwarded_tag);
@@ -167,6 +169,7 @@ class Replica {
 
   ReplicaConfig config_;
   Ready ready_;
+  std::string last_step_down_reason_;
   std::uint64_t rng_;
   std::uint64_t now_ = 0;  // ticks since start
 
@@ -210,7 +213,7 @@ class Replica {
     bool local_prepared = false;
     bool decided = false;
     std::set<NodeId> committed;          // members that reported the commit durable
-    std::uint64_t started_at = 0;
+    std::uint64_t started_at = 0;        // start of the current phase (prepare, then commit)
   };
   std::deque<Pending> pending_;
   std::optional<Round> round_;

@@ -84,7 +84,7 @@ void Replica::check_round() {
     auto self = r.votes.find(config_.id);
     if (self != r.votes.end() && !self->second.yes) {
       // Our own storage refused: we cannot order writes.
-      step_down(0);
+      step_down(0, "its own storage refused the entry");
       return;
     }
     // Members that voted no, or whose outcomes differ from ours, leave the view.
@@ -105,13 +105,14 @@ void Replica::check_round() {
       }
     }
     if (r.members.size() < majority()) {
-      step_down(0);
+      step_down(0, "too few members agreed on the entry");
       return;
     }
     for (NodeId m : r.members) {
       if (r.votes.count(m) == 0) return;  // still waiting
     }
     r.decided = true;
+    r.started_at = now_;  // the commit phase gets its own round_timeout_ticks
     r.reference = r.votes[config_.id].outcomes;
     last_decided_ = r.entry.id;
     for (NodeId m : r.members) send(m, Decide{promised_, r.entry.id});
@@ -121,7 +122,7 @@ void Replica::check_round() {
   possible.insert(r.committed.begin(), r.committed.end());
   if (possible.size() < majority()) {
     // Too few members left to ever commit it on a majority.
-    step_down(0);
+    step_down(0, "too few members left to commit the entry");
     return;
   }
   if (r.committed.count(config_.id) == 0 || r.committed.size() < majority()) return;

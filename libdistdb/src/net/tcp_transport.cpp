@@ -12,13 +12,26 @@
 //   - a connection silent for timeouts.idle_timeout_ms is closed;
 //   - past limits.max_connections, a new connection gets an error reply and
 //     is closed, so the ones already served are not starved.
+//
+// Outbound links to peers (send_to_peer) are separate from the connections
+// above: one PeerLink per configured peer, connected when there is something
+// to send, retried with capped exponential back-off. Their queue is shared
+// with the callers' threads (under peers_mutex_); everything else about them
+// lives on the io thread. Each connection attempt bumps the link's
+// generation, and every completion handler checks it, so a late callback of
+// an abandoned socket never touches its successor.
 #include <asio.hpp>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <deque>
+#include <limits>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "distdb/transport.hpp"
@@ -55,9 +68,54 @@ struct Connection {
   bool read_timer_armed = false;
 };
 
+// Outbound links to peers.
+constexpr Millis kInitialBackoff{50};
+constexpr Millis kMaxBackoff{1000};
+constexpr Millis kConnectTimeout{2000};
+constexpr std::size_t kMaxPeerQueueFrames = 4096;
+constexpr std::size_t kMaxPeerWriteBytes = 256 * 1024;  // per write (at least one frame): bounds its duration
+constexpr std::size_t kPeerQueueMessages = 4;           // the byte bound, in limits.max_message_bytes
+
+struct PeerLink {
+  PeerLink(asio::io_context& io, PeerConfig peer)
+      : config(std::move(peer)), socket(io), resolver(io), retry_timer(io), deadline(io) {}
+
+  const PeerConfig config;
+
+  // Guarded by TcpTransport::peers_mutex_: filled by any thread, emptied by
+  // the io thread.
+  std::deque<std::string> queued;  // frames, newline included
+  std::size_t queued_bytes = 0;
+  std::uint64_t dropped = 0;  // frames dropped for the bound, not yet logged
+  bool kick_posted = false;   // a kick() is on its way to the io thread
+
+  // The io thread only.
+  enum class State { idle, connecting, connected, backing_off };
+  State state = State::idle;
+  tcp::socket socket;
+  tcp::resolver resolver;
+  asio::steady_timer retry_timer;
+  asio::steady_timer deadline;  // the connect timeout, then the write stall timeout
+  std::uint64_t deadline_armed = 0;
+  std::uint64_t generation = 0;
+  bool write_in_flight = false;
+  Millis backoff = kInitialBackoff;
+  std::chrono::steady_clock::time_point connected_at;
+  std::array<char, 4096> drain_buffer{};
+};
+
 class TcpTransport final : public Transport {
  public:
-  explicit TcpTransport(const Config& config) : config_(config), acceptor_(io_) {}
+  explicit TcpTransport(const Config& config) : config_(config), acceptor_(io_) {
+    const std::size_t max_message = std::max<std::size_t>(config_.limits.max_message_bytes, 1);
+    peer_queue_bytes_ = max_message > std::numeric_limits<std::size_t>::max() / kPeerQueueMessages
+                            ? std::numeric_limits<std::size_t>::max()
+                            : max_message * kPeerQueueMessages;
+    for (const PeerConfig& peer : config_.peers) {
+      if (peer.id == config_.id) continue;
+      links_.emplace(peer.id, std::make_shared<PeerLink>(io_, peer));
+    }
+  }
   ~TcpTransport() override { stop(); }
 
   Status start(TransportHandler& handler) override {
@@ -86,17 +144,43 @@ class TcpTransport final : public Transport {
     port_ = acceptor_.local_endpoint().port();
     accept_next();
     thread_ = std::thread([this] { io_.run(); });
+    // Frames sent to peers before start() waited for the io thread.
+    std::vector<std::shared_ptr<PeerLink>> waiting;
+    {
+      std::lock_guard lock(peers_mutex_);
+      peers_started_ = true;
+      for (auto& [peer_id, link] : links_) {
+        if (!link->queued.empty() && !link->kick_posted) {
+          link->kick_posted = true;
+          waiting.push_back(link);
+        }
+      }
+    }
+    for (auto& link : waiting) asio::post(io_, [this, link] { kick(link); });
     return {};
   }
 
   void stop() override {
+    {
+      std::lock_guard lock(peers_mutex_);
+      peers_stopped_ = true;
+    }
     if (!thread_.joinable()) return;
     asio::post(io_, [this] {
+      stopping_ = true;
       asio::error_code ignored;
       acceptor_.close(ignored);
       std::vector<ConnectionId> ids;
       for (auto& [id, conn] : connections_) ids.push_back(id);
       for (ConnectionId id : ids) teardown(id);
+      for (auto& [peer_id, link] : links_) {
+        if (link->state == PeerLink::State::connected) {
+          DISTDB_LOG(debug) << "peer " << peer_id << ": disconnecting, transport stopping";
+        }
+        reset_link_socket(*link);
+        link->retry_timer.cancel();
+        link->state = PeerLink::State::idle;
+      }
     });
     // The teardown above cancels every pending operation; run() returns once
     // their handlers have completed.
@@ -122,9 +206,250 @@ class TcpTransport final : public Transport {
     });
   }
 
+  void send_to_peer(NodeId peer, std::string frame) override {
+    const auto it = links_.find(peer);
+    if (it == links_.end()) {
+      DISTDB_LOG(debug) << "frame for node " << peer << " dropped: not a configured peer";
+      return;
+    }
+    if (frame.size() > config_.limits.max_message_bytes) {
+      DISTDB_LOG(warn) << "frame of " << frame.size() << " bytes for peer " << peer
+                       << " dropped: over limits.max_message_bytes (" << config_.limits.max_message_bytes
+                       << ")";
+      return;
+    }
+    frame.push_back('\n');
+    const std::shared_ptr<PeerLink>& link = it->second;
+    bool post = false;
+    bool started_dropping = false;
+    {
+      std::lock_guard lock(peers_mutex_);
+      if (peers_stopped_) return;
+      link->queued_bytes += frame.size();
+      link->queued.push_back(std::move(frame));
+      // The newest frame always stays: it is no larger than max_message_bytes.
+      while (link->queued.size() > kMaxPeerQueueFrames ||
+             (link->queued.size() > 1 && link->queued_bytes > peer_queue_bytes_)) {
+        link->queued_bytes -= link->queued.front().size();
+        link->queued.pop_front();
+        started_dropping = link->dropped++ == 0;
+      }
+      if (peers_started_ && !link->kick_posted) {
+        link->kick_posted = true;
+        post = true;
+      }
+    }
+    if (started_dropping) {
+      DISTDB_LOG(debug) << "peer " << peer << ": queue full, dropping the oldest frames";
+    }
+    if (post) asio::post(io_, [this, link] { kick(link); });
+  }
+
   std::uint16_t local_port() const override { return port_; }
 
  private:
+  // ------------------------------------------------------------ peer links
+  // Everything below runs on the io thread.
+
+  void kick(const std::shared_ptr<PeerLink>& link) {
+    {
+      std::lock_guard lock(peers_mutex_);
+      link->kick_posted = false;
+    }
+    service(link);
+  }
+
+  // Moves the link forward: writes what is queued when connected, connects
+  // when idle with something to send; otherwise the frames wait.
+  void service(const std::shared_ptr<PeerLink>& link) {
+    if (stopping_) return;
+    if (link->state == PeerLink::State::connected) {
+      if (!link->write_in_flight) write_queued(link);
+    } else if (link->state == PeerLink::State::idle) {
+      bool pending = false;
+      {
+        std::lock_guard lock(peers_mutex_);
+        pending = !link->queued.empty();
+      }
+      if (pending) begin_connect(link);
+    }
+  }
+
+  void begin_connect(const std::shared_ptr<PeerLink>& link) {
+    link->state = PeerLink::State::connecting;
+    const std::uint64_t gen = ++link->generation;
+    arm_deadline(link, kConnectTimeout, "connection timed out");
+    asio::error_code ec;
+    const auto address = asio::ip::make_address(link->config.ip, ec);
+    if (!ec) {
+      connect_to(link, gen, {tcp::endpoint(address, link->config.port)});
+      return;
+    }
+    // A host name: resolve it (again at every attempt: it may move).
+    link->resolver.async_resolve(
+        link->config.ip, std::to_string(link->config.port),
+        [this, link, gen](asio::error_code resolve_ec, const tcp::resolver::results_type& results) {
+          if (stopping_ || gen != link->generation) return;
+          if (resolve_ec || results.empty()) {
+            on_connect_failed(link, "cannot resolve '" + link->config.ip + "': " +
+                                        (resolve_ec ? resolve_ec.message() : std::string("no address")));
+            return;
+          }
+          std::vector<tcp::endpoint> endpoints;
+          for (const auto& entry : results) endpoints.push_back(entry.endpoint());
+          connect_to(link, gen, std::move(endpoints));
+        });
+  }
+
+  void connect_to(const std::shared_ptr<PeerLink>& link, std::uint64_t gen,
+                  std::vector<tcp::endpoint> endpoints) {
+    asio::async_connect(link->socket, endpoints,
+                        [this, link, gen](asio::error_code ec, const tcp::endpoint& endpoint) {
+                          if (stopping_ || gen != link->generation) return;
+                          if (ec) {
+                            on_connect_failed(link, ec.message());
+                            return;
+                          }
+                          on_connected(link, gen, endpoint);
+                        });
+  }
+
+  void on_connected(const std::shared_ptr<PeerLink>& link, std::uint64_t gen, const tcp::endpoint& endpoint) {
+    disarm_deadline(link);
+    link->state = PeerLink::State::connected;
+    link->connected_at = std::chrono::steady_clock::now();
+    asio::error_code ignored;
+    link->socket.set_option(tcp::no_delay(true), ignored);
+    DISTDB_LOG(debug) << "peer " << link->config.id << ": connected to " << endpoint;
+    drain(link, gen);
+    service(link);
+  }
+
+  // The peer never answers on this connection; reading keeps its socket
+  // from filling should it ever do, and notices the close at once.
+  void drain(const std::shared_ptr<PeerLink>& link, std::uint64_t gen) {
+    link->socket.async_read_some(
+        asio::buffer(link->drain_buffer), [this, link, gen](asio::error_code ec, std::size_t) {
+          if (stopping_ || gen != link->generation) return;
+          if (ec) {
+            on_link_lost(link, ec == asio::error::eof ? "closed by the peer" : ec.message());
+            return;
+          }
+          drain(link, gen);
+        });
+  }
+
+  // Writes what is queued (up to kMaxPeerWriteBytes) in one gathered write.
+  // A batch whose write fails is dropped, not retried: part of it may have
+  // arrived, and the peer must never see a frame twice.
+  void write_queued(const std::shared_ptr<PeerLink>& link) {
+    auto batch = std::make_shared<std::vector<std::string>>();
+    std::uint64_t dropped = 0;
+    {
+      std::lock_guard lock(peers_mutex_);
+      std::size_t batch_bytes = 0;
+      while (!link->queued.empty() &&
+             (batch->empty() || batch_bytes + link->queued.front().size() <= kMaxPeerWriteBytes)) {
+        batch_bytes += link->queued.front().size();
+        link->queued_bytes -= link->queued.front().size();
+        batch->push_back(std::move(link->queued.front()));
+        link->queued.pop_front();
+      }
+      dropped = std::exchange(link->dropped, 0);
+    }
+    if (dropped > 0) {
+      DISTDB_LOG(debug) << "peer " << link->config.id << ": " << dropped << " frames dropped (queue full)";
+    }
+    if (batch->empty()) return;
+    std::vector<asio::const_buffer> buffers;
+    buffers.reserve(batch->size());
+    for (const auto& frame : *batch) buffers.emplace_back(asio::buffer(frame));
+    link->write_in_flight = true;
+    // A frame not completed within the peer's read timeout would be refused
+    // by it anyway: a write stalled that long means the link is dead.
+    arm_deadline(link, Millis(std::max(config_.timeouts.read_timeout_ms, 100)), "write stalled");
+    const std::uint64_t gen = link->generation;
+    asio::async_write(link->socket, buffers, [this, link, gen, batch](asio::error_code ec, std::size_t) {
+      if (stopping_ || gen != link->generation) return;
+      link->write_in_flight = false;
+      disarm_deadline(link);
+      if (ec) {
+        on_link_lost(link, ec.message());
+        return;
+      }
+      service(link);
+    });
+  }
+
+  // One deadline per link at a time; `deadline_armed` tells a stale expiry
+  // (already queued when the timer was re-armed) from the current one.
+  void arm_deadline(const std::shared_ptr<PeerLink>& link, Millis after, const char* what) {
+    const std::uint64_t armed = ++link->deadline_armed;
+    const std::uint64_t gen = link->generation;
+    link->deadline.expires_after(after);
+    link->deadline.async_wait([this, link, gen, armed, what](asio::error_code ec) {
+      if (ec || stopping_ || gen != link->generation || armed != link->deadline_armed) return;
+      if (link->state == PeerLink::State::connecting) {
+        on_connect_failed(link, what);
+      } else if (link->state == PeerLink::State::connected) {
+        on_link_lost(link, what);
+      }
+    });
+  }
+
+  void disarm_deadline(const std::shared_ptr<PeerLink>& link) {
+    ++link->deadline_armed;
+    link->deadline.cancel();
+  }
+
+  void on_connect_failed(const std::shared_ptr<PeerLink>& link, const std::string& why) {
+    DISTDB_LOG(debug) << "peer " << link->config.id << ": cannot connect to " << link->config.ip << ":"
+                      << link->config.port << ": " << why << "; retrying in " << link->backoff.count()
+                      << " ms";
+    reset_link_socket(*link);
+    back_off(link);
+  }
+
+  void on_link_lost(const std::shared_ptr<PeerLink>& link, const std::string& why) {
+    DISTDB_LOG(debug) << "peer " << link->config.id << ": disconnected: " << why;
+    reset_link_socket(*link);
+    // A connection that held for a while was healthy: reconnect at once (if
+    // there is something to send). One that dropped right away may be
+    // refused again: keep backing off, so that it cannot loop.
+    if (std::chrono::steady_clock::now() - link->connected_at >= kMaxBackoff) {
+      link->backoff = kInitialBackoff;
+      link->state = PeerLink::State::idle;
+      service(link);
+    } else {
+      back_off(link);
+    }
+  }
+
+  void back_off(const std::shared_ptr<PeerLink>& link) {
+    link->state = PeerLink::State::backing_off;
+    const std::uint64_t gen = link->generation;
+    link->retry_timer.expires_after(link->backoff);
+    link->retry_timer.async_wait([this, link, gen](asio::error_code ec) {
+      if (ec || stopping_ || gen != link->generation || link->state != PeerLink::State::backing_off) return;
+      link->state = PeerLink::State::idle;
+      service(link);
+    });
+    link->backoff = std::min(link->backoff * 2, kMaxBackoff);
+  }
+
+  // Abandons the link's current socket: every handler still pending for it
+  // sees a newer generation and returns.
+  void reset_link_socket(PeerLink& link) {
+    ++link.generation;
+    ++link.deadline_armed;
+    link.write_in_flight = false;
+    asio::error_code ignored;
+    link.resolver.cancel();
+    link.deadline.cancel();
+    link.socket.close(ignored);
+  }
+
+  // ------------------------------------------------------------ inbound
   void accept_next() {
     acceptor_.async_accept([this](asio::error_code ec, tcp::socket socket) {
       if (ec) {
@@ -280,6 +605,13 @@ class TcpTransport final : public Transport {
   std::unordered_map<ConnectionId, std::shared_ptr<Connection>> connections_;
   ConnectionId next_id_ = 1;
   std::uint16_t port_ = 0;
+
+  std::unordered_map<NodeId, std::shared_ptr<PeerLink>> links_;  // fixed once constructed
+  std::size_t peer_queue_bytes_ = 0;
+  std::mutex peers_mutex_;
+  bool peers_started_ = false;  // guarded by peers_mutex_: kicks may be posted
+  bool peers_stopped_ = false;  // guarded by peers_mutex_: frames are dropped
+  bool stopping_ = false;       // io thread: stop() has begun
 };
 
 }  // namespace

@@ -4,12 +4,19 @@
 // workers runs statements. Replies go back through Transport::send, which
 // any thread may call.
 //
+// Reads run on the node's own storage (StoragePool). Writes go through the
+// replication core (ReplicationDriver): the coordinator orders them into the
+// log and every member applies them by two-phase commit; a write arriving at
+// another member is forwarded to the coordinator, or answered REDIRECT when
+// the client asks for that.
+//
 // Per connection, requests run one at a time, in arrival order, and replies
 // leave in that order. That gives every client read-your-writes on its own
 // connection and lets pipelining clients match replies by position as well
 // as by id; concurrency comes from serving many connections at once.
 #include "distdb/node.hpp"
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -17,9 +24,12 @@
 #include <unordered_map>
 
 #include "distdb/transport.hpp"
+#include "node/replication_driver.hpp"
 #include "node/storage_pool.hpp"
+#include "sql/statement.hpp"
 #include "util/log_internal.hpp"
 #include "wire/codec.hpp"
+#include "wire/peer_codec.hpp"
 
 namespace distdb {
 namespace {
@@ -51,7 +61,18 @@ struct Node::Impl final : TransportHandler {
   Config config;
   std::unique_ptr<Transport> transport;
   std::unique_ptr<StoragePool> pool;
+  std::unique_ptr<ReplicationDriver> replication;
   std::uint16_t bound_port = 0;
+
+  // Writes handed to the replication core, by tag.
+  struct WaitingWrite {
+    ConnectionId conn = 0;  // 0: Node::execute()
+    std::optional<std::uint64_t> id;
+    std::shared_ptr<std::promise<Reply>> promise;  // Node::execute()
+  };
+  std::mutex writes_mutex;
+  std::unordered_map<core::ClientTag, WaitingWrite> waiting_writes;  // guarded by writes_mutex
+  std::atomic<core::ClientTag> next_tag{1};
 
   std::mutex sessions_mutex;
   std::unordered_map<ConnectionId, Session> sessions;  // guarded by sessions_mutex
@@ -61,15 +82,40 @@ struct Node::Impl final : TransportHandler {
   bool running = false;  // guarded by lifecycle_mutex
 
   std::optional<NodeId> coordinator() const {
-    // Until elections run (cluster mode), only a node without peers can
-    // order writes by itself.
-    if (config.peers.empty()) return config.id;
-    return std::nullopt;
+    if (!replication) return std::nullopt;
+    const NodeId c = replication->status().coordinator;
+    if (c == 0) return std::nullopt;
+    return c;
+  }
+
+  // Statements are read the way this node's database reads them.
+  sql::Dialect dialect() const {
+    return config.storage.backend == StorageBackend::mariadb ? sql::Dialect::mariadb : sql::Dialect::sqlite;
+  }
+
+  const PeerConfig* member_address(NodeId id) const {
+    for (const auto& p : config.peers) {
+      if (p.id == id) return &p;
+    }
+    return nullptr;
   }
 
   // --- TransportHandler (network thread) ---
 
   void on_frame(ConnectionId conn, std::string frame) override {
+    if (wire::is_peer_frame(frame)) {
+      auto envelope = wire::decode_peer(frame);
+      if (!envelope) {
+        DISTDB_LOG(warn) << "connection " << conn << ": bad peer message: " << envelope.error().message;
+        return;
+      }
+      if (envelope->to != config.id) {
+        DISTDB_LOG(warn) << "connection " << conn << ": peer message for node " << envelope->to << " ignored";
+        return;
+      }
+      replication->on_peer_message(std::move(*envelope));
+      return;
+    }
     std::optional<std::uint64_t> id;
     auto request = wire::decode_request(frame, id);
     std::lock_guard lock(sessions_mutex);
@@ -125,7 +171,7 @@ struct Node::Impl final : TransportHandler {
       }
       if (auto* query = std::get_if<wire::ClientQuery>(&p.request->body)) {
         s.busy = true;
-        start_query(conn, p.id, std::move(query->query));
+        start_query(conn, p.id, std::move(*query));
       } else if (std::holds_alternative<wire::StatusRequest>(p.request->body)) {
         transport->send(conn, wire::encode_reply(status_reply(p.id)));
       } else {
@@ -142,7 +188,57 @@ struct Node::Impl final : TransportHandler {
     }
   }
 
-  void start_query(ConnectionId conn, std::optional<std::uint64_t> id, std::string sql) {
+  void start_query(ConnectionId conn, std::optional<std::uint64_t> id, wire::ClientQuery query) {
+    const sql::Classification c = sql::classify(query.query, dialect());
+    if (c.kind == sql::StatementKind::read && !c.multiple_statements) {
+      start_read(conn, id, std::move(query.query));
+      return;
+    }
+    if (auto refusal = sql::replication_refusal(c)) {
+      finish_query_locked_later(conn, error_reply(id, Error(ErrorKind::invalid_request, *refusal)));
+      return;
+    }
+    if (query.redirect && !config.peers.empty()) {
+      const auto coord = coordinator();
+      if (!coord) {
+        finish_query_locked_later(
+            conn, error_reply(id, Error(ErrorKind::no_quorum, "no quorum: no coordinator is elected")));
+        return;
+      }
+      if (*coord != config.id) {
+        finish_query_locked_later(conn, wire::encode_reply(redirect_reply(id, *coord)));
+        return;
+      }
+    }
+    const core::ClientTag tag = next_tag++;
+    {
+      std::lock_guard lock(writes_mutex);
+      waiting_writes[tag] = WaitingWrite{conn, id, nullptr};
+    }
+    replication->propose(tag, std::move(query.query));
+  }
+
+  // Sends a reply for the request that is running on `conn` (called with
+  // sessions_mutex held, so the reply is queued behind the current call).
+  void finish_query_locked_later(ConnectionId conn, std::string reply) {
+    transport->send(conn, std::move(reply));
+    auto it = sessions.find(conn);
+    if (it != sessions.end()) it->second.busy = false;
+  }
+
+  Reply redirect_reply(std::optional<std::uint64_t> id, NodeId coord) const {
+    Reply r;
+    r.id = id;
+    r.node = config.id;
+    r.status = ReplyStatus::redirect;
+    PeerConfig where{coord, config.ip, bound_port};
+    if (const PeerConfig* p = member_address(coord)) where = *p;
+    r.coordinator = where;
+    r.message = "writes go to the coordinator, node " + std::to_string(coord);
+    return r;
+  }
+
+  void start_read(ConnectionId conn, std::optional<std::uint64_t> id, std::string sql) {
     const bool queued = pool->submit([this, conn, id, sql = std::move(sql)](Result<Storage*> storage) {
       Reply reply = run_query(id, sql, storage);
       finish_query(conn, wire::encode_reply(reply));
@@ -151,6 +247,58 @@ struct Node::Impl final : TransportHandler {
       // Stopping: the transport is closing every connection anyway.
       DISTDB_LOG(debug) << "connection " << conn << ": request dropped, node stopping";
     }
+  }
+
+  // The replication core answered a write (core thread).
+  void on_write_result(core::WriteResult result) {
+    WaitingWrite waiting;
+    {
+      std::lock_guard lock(writes_mutex);
+      auto it = waiting_writes.find(result.tag);
+      if (it == waiting_writes.end()) return;
+      waiting = std::move(it->second);
+      waiting_writes.erase(it);
+    }
+    Reply reply = write_reply(waiting.id, result);
+    if (waiting.promise) {
+      waiting.promise->set_value(std::move(reply));
+    } else {
+      finish_query(waiting.conn, wire::encode_reply(reply));
+    }
+  }
+
+  Reply write_reply(std::optional<std::uint64_t> id, const core::WriteResult& r) const {
+    Reply reply;
+    reply.id = id;
+    reply.node = r.executed_by != 0 ? r.executed_by : config.id;
+    reply.message = r.message;
+    switch (r.kind) {
+      case core::WriteResult::committed:
+        if (r.outcome.ok) {
+          reply.result.rows_affected = r.outcome.rows_affected;
+          reply.result.last_insert_id = r.outcome.last_insert_id;
+          reply.message = "SUCCESS: " + plural(r.outcome.rows_affected, "row") +
+                          " affected, replicated to the cluster";
+        } else {
+          reply.status = ReplyStatus::error;
+          reply.error = Error(ErrorKind::sql, r.outcome.message, r.outcome.code);
+          reply.message = r.outcome.message;
+        }
+        break;
+      case core::WriteResult::not_coordinator:
+        reply.status = ReplyStatus::error;
+        reply.error = Error(ErrorKind::not_coordinator, r.message);
+        break;
+      case core::WriteResult::no_quorum:
+        reply.status = ReplyStatus::error;
+        reply.error = Error(ErrorKind::no_quorum, r.message);
+        break;
+      case core::WriteResult::outcome_unknown:
+        reply.status = ReplyStatus::error;
+        reply.error = Error(ErrorKind::outcome_unknown, r.message);
+        break;
+    }
+    return reply;
   }
 
   void finish_query(ConnectionId conn, std::string reply) {
@@ -192,21 +340,33 @@ struct Node::Impl final : TransportHandler {
     Reply reply;
     reply.id = id;
     reply.node = config.id;
-    reply.result.columns = {"id", "ip", "port", "role", "alive", "applied_seq"};
-    const auto coord = coordinator();
-    auto role = [&](NodeId member) -> std::string {
-      return coord && *coord == member ? "coordinator" : "member";
+    reply.result.columns = {"id", "ip", "port", "role", "alive", "in_view", "applied_seq", "epoch"};
+    const ReplicationDriver::Status st = replication->status();
+    auto address = [&](NodeId member) -> std::pair<std::string, std::int64_t> {
+      if (member == config.id) return {config.ip, bound_port};
+      const PeerConfig* p = member_address(member);
+      return p ? std::pair<std::string, std::int64_t>{p->ip, p->port} : std::pair<std::string, std::int64_t>{"", 0};
     };
-    reply.result.rows.push_back({static_cast<std::int64_t>(config.id), config.ip,
-                                 static_cast<std::int64_t>(bound_port), role(config.id),
-                                 static_cast<std::int64_t>(1), std::monostate{}});
-    for (const auto& peer : config.peers) {
-      // Liveness of peers is known once heartbeats run (cluster mode).
-      reply.result.rows.push_back({static_cast<std::int64_t>(peer.id), peer.ip,
-                                   static_cast<std::int64_t>(peer.port), role(peer.id), std::monostate{},
-                                   std::monostate{}});
+    std::vector<core::MemberView> members = st.members;
+    if (members.empty()) {  // replication not started yet: list the configured members
+      members.push_back({config.id, true, false, {}});
+      for (const auto& p : config.peers) members.push_back({p.id, false, false, {}});
     }
-    reply.message = plural(reply.result.rows.size(), "member");
+    for (const auto& m : members) {
+      const auto [ip, port] = address(m.id);
+      const std::string role = m.id == st.coordinator ? "coordinator" : "member";
+      Row row{static_cast<std::int64_t>(m.id), ip, port, role, static_cast<std::int64_t>(m.alive ? 1 : 0),
+              static_cast<std::int64_t>(m.in_view ? 1 : 0)};
+      if (st.running) {
+        row.emplace_back(static_cast<std::int64_t>(m.applied.seq));
+      } else {
+        row.emplace_back(std::monostate{});
+      }
+      row.emplace_back(static_cast<std::int64_t>(st.epoch));
+      reply.result.rows.push_back(std::move(row));
+    }
+    reply.message = plural(reply.result.rows.size(), "member") + ", epoch " + std::to_string(st.epoch) +
+                    (st.coordinator != 0 ? ", coordinator " + std::to_string(st.coordinator) : ", no coordinator");
     return reply;
   }
 };
@@ -221,13 +381,20 @@ Status Node::start() {
   const Config& cfg = impl_->config;
   impl_->pool = std::make_unique<StoragePool>(cfg.storage, std::max(1, cfg.storage.pool_size));
   impl_->transport = make_tcp_transport(cfg);
+  Impl* impl = impl_.get();
+  impl_->replication = std::make_unique<ReplicationDriver>(
+      cfg, ReplicationDriver::Callbacks{
+               [impl](NodeId to, std::string frame) { impl->transport->send_to_peer(to, std::move(frame)); },
+               [impl](core::WriteResult r) { impl->on_write_result(std::move(r)); }});
   if (auto st = impl_->transport->start(*impl_); !st) {
     impl_->pool->stop();
     impl_->pool.reset();
     impl_->transport.reset();
+    impl_->replication.reset();
     return st;
   }
   impl_->bound_port = impl_->transport->local_port();
+  impl_->replication->start();
   impl_->running = true;
   // Open the storage now, so that the log says at once whether it is there.
   impl_->pool->submit([backend = cfg.storage.backend](Result<Storage*> storage) {
@@ -246,7 +413,20 @@ void Node::stop() {
   if (!impl_->running) return;
   // Network first, so that no new work arrives; then let running statements finish.
   impl_->transport->stop();
+  impl_->replication->stop();
   impl_->pool->stop();
+  {
+    // Writes still waiting for the core will not be answered by it any more.
+    std::lock_guard writes_lock(impl_->writes_mutex);
+    for (auto& [tag, waiting] : impl_->waiting_writes) {
+      if (!waiting.promise) continue;
+      Reply reply;
+      reply.status = ReplyStatus::error;
+      reply.error = Error(ErrorKind::outcome_unknown, "the node stopped while the write was being replicated");
+      waiting.promise->set_value(std::move(reply));
+    }
+    impl_->waiting_writes.clear();
+  }
   impl_->running = false;
   lock.unlock();
   impl_->lifecycle_changed.notify_all();
@@ -261,6 +441,22 @@ Result<ResultSet> Node::execute(std::string_view sql) {
   {
     std::lock_guard lock(impl_->lifecycle_mutex);
     if (!impl_->running) return Error(ErrorKind::unavailable, "node is not running");
+  }
+  const sql::Classification c = sql::classify(sql, impl_->dialect());
+  if (c.kind != sql::StatementKind::read || c.multiple_statements) {
+    if (auto refusal = sql::replication_refusal(c)) return Error(ErrorKind::invalid_request, *refusal);
+    // A write: replicated like a client's, and answered once committed.
+    auto promise = std::make_shared<std::promise<Reply>>();
+    auto future = promise->get_future();
+    const core::ClientTag tag = impl_->next_tag++;
+    {
+      std::lock_guard lock(impl_->writes_mutex);
+      impl_->waiting_writes[tag] = Impl::WaitingWrite{0, std::nullopt, promise};
+    }
+    impl_->replication->propose(tag, std::string(sql));
+    Reply reply = future.get();
+    if (reply.error) return *reply.error;
+    return std::move(reply.result);
   }
   auto promise = std::make_shared<std::promise<Result<ResultSet>>>();
   auto future = promise->get_future();

@@ -50,12 +50,17 @@ namespace {
 // operators who want to create the tables by hand.
 //
 // Only portable SQL: it must run unchanged on SQLite and MariaDB.
-constexpr std::array<std::string_view, 2> kSchemaDdl = {
+constexpr std::array<std::string_view, 3> kSchemaDdl = {
+    // promised_epoch: the highest epoch this node promised (never decreases).
     "CREATE TABLE IF NOT EXISTS distdb_meta (name VARCHAR(64) PRIMARY KEY, value VARCHAR(255) NOT NULL)",
-    // The 2PC layer updates the one row (id=1) inside every replicated
-    // transaction, so that the last applied log position commits atomically
-    // with the data it describes.
+    // The replication layer updates the one row (id=1) inside every
+    // replicated transaction, so that the last applied log position (seq, and
+    // the epoch of the coordinator that created that entry) commits
+    // atomically with the data it describes.
     "CREATE TABLE IF NOT EXISTS distdb_applied (id INT PRIMARY KEY, epoch BIGINT NOT NULL, seq BIGINT NOT NULL)",
+    // The retained tail of the log, written in the same transaction as the
+    // entry's data: what lagging nodes catch up from.
+    "CREATE TABLE IF NOT EXISTS distdb_log (seq BIGINT PRIMARY KEY, epoch BIGINT NOT NULL, statements LONGTEXT NOT NULL)",
 };
 
 // Seed rows: each is inserted only when its key is missing. A dialect's
@@ -66,9 +71,11 @@ struct SeedRow {
   std::string_view probe;   // returns a row when the seed is present
   std::string_view insert;  // adds it
 };
-constexpr std::array<SeedRow, 2> kSchemaSeed = {{
+constexpr std::array<SeedRow, 3> kSchemaSeed = {{
     {"SELECT value FROM distdb_meta WHERE name = 'schema_version'",
      "INSERT INTO distdb_meta (name, value) VALUES ('schema_version', '1')"},
+    {"SELECT value FROM distdb_meta WHERE name = 'promised_epoch'",
+     "INSERT INTO distdb_meta (name, value) VALUES ('promised_epoch', '0')"},
     {"SELECT id FROM distdb_applied WHERE id = 1",
      "INSERT INTO distdb_applied (id, epoch, seq) VALUES (1, 0, 0)"},
 }};

@@ -58,9 +58,9 @@ namespace distdb::wire {
 // Upper bounds on the arrays of a peer message (far above what a replica
 // sends: ReplicaConfig's max_batch and catch_up_batch are in the hundreds).
 inline constexpr std::size_t kMaxPeerViewMembers = 1024;
-inline constexpr std::size_t kMaxPeerEntries = 65536;           // CatchUpReply.entries
+inline constexpr std::size_t kMaxPeerEntries = 65536;  // CatchUpReply.entries
 inline constexpr std::size_t kMaxPeerStatementsPerEntry = 65536;
-inline constexpr std::size_t kMaxPeerOutcomes = 65536;          // PrepareReply.outcomes
+inline constexpr std::size_t kMaxPeerOutcomes = 65536;  // PrepareReply.outcomes
 
 // The value of "type" in every peer frame.
 inline constexpr std::string_view kPeerFrameType = "PEER";

@@ -1,0 +1,391 @@
+#include "node/replication_executor.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <charconv>
+
+#include "node/snapshot.hpp"
+#include "util/log_internal.hpp"
+
+namespace distdb {
+
+namespace {
+
+using core::Entry;
+using core::EntryId;
+using core::StatementOutcome;
+using core::StorageDone;
+
+std::string encode_statements(const Entry& entry, const std::vector<StatementOutcome>& outcomes) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartArray();
+  for (std::size_t i = 0; i < entry.statements.size(); ++i) {
+    w.StartArray();
+    w.String(entry.statements[i].sql.data(), static_cast<rapidjson::SizeType>(entry.statements[i].sql.size()));
+    const bool ok = i < outcomes.size() ? outcomes[i].ok : entry.statements[i].expect_ok;
+    const int code = i < outcomes.size() ? outcomes[i].code : entry.statements[i].expect_code;
+    w.Bool(ok);
+    w.Int(code);
+    w.EndArray();
+  }
+  w.EndArray();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+bool decode_statements(std::string_view text, Entry& entry) {
+  rapidjson::Document doc;
+  doc.Parse(text.data(), text.size());
+  if (doc.HasParseError() || !doc.IsArray()) return false;
+  for (const auto& item : doc.GetArray()) {
+    if (!item.IsArray() || item.Size() != 3 || !item[0].IsString() || !item[1].IsBool() || !item[2].IsInt()) {
+      return false;
+    }
+    entry.statements.push_back({std::string(item[0].GetString(), item[0].GetStringLength()), item[1].GetBool(),
+                                item[2].GetInt()});
+  }
+  return true;
+}
+
+std::optional<std::uint64_t> as_u64(const Value& v) {
+  if (auto i = std::get_if<std::int64_t>(&v); i && *i >= 0) return static_cast<std::uint64_t>(*i);
+  if (auto s = std::get_if<std::string>(&v)) {
+    std::uint64_t out = 0;
+    auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), out);
+    if (ec == std::errc() && p == s->data() + s->size()) return out;
+  }
+  return std::nullopt;
+}
+
+StorageDone failed(const Error& e) {
+  StorageDone d;
+  d.ok = false;
+  d.error = e;
+  return d;
+}
+
+}  // namespace
+
+TxnId txn_id_for(const EntryId& id) {
+  return "ddb-" + std::to_string(id.seq) + "-" + std::to_string(id.origin);
+}
+
+bool parse_txn_id(const TxnId& txn, EntryId& id) {
+  if (txn.rfind("ddb-", 0) != 0) return false;
+  const auto dash = txn.find('-', 4);
+  if (dash == std::string::npos) return false;
+  const char* b = txn.data();
+  auto [p1, e1] = std::from_chars(b + 4, b + dash, id.seq);
+  auto [p2, e2] = std::from_chars(b + dash + 1, b + txn.size(), id.origin);
+  return e1 == std::errc() && e2 == std::errc() && p1 == b + dash && p2 == b + txn.size();
+}
+
+ReplicationExecutor::ReplicationExecutor(Storage& storage, std::function<bool(const std::string&)> is_ddl,
+                                         std::size_t log_retention)
+    : storage_(storage),
+      is_ddl_(std::move(is_ddl)),
+      log_retention_(log_retention),
+      mariadb_(storage.backend_name() == "mariadb") {}
+
+core::StorageDone ReplicationExecutor::perform(const core::StorageTask& task) {
+  StorageDone done = std::visit(
+      [&](const auto& op) -> StorageDone {
+        using T = std::decay_t<decltype(op)>;
+        if constexpr (std::is_same_v<T, core::PersistPromise>) return persist_promise(op);
+        else if constexpr (std::is_same_v<T, core::PrepareEntry>) return prepare_entry(op);
+        else if constexpr (std::is_same_v<T, core::CommitEntry>) return commit_entry(op);
+        else if constexpr (std::is_same_v<T, core::RollbackEntry>) return rollback_entry(op);
+        else if constexpr (std::is_same_v<T, core::ApplyEntries>) return apply_entries(op);
+        else if constexpr (std::is_same_v<T, core::ReadLog>) return read_log(op);
+        else if constexpr (std::is_same_v<T, core::ReadSnapshot>) return read_snapshot();
+        else return install_snapshot(op);
+      },
+      task.op);
+  done.id = task.id;
+  if (!done.ok) {
+    DISTDB_LOG(warn) << "replication storage: " << core::storage_op_name(task.op) << " failed: " << done.error.message;
+  }
+  return done;
+}
+
+Result<core::RecoveredState> ReplicationExecutor::recover() {
+  core::RecoveredState state;
+  auto promised = storage_.execute("SELECT value FROM distdb_meta WHERE name = 'promised_epoch'");
+  if (!promised) return promised.error();
+  if (!promised->rows.empty()) state.promised = as_u64(promised->rows[0][0]).value_or(0);
+  auto applied = read_applied();
+  if (!applied) return applied.error();
+  state.applied = *applied;
+  auto prepared = storage_.recover();
+  if (!prepared) return prepared.error();
+  for (const TxnId& txn : *prepared) {
+    EntryId id;
+    if (parse_txn_id(txn, id)) state.prepared.push_back(id);
+  }
+  return state;
+}
+
+Result<EntryId> ReplicationExecutor::read_applied() {
+  auto rs = storage_.execute("SELECT epoch, seq FROM distdb_applied WHERE id = 1");
+  if (!rs) return rs.error();
+  if (rs->rows.empty()) return EntryId{};
+  return EntryId{as_u64(rs->rows[0][1]).value_or(0), as_u64(rs->rows[0][0]).value_or(0)};
+}
+
+StorageDone ReplicationExecutor::persist_promise(const core::PersistPromise& op) {
+  auto rs = storage_.execute("UPDATE distdb_meta SET value = '" + std::to_string(op.epoch) +
+                             "' WHERE name = 'promised_epoch'");
+  if (!rs) return failed(rs.error());
+  return {};
+}
+
+bool ReplicationExecutor::entry_has_ddl(const Entry& entry) const {
+  if (!mariadb_ || !is_ddl_) return false;
+  for (const auto& st : entry.statements) {
+    if (is_ddl_(st.sql)) return true;
+  }
+  return false;
+}
+
+std::string ReplicationExecutor::quote(const std::string& text) const {
+  return sql_string_literal(text, mariadb_);
+}
+
+bool ReplicationExecutor::run_statements(const TxnId& txn, const Entry& entry, bool expected,
+                                         std::vector<StatementOutcome>& outcomes, bool& diverged, Error& error) {
+  for (const auto& st : entry.statements) {
+    if (auto sp = storage_.execute_in(txn, "SAVEPOINT distdb_statement"); !sp) {
+      error = sp.error();
+      return false;
+    }
+    StatementOutcome outcome;
+    auto rs = storage_.execute_in(txn, st.sql);
+    if (rs) {
+      outcome.rows_affected = rs->rows_affected;
+      outcome.last_insert_id = rs->last_insert_id;
+    } else if (rs.error().kind == ErrorKind::sql) {
+      outcome.ok = false;
+      outcome.code = rs.error().code;
+      outcome.message = rs.error().message;
+      if (auto back = storage_.execute_in(txn, "ROLLBACK TO SAVEPOINT distdb_statement"); !back) {
+        error = back.error();
+        return false;
+      }
+    } else {
+      error = rs.error();
+      return false;
+    }
+    if (expected && (outcome.ok != st.expect_ok || outcome.code != st.expect_code)) {
+      diverged = true;
+      return true;
+    }
+    outcomes.push_back(std::move(outcome));
+  }
+  return true;
+}
+
+Status ReplicationExecutor::record_entry(const TxnId* txn, const Entry& entry,
+                                         const std::vector<StatementOutcome>& outcomes) {
+  const std::string seq = std::to_string(entry.id.seq);
+  const std::string origin = std::to_string(entry.id.origin);
+  std::vector<std::string> sql = {
+      "UPDATE distdb_applied SET epoch = " + origin + ", seq = " + seq + " WHERE id = 1",
+      "DELETE FROM distdb_log WHERE seq >= " + seq,  // a stale tail (after a snapshot) must not block the insert
+      "INSERT INTO distdb_log (seq, epoch, statements) VALUES (" + seq + ", " + origin + ", " +
+          quote(encode_statements(entry, outcomes)) + ")",
+  };
+  if (entry.id.seq > log_retention_ && entry.id.seq % 64 == 0) {
+    sql.push_back("DELETE FROM distdb_log WHERE seq <= " + std::to_string(entry.id.seq - log_retention_));
+  }
+  for (const auto& s : sql) {
+    auto rs = txn != nullptr ? storage_.execute_in(*txn, s) : storage_.execute(s);
+    if (!rs) return rs.error();
+  }
+  return {};
+}
+
+StorageDone ReplicationExecutor::prepare_entry(const core::PrepareEntry& op) {
+  if (diverged_) {
+    return failed(Error(ErrorKind::internal, "this replica diverged (an abandoned DDL entry was applied): "
+                                             "it needs a full copy"));
+  }
+  if (entry_has_ddl(op.entry)) return prepare_autocommit(op.entry);
+  const TxnId txn = txn_id_for(op.entry.id);
+  if (auto st = storage_.begin(txn); !st) return failed(st.error());
+  StorageDone done;
+  bool diverged = false;
+  Error error;
+  if (!run_statements(txn, op.entry, false, done.outcomes, diverged, error)) {
+    (void)storage_.rollback(txn);
+    return failed(error);
+  }
+  if (auto st = record_entry(&txn, op.entry, done.outcomes); !st) {
+    (void)storage_.rollback(txn);
+    return failed(st.error());
+  }
+  if (auto st = storage_.prepare(txn); !st) {
+    (void)storage_.rollback(txn);
+    return failed(st.error());
+  }
+  return done;
+}
+
+StorageDone ReplicationExecutor::prepare_autocommit(const Entry& entry) {
+  StorageDone done;
+  for (const auto& st : entry.statements) {
+    StatementOutcome outcome;
+    auto rs = storage_.execute(st.sql);
+    if (rs) {
+      outcome.rows_affected = rs->rows_affected;
+    } else if (rs.error().kind == ErrorKind::sql) {
+      outcome.ok = false;
+      outcome.code = rs.error().code;
+      outcome.message = rs.error().message;
+    } else {
+      return failed(rs.error());
+    }
+    done.outcomes.push_back(std::move(outcome));
+  }
+  if (auto st = record_entry(nullptr, entry, done.outcomes); !st) return failed(st.error());
+  autocommitted_ = entry.id;
+  return done;
+}
+
+StorageDone ReplicationExecutor::commit_entry(const core::CommitEntry& op) {
+  if (autocommitted_ && *autocommitted_ == op.id) {
+    autocommitted_.reset();  // applied when "prepared"
+    return {};
+  }
+  if (auto st = storage_.commit(txn_id_for(op.id)); !st) return failed(st.error());
+  return {};
+}
+
+StorageDone ReplicationExecutor::rollback_entry(const core::RollbackEntry& op) {
+  if (autocommitted_ && *autocommitted_ == op.id) {
+    // An entry that could not be undone was abandoned: this database no
+    // longer matches any log. Refuse to prepare anything until a full copy
+    // replaces it (catch-up sees the recorded position and asks for one).
+    autocommitted_.reset();
+    diverged_ = true;
+    return {};
+  }
+  if (auto st = storage_.rollback(txn_id_for(op.id)); !st) return failed(st.error());
+  return {};
+}
+
+StorageDone ReplicationExecutor::apply_entries(const core::ApplyEntries& op) {
+  StorageDone done;
+  auto applied = read_applied();
+  if (!applied) return failed(applied.error());
+  EntryId at = *applied;
+  for (const Entry& entry : op.entries) {
+    if (entry.id.seq != at.seq + 1) {
+      // Our recorded position is not where the log continues (e.g. a DDL
+      // entry applied for a coordinator that was then deposed).
+      done.diverged = true;
+      return done;
+    }
+    std::vector<StatementOutcome> outcomes;
+    if (entry_has_ddl(entry)) {
+      for (const auto& st : entry.statements) {
+        auto rs = storage_.execute(st.sql);
+        const bool ok = rs.ok();
+        if (!ok && rs.error().kind != ErrorKind::sql) return failed(rs.error());
+        if (ok != st.expect_ok || (!ok && rs.error().code != st.expect_code)) {
+          done.diverged = true;
+          return done;
+        }
+      }
+      if (auto st = record_entry(nullptr, entry, {}); !st) return failed(st.error());
+    } else {
+      const TxnId txn = txn_id_for(entry.id);
+      if (auto st = storage_.begin(txn); !st) return failed(st.error());
+      bool diverged = false;
+      Error error;
+      if (!run_statements(txn, entry, true, outcomes, diverged, error)) {
+        (void)storage_.rollback(txn);
+        return failed(error);
+      }
+      if (diverged) {
+        (void)storage_.rollback(txn);
+        done.diverged = true;
+        return done;
+      }
+      Status st = record_entry(&txn, entry, {});
+      if (st) st = storage_.prepare(txn);
+      if (st) st = storage_.commit(txn);
+      if (!st) {
+        (void)storage_.rollback(txn);
+        return failed(st.error());
+      }
+    }
+    at = entry.id;
+    ++done.applied_count;
+  }
+  return done;
+}
+
+StorageDone ReplicationExecutor::read_log(const core::ReadLog& op) {
+  StorageDone done;
+  if (op.after.seq > 0) {
+    auto rs = storage_.execute("SELECT epoch FROM distdb_log WHERE seq = " + std::to_string(op.after.seq));
+    if (!rs) return failed(rs.error());
+    if (rs->rows.empty()) {
+      done.log_truncated = true;
+      return done;
+    }
+    if (as_u64(rs->rows[0][0]).value_or(0) != op.after.origin) {
+      done.log_conflict = true;
+      return done;
+    }
+  }
+  auto rs = storage_.execute("SELECT seq, epoch, statements FROM distdb_log WHERE seq > " +
+                             std::to_string(op.after.seq) + " ORDER BY seq LIMIT " + std::to_string(op.max));
+  if (!rs) return failed(rs.error());
+  for (const Row& row : rs->rows) {
+    Entry entry;
+    entry.id.seq = as_u64(row[0]).value_or(0);
+    entry.id.origin = as_u64(row[1]).value_or(0);
+    const std::string* text = std::get_if<std::string>(&row[2]);
+    if (text == nullptr || !decode_statements(*text, entry)) return failed(Error(ErrorKind::internal, "unreadable distdb_log row"));
+    if (done.entries.empty() && entry.id.seq != op.after.seq + 1) {
+      done.log_truncated = true;  // the next entry is no longer retained
+      return done;
+    }
+    done.entries.push_back(std::move(entry));
+  }
+  return done;
+}
+
+StorageDone ReplicationExecutor::read_snapshot() {
+  StorageDone done;
+  auto applied = read_applied();
+  if (!applied) return failed(applied.error());
+  auto data = make_snapshot(storage_);
+  if (!data) return failed(data.error());
+  done.snapshot_applied = *applied;
+  done.snapshot_data = std::move(*data);
+  return done;
+}
+
+StorageDone ReplicationExecutor::install_snapshot(const core::InstallSnapshot& op) {
+  // Mark the position unknown first: a crash in the middle leaves a replica
+  // that asks for a full copy again, never one that believes it is whole.
+  const std::vector<std::string> reset = {"UPDATE distdb_applied SET epoch = 0, seq = 0 WHERE id = 1",
+                                          "DELETE FROM distdb_log"};
+  for (const auto& s : reset) {
+    if (auto rs = storage_.execute(s); !rs) return failed(rs.error());
+  }
+  if (auto st = restore_snapshot(storage_, op.data); !st) return failed(st.error());
+  if (auto rs = storage_.execute("UPDATE distdb_applied SET epoch = " + std::to_string(op.applied.origin) +
+                                 ", seq = " + std::to_string(op.applied.seq) + " WHERE id = 1");
+      !rs) {
+    return failed(rs.error());
+  }
+  diverged_ = false;
+  return {};
+}
+
+}  // namespace distdb

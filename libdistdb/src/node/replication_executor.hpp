@@ -1,0 +1,81 @@
+// Performs the replication core's storage tasks (core/storage_ops.hpp) on a
+// real database, through one Storage connection.
+//
+// The executor is the only writer of a node's database: every replicated
+// write, catch-up and snapshot goes through it, one task at a time. That is
+// what makes its reads of distdb's bookkeeping tables, and its snapshots,
+// consistent without further locking.
+//
+// How an entry is stored (PrepareEntry):
+//   begin(txn "ddb-<seq>-<epoch>")
+//   for each statement: SAVEPOINT; run it; on an SQL error ROLLBACK TO
+//     SAVEPOINT (the statement fails alone, identically on every replica)
+//   UPDATE distdb_applied (the entry's position), INSERT INTO distdb_log
+//   prepare  (XA PREPARE on MariaDB: durable; an open transaction on SQLite)
+//
+// DDL on MariaDB cannot run inside an XA transaction (it commits implicitly).
+// An entry holding DDL (the coordinator puts such a statement in an entry of
+// its own) is therefore applied at once in autocommit mode and its position
+// recorded right after; its "prepare" is in fact a commit. If that entry is
+// later abandoned by a new coordinator, this replica's recorded position no
+// longer matches the cluster's log, and catch-up gives it a full copy: it
+// cannot silently diverge.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "core/replica.hpp"
+#include "core/storage_ops.hpp"
+#include "distdb/storage.hpp"
+
+namespace distdb {
+
+class ReplicationExecutor {
+ public:
+  // `is_ddl` tells statements that cannot run inside a prepared transaction
+  // on this backend.
+  ReplicationExecutor(Storage& storage, std::function<bool(const std::string&)> is_ddl,
+                      std::size_t log_retention);
+
+  core::StorageDone perform(const core::StorageTask& task);
+
+  // What the core needs at start: promised epoch, last applied entry, and
+  // prepared transactions left by a crash.
+  Result<core::RecoveredState> recover();
+
+ private:
+  core::StorageDone persist_promise(const core::PersistPromise& op);
+  core::StorageDone prepare_entry(const core::PrepareEntry& op);
+  core::StorageDone prepare_autocommit(const core::Entry& entry);
+  core::StorageDone commit_entry(const core::CommitEntry& op);
+  core::StorageDone rollback_entry(const core::RollbackEntry& op);
+  core::StorageDone apply_entries(const core::ApplyEntries& op);
+  core::StorageDone read_log(const core::ReadLog& op);
+  core::StorageDone read_snapshot();
+  core::StorageDone install_snapshot(const core::InstallSnapshot& op);
+
+  // Runs the entry's statements inside open transaction `txn`, recording each
+  // outcome; when `expected` is set, stops at the first outcome that differs.
+  // Returns false on a storage (not SQL) failure.
+  bool run_statements(const TxnId& txn, const core::Entry& entry, bool expected,
+                      std::vector<core::StatementOutcome>& outcomes, bool& diverged, Error& error);
+  Status record_entry(const TxnId* txn, const core::Entry& entry, const std::vector<core::StatementOutcome>& outcomes);
+  Result<core::EntryId> read_applied();
+  bool entry_has_ddl(const core::Entry& entry) const;
+  std::string quote(const std::string& text) const;
+
+  Storage& storage_;
+  std::function<bool(const std::string&)> is_ddl_;
+  std::size_t log_retention_;
+  bool mariadb_;
+  std::optional<core::EntryId> autocommitted_;  // a DDL entry applied at "prepare", awaiting its decision
+  bool diverged_ = false;                       // such an entry was abandoned: a full copy is needed
+};
+
+// The transaction id of an entry, and back.
+TxnId txn_id_for(const core::EntryId& id);
+bool parse_txn_id(const TxnId& txn, core::EntryId& id);
+
+}  // namespace distdb

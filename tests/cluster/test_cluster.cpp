@@ -1,0 +1,194 @@
+// Three distdb-node processes replicating to three databases: real
+// processes, real TCP, and (in cluster_mariadb_tests) real MariaDB servers.
+// Compiled twice: with DISTDB_CLUSTER_MARIADB against the MariaDB test
+// servers, without it on SQLite files.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "cluster_fixture.hpp"
+#include "process.hpp"
+#ifdef DISTDB_CLUSTER_MARIADB
+#include "distdb/storage.hpp"
+#include "mariadb_env.hpp"
+#endif
+
+using namespace distdb;
+using namespace distdb::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+#ifdef DISTDB_CLUSTER_MARIADB
+constexpr auto kBackend = ClusterProcesses::Backend::mariadb;
+#else
+constexpr auto kBackend = ClusterProcesses::Backend::sqlite;
+#endif
+
+Reply must(Result<Reply> r) {
+  REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
+  return *r;
+}
+
+Reply must_ok(Result<Reply> r) {
+  Reply reply = must(std::move(r));
+  REQUIRE_MESSAGE(reply.status == ReplyStatus::ok, reply.message);
+  return reply;
+}
+
+// The rows of `teste`, in order, as node `id` serves them.
+std::vector<std::int64_t> ids_on(ClusterProcesses& c, int id) {
+  std::vector<std::int64_t> out;
+  auto r = c.query(id, "SELECT id FROM teste ORDER BY id");
+  if (!r || r->status != ReplyStatus::ok) return {-1};
+  for (const Row& row : r->result.rows) out.push_back(std::get<std::int64_t>(row.at(0)));
+  return out;
+}
+
+// Every running node serves the same rows (waits for followers to apply).
+void expect_identical(ClusterProcesses& c, std::size_t expected_rows) {
+  std::vector<std::int64_t> reference;
+  const bool converged = wait_until(
+      [&] {
+        reference = ids_on(c, 1);
+        if (reference.size() != expected_rows) return false;
+        for (int id = 2; id <= c.size(); ++id) {
+          if (ids_on(c, id) != reference) return false;
+        }
+        return true;
+      },
+      20s);
+  if (!converged) {
+    std::string counts;
+    for (int id = 1; id <= c.size(); ++id) counts += " node " + std::to_string(id) + ": " + std::to_string(ids_on(c, id).size());
+    FAIL_CHECK("nodes did not converge on " << expected_rows << " rows;" << counts << "\n--- node 1\n"
+                                            << c.log(1) << "\n--- node 2\n" << c.log(2) << "\n--- node 3\n" << c.log(3));
+  }
+#ifdef DISTDB_CLUSTER_MARIADB
+  // The databases themselves, checked directly: equal table checksums.
+  std::vector<std::string> sums;
+  for (int i = 0; i < c.size(); ++i) {
+    StorageConfig sc;
+    sc.backend = StorageBackend::mariadb;
+    sc.db = mariadb_db_config(static_cast<std::size_t>(i), "distdb_cluster");
+    auto s = open_storage(sc);
+    REQUIRE(s.ok());
+    auto rs = (*s)->execute("CHECKSUM TABLE teste");
+    REQUIRE(rs.ok());
+    const Value& v = rs->rows.at(0).at(1);
+    sums.push_back(std::holds_alternative<std::int64_t>(v) ? std::to_string(std::get<std::int64_t>(v))
+                                                           : std::get<std::string>(v));
+  }
+  CHECK(sums[0] == sums[1]);
+  CHECK(sums[0] == sums[2]);
+#endif
+}
+
+}  // namespace
+
+TEST_CASE("writes are replicated to every node, forwarded or redirected to the coordinator") {
+  ClusterProcesses c(3, kBackend, "distdb_cluster");
+  REQUIRE_MESSAGE(c.wait_for_coordinator(3, 20s), c.log(3));
+
+  Reply created = must_ok(c.query(1, "CREATE TABLE teste (id INT PRIMARY KEY)"));
+  CHECK(created.node == 3);  // forwarded by node 1, executed by the coordinator
+
+  Reply redirect = must(c.query(2, "INSERT INTO teste VALUES (100)", true));
+  CHECK(redirect.status == ReplyStatus::redirect);
+  REQUIRE(redirect.coordinator.has_value());
+  CHECK(redirect.coordinator->id == 3);
+  CHECK(redirect.coordinator->port == c.port(3));
+
+  for (int i = 1; i <= 20; ++i) {
+    Reply r = must_ok(c.query(1 + i % 3, "INSERT INTO teste VALUES (" + std::to_string(i) + ")"));
+    CHECK(r.result.rows_affected == 1);
+  }
+  Reply dup = must(c.query(2, "INSERT INTO teste VALUES (5)"));
+  CHECK(dup.status == ReplyStatus::error);
+  REQUIRE(dup.error.has_value());
+  CHECK(dup.error->kind == ErrorKind::sql);
+
+  Reply nondeterministic = must(c.query(1, "INSERT INTO teste VALUES (UNIX_TIMESTAMP())"));
+  CHECK(nondeterministic.status == ReplyStatus::error);
+  CHECK(nondeterministic.error->kind == ErrorKind::invalid_request);
+  CHECK(nondeterministic.error->message.find("UNIX_TIMESTAMP") != std::string::npos);
+
+  expect_identical(c, 20);
+}
+
+TEST_CASE("kill -9 of the coordinator: writes resume on the new one; it returns, catches up, takes over") {
+  ClusterProcesses c(3, kBackend, "distdb_cluster");
+  REQUIRE_MESSAGE(c.wait_for_coordinator(3, 20s), c.log(3));
+  must_ok(c.query(3, "CREATE TABLE teste (id INT PRIMARY KEY)"));
+  for (int i = 1; i <= 10; ++i) must_ok(c.query(3, "INSERT INTO teste VALUES (" + std::to_string(i) + ")"));
+
+  c.kill(3);
+  const auto killed_at = std::chrono::steady_clock::now();
+  REQUIRE_MESSAGE(c.wait_for_coordinator(2, 20s), c.log(2));
+  bool resumed = wait_until(
+      [&] {
+        auto r = c.query(1, "INSERT INTO teste VALUES (11)");
+        return r && r->status == ReplyStatus::ok;
+      },
+      20s);
+  REQUIRE_MESSAGE(resumed, c.log(2));
+  MESSAGE("first write on the new coordinator "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed_at).count()
+          << " ms after kill -9");
+  for (int i = 12; i <= 20; ++i) must_ok(c.query(1, "INSERT INTO teste VALUES (" + std::to_string(i) + ")"));
+
+  c.start(3);
+  REQUIRE_MESSAGE(c.wait_for_coordinator(3, 30s), c.log(3));
+  must_ok(c.query(2, "INSERT INTO teste VALUES (21)"));
+  expect_identical(c, 21);
+}
+
+TEST_CASE("kill -9 of a participant in the middle of the write stream; it restarts and catches up") {
+  ClusterProcesses c(3, kBackend, "distdb_cluster");
+  REQUIRE_MESSAGE(c.wait_for_coordinator(3, 20s), c.log(3));
+  must_ok(c.query(3, "CREATE TABLE teste (id INT PRIMARY KEY)"));
+
+  // What the client was told about each write: OK (must be everywhere),
+  // failed (must be nowhere), or unknown (either, but the same everywhere).
+  std::atomic<int> acknowledged{0};
+  std::atomic<bool> stop{false};
+  std::vector<int> acked, failed, unknown;
+  std::mutex outcome_mutex;
+  std::thread writer([&] {
+    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(3)));
+    if (!client) return;
+    for (int i = 1; !stop && i <= 100000; ++i) {
+      auto r = client->query("INSERT INTO teste VALUES (" + std::to_string(i) + ")");
+      std::lock_guard lock(outcome_mutex);
+      if (r && r->status == ReplyStatus::ok) {
+        acked.push_back(i);
+        ++acknowledged;
+      } else if (r && r->error && r->error->kind != ErrorKind::outcome_unknown) {
+        failed.push_back(i);
+      } else {
+        unknown.push_back(i);
+      }
+    }
+  });
+  REQUIRE(wait_until([&] { return acknowledged >= 30; }, 20s));
+  c.kill(1);
+  const int at_kill = acknowledged;
+  CHECK(wait_until([&] { return acknowledged >= at_kill + 30; }, 20s));  // the majority goes on
+  c.start(1);
+  CHECK(wait_until([&] { return acknowledged >= at_kill + 60; }, 20s));
+  stop = true;
+  writer.join();
+
+  // Every acknowledged write is on every node; no failed one is anywhere.
+  const auto rows = ids_on(c, 3);
+  expect_identical(c, rows.size());
+  const std::set<std::int64_t> present(rows.begin(), rows.end());
+  for (int id : acked) CHECK_MESSAGE(present.count(id) == 1, "acknowledged write " << id << " is missing");
+  for (int id : failed) CHECK_MESSAGE(present.count(id) == 0, "failed write " << id << " is present");
+  CHECK(rows.size() >= acked.size());
+  CHECK(rows.size() <= acked.size() + unknown.size());
+  MESSAGE(acked.size() << " acknowledged, " << failed.size() << " failed, " << unknown.size() << " unknown");
+}

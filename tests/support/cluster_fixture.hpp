@@ -1,0 +1,54 @@
+// A cluster of distdb-node processes for end-to-end tests: each node runs
+// as its own process, on its own port, in front of its own database (a
+// SQLite file, or a database on one of the MariaDB test servers).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "distdb/client.hpp"
+#include "process.hpp"
+
+namespace distdb::test {
+
+class ClusterProcesses {
+ public:
+  enum class Backend { sqlite, mariadb };
+
+  // `database` names the MariaDB database each node uses (dropped first), or
+  // is ignored for SQLite. Nodes get ids 1..n.
+  ClusterProcesses(int n, Backend backend, const std::string& database);
+  ~ClusterProcesses();
+
+  int size() const { return static_cast<int>(ports_.size()); }
+  int port(int id) const { return ports_.at(static_cast<std::size_t>(id - 1)); }
+  void start(int id);
+  void kill(int id);  // SIGKILL
+  bool running(int id);
+  std::string log(int id) const;
+
+  // Polls STATUS on `via` until `coordinator` is coordinator and every
+  // running node is in its view (or the deadline passes).
+  bool wait_for_coordinator(int coordinator, std::chrono::milliseconds timeout);
+  // The coordinator `via` reports (0 if none or unreachable).
+  int coordinator_seen_by(int via);
+
+  // One statement through node `id` (a fresh connection).
+  Result<Reply> query(int id, const std::string& sql, bool redirect = false);
+  // Polls `sql` (a read) on node `id` until its first cell equals `expected`.
+  bool wait_for_value(int id, const std::string& sql, std::int64_t expected, std::chrono::milliseconds timeout);
+
+ private:
+  std::string config_json(int id) const;
+
+  Backend backend_;
+  std::string database_;
+  std::string dir_;
+  std::vector<int> ports_;
+  std::vector<std::unique_ptr<Process>> processes_;
+};
+
+}  // namespace distdb::test

@@ -1,0 +1,623 @@
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sql/statement.hpp"
+
+using distdb::sql::classify;
+using distdb::sql::Classification;
+using distdb::sql::Dialect;
+using distdb::sql::replication_refusal;
+using distdb::sql::StatementKind;
+
+namespace {
+
+constexpr auto R = StatementKind::read;
+constexpr auto W = StatementKind::write;
+constexpr auto T = StatementKind::transaction_control;
+constexpr auto S = StatementKind::session;
+
+struct KindCase {
+  std::string_view sql;
+  StatementKind kind;
+};
+
+void check_kinds(const std::vector<KindCase>& cases, Dialect dialect = Dialect::any) {
+  for (const auto& c : cases) {
+    CAPTURE(c.sql);
+    const Classification got = classify(c.sql, dialect);
+    CHECK(distdb::sql::to_string(got.kind) == distdb::sql::to_string(c.kind));
+  }
+}
+
+struct NondetCase {
+  std::string_view sql;
+  std::optional<std::string_view> culprit;  // nullopt: deterministic
+};
+
+void check_nondet(const std::vector<NondetCase>& cases, Dialect dialect = Dialect::any) {
+  for (const auto& c : cases) {
+    CAPTURE(c.sql);
+    const Classification got = classify(c.sql, dialect);
+    if (c.culprit) {
+      REQUIRE(got.nondeterministic.has_value());
+      CHECK(*got.nondeterministic == *c.culprit);
+    } else {
+      CHECK_MESSAGE(!got.nondeterministic.has_value(), "flagged: " << got.nondeterministic.value_or(""));
+    }
+  }
+}
+
+struct MultiCase {
+  std::string_view sql;
+  bool multiple;
+};
+
+void check_multi(const std::vector<MultiCase>& cases, Dialect dialect = Dialect::any) {
+  for (const auto& c : cases) {
+    CAPTURE(c.sql);
+    CHECK(classify(c.sql, dialect).multiple_statements == c.multiple);
+  }
+}
+
+}  // namespace
+
+TEST_SUITE_BEGIN("statement");
+
+TEST_CASE("statement: plain reads") {
+  check_kinds({
+      {"SELECT 1", R},
+      {"SELECT * FROM t WHERE id = 1", R},
+      {"select * from t", R},
+      {"SeLeCt a FROM t", R},
+      {"SELECT 1;", R},
+      {"SELECT 1 ;  ;; ", R},
+      {"SHOW TABLES", R},
+      {"show create table t", R},
+      {"DESCRIBE t", R},
+      {"DESC t", R},
+      {"EXPLAIN SELECT * FROM t", R},
+      {"VALUES (1, 2), (3, 4)", R},
+      {"(SELECT 1) UNION (SELECT 2)", R},
+      {"((SELECT 1))", R},
+      {"SELECT a FROM t UNION ALL SELECT b FROM u ORDER BY 1", R},
+      {"SELECT * FROM t FOR SYSTEM_TIME AS OF TIMESTAMP '2020-01-01'", R},
+      {"SELECT REPLACE(name, 'a', 'b'), INSERT(name, 1, 2, 'x') FROM t", R},
+      {"SELECT last_insert_id()", R},
+      {"SELECT * FROM `update`", R},
+      {"SELECT `for`, `update` FROM t", R},
+  });
+}
+
+TEST_CASE("statement: first keyword is uppercased, after opening parentheses") {
+  CHECK(classify("select 1").first_keyword == "SELECT");
+  CHECK(classify("  \n\t(( select 1))").first_keyword == "SELECT");
+  CHECK(classify("-- hello\n/* x */ # y\n  insert into t values (1)").first_keyword == "INSERT");
+  CHECK(classify("Start Transaction").first_keyword == "START");
+  CHECK(classify("").first_keyword.empty());
+  CHECK(classify("   -- only a comment").first_keyword.empty());
+  CHECK(classify("42").first_keyword.empty());
+  CHECK(classify("'SELECT'").first_keyword.empty());
+  CHECK(classify("`SELECT` 1").first_keyword.empty());
+}
+
+TEST_CASE("statement: empty and unknown statements are writes") {
+  check_kinds({
+      {"", W},
+      {"   ", W},
+      {"-- nothing\n", W},
+      {"/* nothing */", W},
+      {";", W},
+      {"42", W},
+      {"'SELECT 1'", W},
+      {"FROBNICATE everything", W},
+      {"(1)", W},
+      {"(INSERT INTO t VALUES (1))", W},
+  });
+}
+
+TEST_CASE("statement: locking and storing SELECTs are writes") {
+  check_kinds({
+      {"SELECT * FROM t FOR UPDATE", W},
+      {"select * from t where id = 1 for update skip locked", W},
+      {"SELECT * FROM t FOR SHARE", W},
+      {"SELECT * FROM t LOCK IN SHARE MODE", W},
+      {"SELECT * FROM t WHERE id IN (SELECT id FROM u FOR UPDATE)", W},
+      {"SELECT a INTO @x FROM t", W},
+      {"SELECT a FROM t INTO @x", W},
+      {"SELECT * INTO OUTFILE '/tmp/x' FROM t", W},
+      {"SELECT * FROM t INTO DUMPFILE '/tmp/x'", W},
+      {"SELECT @x := 1", W},
+      {"SELECT NEXTVAL(s)", W},
+      {"SELECT NEXT VALUE FOR s", W},
+      {"SELECT SETVAL(s, 10)", W},
+      {"(SELECT 1 FOR UPDATE)", W},
+      {"VALUES (1) INTO @x", W},
+  });
+}
+
+TEST_CASE("statement: WITH is a read unless its main statement modifies") {
+  check_kinds({
+      {"WITH c AS (SELECT 1 AS x) SELECT x FROM c", R},
+      {"WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 5) SELECT n FROM c", R},
+      {"with a as (select 1), b as (select 2) select * from a, b", R},
+      {"WITH c AS (SELECT REPLACE(x, 'a', 'b') AS y FROM t) SELECT y FROM c", R},
+      {"WITH c AS (SELECT 1) INSERT INTO t SELECT * FROM c", W},
+      {"WITH c AS (SELECT id FROM t) UPDATE u SET v = 1 WHERE id IN (SELECT id FROM c)", W},
+      {"WITH c AS (SELECT id FROM t) DELETE FROM u WHERE id IN (SELECT id FROM c)", W},
+      {"WITH c AS (SELECT 1) REPLACE INTO t SELECT * FROM c", W},
+      {"WITH c AS (SELECT 1) SELECT * FROM c FOR UPDATE", W},
+  });
+}
+
+TEST_CASE("statement: EXPLAIN and ANALYZE") {
+  check_kinds({
+      {"EXPLAIN SELECT 1", R},
+      {"EXPLAIN UPDATE t SET a = 1", R},
+      {"EXPLAIN DELETE FROM t", R},
+      {"EXPLAIN EXTENDED SELECT 1", R},
+      {"EXPLAIN FORMAT=JSON UPDATE t SET a = 1", R},
+      {"EXPLAIN QUERY PLAN SELECT * FROM t", R},
+      {"DESCRIBE SELECT 1", R},
+      {"EXPLAIN ANALYZE SELECT 1", R},
+      {"EXPLAIN ANALYZE UPDATE t SET a = 1", W},
+      {"EXPLAIN ANALYZE FORMAT=TREE DELETE FROM t", W},
+      {"ANALYZE SELECT * FROM t", R},
+      {"ANALYZE FORMAT=JSON SELECT * FROM t", R},
+      {"ANALYZE SELECT * FROM t FOR UPDATE", W},
+      {"ANALYZE UPDATE t SET a = 1", W},
+      {"ANALYZE DELETE FROM t", W},
+      {"ANALYZE INSERT INTO t VALUES (1)", W},
+      {"ANALYZE TABLE t", W},
+      {"ANALYZE NO_WRITE_TO_BINLOG TABLE t", W},
+      {"ANALYZE", W},
+      {"ANALYZE t", W},
+      {"EXPLAIN ANALYZE ANALYZE ANALYZE ANALYZE ANALYZE ANALYZE ANALYZE ANALYZE ANALYZE ANALYZE SELECT 1", W},
+  });
+}
+
+TEST_CASE("statement: SQLite PRAGMA") {
+  check_kinds({
+      {"PRAGMA table_info(t)", R},
+      {"PRAGMA main.table_info(t)", R},
+      {"pragma index_list('t')", R},
+      {"PRAGMA foreign_key_check", R},
+      {"PRAGMA journal_mode", R},
+      {"PRAGMA user_version", R},
+      {"PRAGMA foreign_keys = ON", S},
+      {"PRAGMA main.cache_size = -2000", S},
+      {"PRAGMA journal_mode(WAL)", S},
+      {"PRAGMA user_version = 5", W},
+      {"PRAGMA application_id = 5", W},
+      {"PRAGMA optimize", W},
+      {"PRAGMA", W},
+  });
+}
+
+TEST_CASE("statement: transaction control") {
+  check_kinds({
+      {"BEGIN", T},
+      {"begin work", T},
+      {"BEGIN IMMEDIATE TRANSACTION", T},
+      {"START TRANSACTION", T},
+      {"start transaction read only", T},
+      {"COMMIT", T},
+      {"COMMIT WORK", T},
+      {"END TRANSACTION", T},
+      {"ROLLBACK", T},
+      {"ROLLBACK TO SAVEPOINT a", T},
+      {"SAVEPOINT a", T},
+      {"RELEASE SAVEPOINT a", T},
+      {"XA START 'x'", T},
+      {"XA COMMIT 'x'", T},
+      {"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", T},
+      {"SET SESSION TRANSACTION READ ONLY", T},
+      {"LOCK TABLES t WRITE", T},
+      {"LOCK TABLE t READ", T},
+      {"UNLOCK TABLES", T},
+      {"BEGIN NOT ATOMIC SELECT 1 END", W},
+      {"START SLAVE", W},
+  });
+}
+
+TEST_CASE("statement: session statements") {
+  check_kinds({
+      {"SET NAMES utf8mb4", S},
+      {"SET autocommit = 0", S},
+      {"SET @x = 1", S},
+      {"set session sql_mode = ''", S},
+      {"SET @@session.time_zone = '+00:00'", S},
+      {"SET ROLE admin", S},
+      {"USE db", S},
+      {"use `my db`", S},
+      {"SET PASSWORD FOR 'u'@'%' = PASSWORD('x')", W},
+      {"SET DEFAULT ROLE admin FOR u", W},
+      {"SET STATEMENT max_statement_time = 1 FOR SELECT * FROM t", R},
+      {"SET STATEMENT max_statement_time = 1 FOR UPDATE t SET a = 1", W},
+      {"SET STATEMENT a = (1), b = 2 FOR INSERT INTO t VALUES (1)", W},
+      {"SET STATEMENT a = 1", W},
+  });
+}
+
+TEST_CASE("statement: writes") {
+  check_kinds({
+      {"INSERT INTO t VALUES (1)", W},
+      {"insert into t select * from u", W},
+      {"UPDATE t SET a = 1", W},
+      {"DELETE FROM t", W},
+      {"REPLACE INTO t VALUES (1)", W},
+      {"CREATE TABLE t (id INT)", W},
+      {"ALTER TABLE t ADD c INT", W},
+      {"DROP TABLE t", W},
+      {"TRUNCATE t", W},
+      {"RENAME TABLE a TO b", W},
+      {"GRANT SELECT ON t TO u", W},
+      {"CALL p()", W},
+      {"DO 1", W},
+      {"LOAD DATA INFILE 'x' INTO TABLE t", W},
+      {"HANDLER t OPEN", W},
+      {"FLUSH TABLES", W},
+      {"VACUUM", W},
+  });
+}
+
+TEST_CASE("statement: leading whitespace and comments") {
+  check_kinds({
+      {"  \t\r\n SELECT 1", R},
+      {"-- a comment\nSELECT 1", R},
+      {"--\tSELECT\nDELETE FROM t", W},
+      {"# a comment\nSELECT 1", R},
+      {"/* DELETE FROM t */ SELECT 1", R},
+      {"/* multi\nline */\n-- x\n# y\n   select 1", R},
+      {"/**/SELECT 1", R},
+      {"/* SELECT 1 */ DELETE FROM t", W},
+      {"-- SELECT 1\nDELETE FROM t", W},
+  });
+}
+
+TEST_CASE("statement: keywords inside strings, comments and identifiers do not count") {
+  check_kinds({
+      {"SELECT * FROM t -- FOR UPDATE", R},
+      {"SELECT * FROM t # FOR UPDATE", R},
+      {"SELECT * FROM t /* FOR UPDATE */", R},
+      {"SELECT 'FOR UPDATE' FROM t", R},
+      {"SELECT \"for update\" FROM t", R},
+      {"SELECT `into` FROM t", R},
+      {"SELECT 'a'' INTO @x' FROM t", R},
+      {"SELECT 'a\\' INTO @x' FROM t", R},
+  }, Dialect::mariadb);
+  check_multi({
+      {"INSERT INTO t VALUES ('; DROP TABLE x')", false},
+      {"INSERT INTO t VALUES (\"; DROP TABLE x\")", false},
+      {"SELECT 1 -- ; DROP TABLE x", false},
+      {"SELECT 1 # ; DROP TABLE x", false},
+      {"SELECT 1 /* ; DROP TABLE x */", false},
+      {"SELECT `a;b` FROM t", false},
+      {"SELECT 'it''s; fine'", false},
+  });
+}
+
+TEST_CASE("statement: multiple statements") {
+  check_multi({
+      {"SELECT 1", false},
+      {"SELECT 1;", false},
+      {"SELECT 1;;;  ", false},
+      {"SELECT 1; -- trailing comment", false},
+      {"SELECT 1; /* trailing */ ; # more", false},
+      {"SELECT 1; SELECT 2", true},
+      {"INSERT INTO t VALUES (1);DELETE FROM t", true},
+      {"SELECT 1; x", true},
+      {"; SELECT 1", true},
+      {"SELECT 1; /*! DELETE FROM t */", true},
+      {"SELECT 1; /*!*/", false},
+  });
+  const auto c = classify("SELECT 1; DELETE FROM t");
+  CHECK(c.kind == R);  // the first statement decides the kind
+  REQUIRE(replication_refusal(c).has_value());
+  CHECK(replication_refusal(c)->find("more than one statement") != std::string::npos);
+}
+
+TEST_CASE("statement: MariaDB executable comments are code") {
+  check_kinds({
+      {"SELECT /*! STRAIGHT_JOIN */ a FROM t", R},
+      {"SELECT * FROM t /*! FOR UPDATE */", W},
+      {"SELECT * FROM t /*!50100 FOR UPDATE */", W},
+      {"SELECT * FROM t /*M!100100 FOR UPDATE */", W},
+      {"/*!40101 SET NAMES utf8 */", S},
+      {"/*!40101 SET NAMES utf8 */;", S},
+      {"/*! SELECT 1 */", R},
+      {"SELECT * FROM t /*+ FOR UPDATE */", R},  // an optimizer hint is a comment
+      {"/*!40000 ALTER TABLE t DISABLE KEYS */", W},
+  });
+  check_nondet({
+      {"INSERT INTO t VALUES (/*! NOW() */)", "NOW()"},
+      {"INSERT INTO t VALUES (/*!50000 RAND() */)", "RAND()"},
+      {"INSERT INTO t VALUES (/* NOW() */ 1)", std::nullopt},
+  });
+  check_multi({
+      {"SELECT 1 /*! ; DELETE FROM t */", true},
+      {"SELECT 1 /* ; DELETE FROM t */", false},
+  });
+  // SQLite reads /*! ... */ as a comment.
+  CHECK(classify("SELECT * FROM t /*! FOR UPDATE */", Dialect::sqlite).kind == R);
+  CHECK(classify("SELECT * FROM t /*! FOR UPDATE */", Dialect::mariadb).kind == W);
+}
+
+TEST_CASE("statement: non-deterministic functions") {
+  check_nondet({
+      {"INSERT INTO t VALUES (NOW())", "NOW()"},
+      {"insert into t values (now ())", "NOW()"},
+      {"INSERT INTO t VALUES (NOW/**/())", "NOW()"},
+      {"INSERT INTO t VALUES (SYSDATE())", "SYSDATE()"},
+      {"INSERT INTO t VALUES (CURDATE())", "CURDATE()"},
+      {"INSERT INTO t VALUES (CURTIME())", "CURTIME()"},
+      {"INSERT INTO t VALUES (CURRENT_DATE)", "CURRENT_DATE"},
+      {"INSERT INTO t VALUES (current_time)", "CURRENT_TIME"},
+      {"UPDATE t SET ts = CURRENT_TIMESTAMP", "CURRENT_TIMESTAMP"},
+      {"UPDATE t SET ts = CURRENT_TIMESTAMP()", "CURRENT_TIMESTAMP()"},
+      {"UPDATE t SET ts = LOCALTIME", "LOCALTIME"},
+      {"UPDATE t SET ts = LOCALTIMESTAMP()", "LOCALTIMESTAMP()"},
+      {"UPDATE t SET ts = UTC_DATE()", "UTC_DATE()"},
+      {"UPDATE t SET ts = UTC_TIME", "UTC_TIME"},
+      {"UPDATE t SET ts = UTC_TIMESTAMP()", "UTC_TIMESTAMP()"},
+      {"UPDATE t SET ts = UNIX_TIMESTAMP()", "UNIX_TIMESTAMP()"},
+      {"UPDATE t SET ts = UNIX_TIMESTAMP( )", "UNIX_TIMESTAMP()"},
+      {"UPDATE t SET ts = UNIX_TIMESTAMP('2020-01-01')", std::nullopt},
+      {"UPDATE t SET ts = UNIX_TIMESTAMP(d)", std::nullopt},
+      {"UPDATE t SET r = RAND()", "RAND()"},
+      {"UPDATE t SET r = rand(42)", "RAND()"},
+      {"INSERT INTO t VALUES (random())", "RANDOM()"},
+      {"INSERT INTO t VALUES (randomblob(16))", "RANDOMBLOB()"},
+      {"INSERT INTO t VALUES (UUID())", "UUID()"},
+      {"INSERT INTO t VALUES (UUID_SHORT())", "UUID_SHORT()"},
+      {"INSERT INTO t VALUES (SYS_GUID())", "SYS_GUID()"},
+      {"INSERT INTO t VALUES (CONNECTION_ID())", "CONNECTION_ID()"},
+      {"INSERT INTO t VALUES (USER())", "USER()"},
+      {"INSERT INTO t VALUES (CURRENT_USER)", "CURRENT_USER"},
+      {"INSERT INTO t VALUES (CURRENT_USER())", "CURRENT_USER()"},
+      {"INSERT INTO t VALUES (SESSION_USER())", "SESSION_USER()"},
+      {"INSERT INTO t VALUES (SYSTEM_USER())", "SYSTEM_USER()"},
+      {"INSERT INTO t VALUES (VERSION())", "VERSION()"},
+      {"INSERT INTO t VALUES (FOUND_ROWS())", "FOUND_ROWS()"},
+      {"INSERT INTO t VALUES (ROW_COUNT())", "ROW_COUNT()"},
+      {"INSERT INTO t VALUES (LOAD_FILE('/etc/hostname'))", "LOAD_FILE()"},
+      {"DO GET_LOCK('a', 1)", "GET_LOCK()"},
+      {"DO RELEASE_LOCK('a')", "RELEASE_LOCK()"},
+      {"INSERT INTO t VALUES (IS_FREE_LOCK('a'))", "IS_FREE_LOCK()"},
+      {"DO BENCHMARK(10, 1)", "BENCHMARK()"},
+      {"INSERT INTO t VALUES (MASTER_POS_WAIT('f', 4))", "MASTER_POS_WAIT()"},
+      {"INSERT INTO t VALUES (@@hostname)", "@@hostname"},
+      {"INSERT INTO t VALUES (@@session.sql_mode)", "@@session.sql_mode"},
+      {"INSERT INTO t VALUES (@@GLOBAL.server_id)", "@@GLOBAL.server_id"},
+      {"INSERT INTO t VALUES (changes())", "CHANGES()"},
+      {"INSERT INTO t VALUES (sqlite_version())", "SQLITE_VERSION()"},
+  });
+}
+
+TEST_CASE("statement: deterministic look-alikes") {
+  check_nondet({
+      {"INSERT INTO t VALUES (1)", std::nullopt},
+      {"INSERT INTO t VALUES (LAST_INSERT_ID())", std::nullopt},
+      {"INSERT INTO t VALUES (SLEEP(1))", std::nullopt},
+      {"INSERT INTO t VALUES ('now()')", std::nullopt},
+      {"INSERT INTO t VALUES (\"rand()\")", std::nullopt},
+      {"INSERT INTO t (`now`, `user`) VALUES (1, 2)", std::nullopt},
+      {"INSERT INTO t VALUES (1) -- now()", std::nullopt},
+      {"INSERT INTO t VALUES (1) /* uuid() */", std::nullopt},
+      {"INSERT INTO t VALUES ('@@hostname')", std::nullopt},
+      {"INSERT INTO t (now, user, version) VALUES (1, 2, 3)", std::nullopt},
+      {"UPDATE t SET a = user WHERE version = 3", std::nullopt},
+      {"UPDATE t SET a = t.now", std::nullopt},
+      {"UPDATE t SET a = db.version()", std::nullopt},
+      {"INSERT INTO user (a) VALUES (1)", std::nullopt},
+      {"INSERT user (a) VALUES (1)", std::nullopt},
+      {"REPLACE INTO version(a) VALUES (1)", std::nullopt},
+      {"CREATE TABLE uuid (id INT)", std::nullopt},
+      {"CREATE TABLE IF NOT EXISTS user (id INT)", std::nullopt},
+      {"CREATE TABLE t (uid INT REFERENCES user(id))", std::nullopt},
+      {"CREATE INDEX i ON user (name)", std::nullopt},
+      {"CALL uuid()", std::nullopt},
+      {"UPDATE t SET a = @x", std::nullopt},
+      {"INSERT INTO t VALUES (DATE('2020-01-01'))", std::nullopt},
+      {"INSERT INTO t VALUES (datetime(ts, '+1 day'))", std::nullopt},
+      {"INSERT INTO t VALUES (strftime('%Y', ts))", std::nullopt},
+      {"INSERT INTO t VALUES (upper('now'))", std::nullopt},
+      {"INSERT INTO t VALUES (NEXTVAL(s))", std::nullopt},
+  });
+}
+
+TEST_CASE("statement: SQLite date and time functions with 'now'") {
+  check_nondet({
+      {"INSERT INTO t VALUES (date('now'))", "DATE('now')"},
+      {"INSERT INTO t VALUES (datetime('now'))", "DATETIME('now')"},
+      {"INSERT INTO t VALUES (DATETIME('NOW', 'localtime'))", "DATETIME('NOW')"},
+      {"INSERT INTO t VALUES (julianday('now'))", "JULIANDAY('now')"},
+      {"INSERT INTO t VALUES (time(\"now\"))", "TIME(\"now\")"},
+      {"INSERT INTO t VALUES (strftime('%s', 'now'))", "STRFTIME(..., 'now')"},
+      {"INSERT INTO t VALUES (unixepoch('now'))", "UNIXEPOCH('now')"},
+      {"INSERT INTO t VALUES (date())", "DATE()"},
+      {"INSERT INTO t VALUES (datetime( ))", "DATETIME()"},
+      {"INSERT INTO t VALUES (strftime('%s'))", "STRFTIME('%s')"},
+      {"INSERT INTO t VALUES (date(ts, 'start of month'))", std::nullopt},
+      {"INSERT INTO t VALUES (date(coalesce(x, 'now')))", std::nullopt},  // 'now' not a direct argument
+  });
+}
+
+TEST_CASE("statement: DEFAULT CURRENT_TIMESTAMP in a column definition is not flagged") {
+  check_nondet({
+      {"CREATE TABLE t (id INT, ts TIMESTAMP DEFAULT CURRENT_TIMESTAMP)", std::nullopt},
+      {"CREATE TABLE t (ts TIMESTAMP DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP, a INT)", std::nullopt},
+      {"CREATE TABLE t (ts DATETIME(6) DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6))", std::nullopt},
+      {"CREATE TABLE t (ts DATETIME DEFAULT NOW())", std::nullopt},
+      {"CREATE TABLE t (id BINARY(16) DEFAULT (UUID()))", std::nullopt},
+      {"CREATE TABLE t (d TEXT DEFAULT (datetime('now')), e TEXT DEFAULT (strftime('%s')))", std::nullopt},
+      {"create table t (ts timestamp default current_timestamp)", std::nullopt},
+      {"ALTER TABLE t MODIFY ts TIMESTAMP DEFAULT CURRENT_TIMESTAMP", std::nullopt},
+      {"ALTER TABLE t ALTER COLUMN ts SET DEFAULT CURRENT_TIMESTAMP", std::nullopt},
+      {"ALTER TABLE t MODIFY ts TIMESTAMP DEFAULT CURRENT_TIMESTAMP, ADD INDEX (ts)", std::nullopt},
+      // Evaluated now, by each node: flagged.
+      {"CREATE TABLE t AS SELECT NOW() AS ts", "NOW()"},
+      {"CREATE TABLE t (ts TIMESTAMP DEFAULT CURRENT_TIMESTAMP, r DOUBLE) AS SELECT RAND() AS r", "RAND()"},
+      {"ALTER TABLE t ADD COLUMN ts TIMESTAMP DEFAULT CURRENT_TIMESTAMP", "CURRENT_TIMESTAMP"},
+      {"ALTER TABLE t ADD (a INT, ts TIMESTAMP DEFAULT NOW())", "NOW()"},
+      {"INSERT INTO t VALUES (DEFAULT, NOW())", "NOW()"},
+      {"UPDATE t SET a = DEFAULT, ts = CURRENT_TIMESTAMP", "CURRENT_TIMESTAMP"},
+  });
+}
+
+TEST_CASE("statement: non-determinism is looked for in every statement") {
+  const auto c = classify("INSERT INTO t VALUES (1); INSERT INTO t VALUES (NOW())");
+  CHECK(c.multiple_statements);
+  REQUIRE(c.nondeterministic.has_value());
+  CHECK(*c.nondeterministic == "NOW()");
+}
+
+TEST_CASE("statement: MariaDB and SQLite lexical differences") {
+  // Backslash: an escape in MariaDB, an ordinary character in SQLite.
+  const std::string_view backslash = "INSERT INTO t VALUES ('it\\'s now()')";
+  CHECK_FALSE(classify(backslash, Dialect::mariadb).nondeterministic.has_value());
+  CHECK(classify(backslash, Dialect::sqlite).nondeterministic.has_value());
+  CHECK(classify(backslash).nondeterministic.has_value());  // the union is conservative
+
+  const std::string_view hidden = "INSERT INTO t VALUES ('a\\'); DELETE FROM t; -- ')";
+  CHECK_FALSE(classify(hidden, Dialect::mariadb).multiple_statements);
+  CHECK(classify(hidden, Dialect::sqlite).multiple_statements);
+  CHECK(classify(hidden).multiple_statements);
+
+  // "--" directly followed by a non-blank is not a comment in MariaDB.
+  const std::string_view dashes = "SELECT 1--1; DELETE FROM t";
+  CHECK(classify(dashes, Dialect::mariadb).multiple_statements);
+  CHECK_FALSE(classify(dashes, Dialect::sqlite).multiple_statements);
+  CHECK(classify(dashes).multiple_statements);
+  CHECK(classify("SELECT 1 --\n", Dialect::mariadb).kind == R);  // "--" at a line end is a comment
+
+  // The readings disagree on the kind: write.
+  const std::string_view disagree = "SELECT 'a\\' FOR UPDATE -- '";
+  CHECK(classify(disagree, Dialect::mariadb).kind == R);
+  CHECK(classify(disagree, Dialect::sqlite).kind == W);
+  CHECK(classify(disagree).kind == W);
+
+  // SQLite quotes identifiers with [...].
+  CHECK_FALSE(classify("SELECT [a;b] FROM t", Dialect::sqlite).multiple_statements);
+  CHECK_FALSE(classify("INSERT INTO t ([now()]) VALUES (1)", Dialect::sqlite).nondeterministic.has_value());
+}
+
+TEST_CASE("statement: unterminated strings, identifiers and comments") {
+  check_kinds({
+      {"SELECT 'abc", R},
+      {"SELECT \"abc", R},
+      {"SELECT `abc", R},
+      {"SELECT 1 /* FOR UPDATE", R},
+      {"SELECT 'x' FROM t WHERE a = 'FOR UPDATE", R},
+      {"INSERT INTO t VALUES ('x", W},
+      {"SELECT 'x\\", R},
+      {"/*", W},
+      {"/*!", W},
+      {"'", W},
+      {"SELECT * FROM t /*! FOR UPDATE", W},
+      {"SELECT @@", R},
+  });
+  check_multi({
+      {"SELECT 'abc; DELETE FROM t", false},
+      {"SELECT 1 /* ; DELETE FROM t", false},
+  });
+  check_nondet({
+      {"INSERT INTO t VALUES ('now()", std::nullopt},
+      {"INSERT INTO t VALUES (NOW(", "NOW()"},
+      {"INSERT INTO t VALUES (strftime('%s'", std::nullopt},
+      {"INSERT INTO t VALUES (date(", std::nullopt},
+  });
+}
+
+TEST_CASE("statement: replication_refusal") {
+  CHECK_FALSE(replication_refusal(classify("SELECT NOW()")).has_value());
+  CHECK_FALSE(replication_refusal(classify("INSERT INTO t VALUES (1)")).has_value());
+  CHECK_FALSE(replication_refusal(classify("CREATE TABLE t (ts TIMESTAMP DEFAULT CURRENT_TIMESTAMP)")).has_value());
+
+  const auto nondet = replication_refusal(classify("INSERT INTO t VALUES (NOW())"));
+  REQUIRE(nondet.has_value());
+  CHECK(nondet->find("NOW()") != std::string::npos);
+  CHECK(nondet->find("non-deterministic") != std::string::npos);
+
+  const auto multi = replication_refusal(classify("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)"));
+  REQUIRE(multi.has_value());
+  CHECK(multi->find("more than one statement") != std::string::npos);
+
+  const auto session = replication_refusal(classify("SET NAMES utf8"));
+  REQUIRE(session.has_value());
+  CHECK(session->find("'SET'") != std::string::npos);
+
+  const auto txn = replication_refusal(classify("start transaction"));
+  REQUIRE(txn.has_value());
+  CHECK(txn->find("'START'") != std::string::npos);
+  CHECK(txn->find("transaction-control") != std::string::npos);
+
+  for (const auto& refusal : {*nondet, *multi, *session, *txn}) {
+    CAPTURE(refusal);
+    CHECK(refusal.back() == '.');
+    CHECK(refusal.find('\n') == std::string::npos);
+  }
+}
+
+TEST_CASE("statement: very long inputs") {
+  std::string select = "SELECT ";
+  for (int i = 0; i < 100000; ++i) select += "a" + std::to_string(i) + " + ";
+  select += "1 FROM t";
+  CHECK(classify(select).kind == R);
+  CHECK(classify(select + " FOR UPDATE").kind == W);
+
+  std::string insert = "INSERT INTO t VALUES ('" + std::string(1 << 20, 'x') + "'";
+  for (int i = 0; i < 10000; ++i) insert += ", ('; now()')";
+  insert += ")";
+  const auto c = classify(insert);
+  CHECK(c.kind == W);
+  CHECK_FALSE(c.multiple_statements);
+  CHECK_FALSE(c.nondeterministic.has_value());
+
+  // Deep nesting and long runs of one construct stay linear.
+  const std::string deep = "INSERT INTO t VALUES (" + std::string(200000, '(') + "strftime('%s', x" +
+                           std::string(200000, ')') + ")";
+  CHECK_FALSE(classify(deep).nondeterministic.has_value());
+  std::string dates = "INSERT INTO t VALUES (";
+  for (int i = 0; i < 50000; ++i) dates += "date(";
+  dates += "'now'";
+  CHECK(classify(dates).nondeterministic == std::optional<std::string>("DATE('now')"));
+  std::string analyzes = "EXPLAIN";
+  for (int i = 0; i < 100000; ++i) analyzes += " ANALYZE";
+  CHECK(classify(analyzes).kind == W);
+  std::string defaults = "CREATE TABLE t (";
+  for (int i = 0; i < 50000; ++i) defaults += "c" + std::to_string(i) + " INT DEFAULT (((1))), ";
+  defaults += "z INT)";
+  CHECK_FALSE(classify(defaults).nondeterministic.has_value());
+  CHECK(classify(std::string(1 << 20, ';')).kind == W);
+  CHECK(classify(std::string(1 << 20, '/')).kind == W);
+}
+
+TEST_CASE("statement: random bytes do not crash and take bounded time") {
+  std::mt19937 rng(12345);  // fixed seed: reproducible
+  const std::string alphabet = "SELECT INSERT FOR UPDATE now() date('now') @@x ;'\"`\\-#/*!M[]()=:,. \n\t";
+  const auto start = std::chrono::steady_clock::now();
+  for (int iteration = 0; iteration < 20000; ++iteration) {
+    const std::size_t len = rng() % 200;
+    std::string input(len, '\0');
+    const bool from_alphabet = iteration % 2 == 0;
+    for (auto& ch : input) {
+      ch = from_alphabet ? alphabet[rng() % alphabet.size()] : static_cast<char>(rng() & 0xff);
+    }
+    for (const Dialect d : {Dialect::any, Dialect::mariadb, Dialect::sqlite}) {
+      const auto c = classify(input, d);
+      (void)replication_refusal(c);
+      for (const char k : c.first_keyword) CHECK_FALSE((k >= 'a' && k <= 'z'));
+    }
+  }
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  CHECK(elapsed < std::chrono::seconds(20));
+}
+
+TEST_SUITE_END();
