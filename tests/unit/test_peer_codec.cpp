@@ -212,7 +212,9 @@ std::string serialize(const rapidjson::Value& v) {
 void for_each_value(rapidjson::Value& v, const std::string& path,
                     const std::function<void(rapidjson::Value&, const std::string&)>& f) {
   if (v.IsObject()) {
-    for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
+    // Counted: comparing rapidjson 1.1's mutable member iterators is ambiguous in C++20.
+    auto it = v.MemberBegin();
+    for (rapidjson::SizeType member = 0; member < v.MemberCount(); ++member, ++it) {
       const std::string child = path.empty() ? it->name.GetString() : path + "." + it->name.GetString();
       f(it->value, child);
       for_each_value(it->value, child, f);
@@ -335,7 +337,8 @@ TEST_CASE("peer codec: every field is required, and the error names it") {
       std::size_t index = 0;
       std::function<bool(rapidjson::Value&)> remove_kth = [&](rapidjson::Value& v) -> bool {
         if (v.IsObject()) {
-          for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
+          auto it = v.MemberBegin();
+          for (rapidjson::SizeType member = 0; member < v.MemberCount(); ++member, ++it) {
             if (index++ == k) {
               v.EraseMember(it);
               return true;

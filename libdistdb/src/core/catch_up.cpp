@@ -36,6 +36,7 @@ void Replica::maybe_catch_up() {
   if (source == 0) return;
   catching_up_ = true;
   catch_up_sent_at_ = now_;
+  catch_up_epoch_ = promised_;
   send(source, request);
 }
 
@@ -56,7 +57,18 @@ void Replica::on_catch_up_request(NodeId from, const CatchUpRequest& m) {
     return;
   }
   if (m.applied.seq > applied_.seq) {
-    send(from, reply);  // it is ahead of us: nothing to give
+    // The asker holds entries beyond our log. If we are the coordinator
+    // (recovered) and they lie beyond everything we decided, they were
+    // never committed on a majority — our log contains every entry that was
+    // — and no client was told they succeeded: the asker's data is replaced
+    // by ours. Otherwise (we have not yet committed locally what we decided,
+    // or we are not the coordinator) we cannot help yet.
+    if (role_ == Role::coordinator && !recovering_ && m.applied.seq > last_decided_.seq &&
+        applied_ == last_decided_) {
+      queue_storage(ReadSnapshot{from});
+    } else {
+      send(from, reply);
+    }
     return;
   }
   queue_storage(ReadLog{m.applied, config_.catch_up_batch, from, m.join});
@@ -89,6 +101,10 @@ void Replica::on_snapshot_read(const StorageDone& done, const ReadSnapshot& op) 
 void Replica::on_catch_up_reply(NodeId /*from*/, const CatchUpReply& m) {
   if (!catching_up_) return;  // an answer to an older request
   catching_up_ = false;
+  // Asked before we promised a newer epoch: our vote reported what we had
+  // applied then, and the new coordinator's log is built on that report, so
+  // nothing from the old request may be applied now.
+  if (catch_up_epoch_ != promised_) return;
   if (participant_busy_ || applying_) return;
   if (m.joined) {
     announced_view_.insert(config_.id);

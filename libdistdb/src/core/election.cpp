@@ -72,7 +72,7 @@ void Replica::maybe_start_election() {
 void Replica::start_election() {
   role_ = Role::candidate;
   coordinator_ = 0;
-  candidate_epoch_ = promised_ + 1;
+  candidate_epoch_ = std::max(promised_, highest_seen_epoch_) + 1;
   promised_ = candidate_epoch_;
   votes_.clear();
   // Try again later if this one fails (no majority of grants): back off by
@@ -105,6 +105,7 @@ void Replica::on_promise_persisted(Epoch epoch) {
 }
 
 void Replica::on_vote_request(NodeId from, const VoteRequest& m) {
+  highest_seen_epoch_ = std::max(highest_seen_epoch_, m.epoch);
   VoteReply refusal;
   refusal.epoch = m.epoch;
   refusal.granted = false;
@@ -200,20 +201,32 @@ void Replica::step_down(NodeId new_coordinator, const char* reason) {
 
 void Replica::on_heartbeat(NodeId from, const Heartbeat& m) {
   reported_applied_[from] = m.applied;
-  if (m.epoch > promised_) {
-    // A newer epoch exists. Follow its coordinator; if the sender is only a
-    // replica that promised a newer epoch, our epoch is over anyway.
+  highest_seen_epoch_ = std::max(highest_seen_epoch_, m.epoch);
+  if (m.epoch > promised_ && m.is_coordinator) {
+    // The coordinator of a newer epoch (it had a majority): follow it.
     promised_ = m.epoch;
     queue_storage(PersistPromise{promised_});
-    if (role_ != Role::follower) step_down(0, "saw a newer epoch");
+    if (role_ != Role::follower) step_down(0, "saw a coordinator of a newer epoch");
     coordinator_ = 0;
     announced_view_.clear();
+  } else if (m.epoch > promised_ && role_ == Role::coordinator && view_.count(from) == 0) {
+    // A member outside our view promised a newer epoch (to a candidate that
+    // failed): it will refuse our rounds, so our epoch cannot take it back.
+    // Make way for a new election, which will use a higher epoch still.
+    step_down(0, "a member promised a newer epoch");
   }
   if (m.epoch == promised_ && m.is_coordinator && role_ != Role::coordinator) {
     if (role_ == Role::candidate) role_ = Role::follower;
     coordinator_ = from;
     last_coordinator_contact_ = now_;
     announced_view_ = std::set<NodeId>(m.view.begin(), m.view.end());
+    // The coordinator has committed the entry we hold prepared: it is
+    // decided, even if its Decide never reached us.
+    if (prepared_ && prepared_->id == m.applied && !participant_busy_) {
+      participant_busy_ = true;
+      decide_from_ = 0;
+      queue_storage(CommitEntry{prepared_->id});
+    }
   }
 }
 

@@ -139,6 +139,12 @@ void Replica::on_decide(NodeId from, const Decide& m) {
 void Replica::on_participant_committed(const StorageDone& done) {
   participant_busy_ = false;
   const EntryId id = prepared_ ? prepared_->id : EntryId{};
+  if (!done.ok && prepared_) {
+    // The entry is decided: committing it is the only way forward. Keep it
+    // prepared and try again on the next tick (the database may be back).
+    commit_retry_ = true;
+    return;
+  }
   if (done.ok && prepared_) {
     applied_ = id;
     prepared_.reset();
@@ -148,6 +154,17 @@ void Replica::on_participant_committed(const StorageDone& done) {
     decide_from_ = 0;
   }
   run_deferred();
+}
+
+void Replica::retry_commit() {
+  if (!commit_retry_ || participant_busy_) return;
+  commit_retry_ = false;
+  if (!prepared_) {
+    run_deferred();
+    return;
+  }
+  participant_busy_ = true;
+  queue_storage(CommitEntry{prepared_->id});
 }
 
 void Replica::run_deferred() {

@@ -25,6 +25,8 @@ Replica::Replica(ReplicaConfig config, RecoveredState recovered)
 
 void Replica::tick() {
   ++now_;
+  for (const EntryId& id : std::exchange(rollbacks_to_retry_, {})) queue_storage(RollbackEntry{id});
+  retry_commit();
   if (now_ % static_cast<std::uint64_t>(std::max(1, config_.heartbeat_interval_ticks)) == 0) send_heartbeats();
   check_liveness();
   maybe_start_election();
@@ -34,6 +36,7 @@ void Replica::tick() {
   }
   maybe_catch_up();
   expire_forwards();
+  expire_waiting();
   drain_local_inbox();
 }
 
@@ -86,7 +89,9 @@ void Replica::storage_done(StorageDone done) {
         } else if constexpr (std::is_same_v<T, CommitEntry>) {
           on_participant_committed(done);
         } else if constexpr (std::is_same_v<T, RollbackEntry>) {
-          // Nothing waits for a rollback; a failed one is retried at the next restart.
+          // Nothing waits for a rollback, but a prepared transaction left
+          // behind would hold its locks: retry a failed one (next tick).
+          if (!done.ok) rollbacks_to_retry_.push_back(op.id);
         } else if constexpr (std::is_same_v<T, ApplyEntries>) {
           on_entries_applied(done, op);
         } else if constexpr (std::is_same_v<T, ReadLog>) {

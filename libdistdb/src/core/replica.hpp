@@ -149,6 +149,8 @@ class Replica {
   void on_forwarded_write(NodeId from, const ForwardedWrite& m);
   void on_forwarded_reply(const ForwardedReply& m);
   void expire_forwards();
+  void forward(Pending p);
+  void expire_waiting();
 
   // --- participant.cpp
   void on_prepare(NodeId from, const Prepare& m);
@@ -156,6 +158,7 @@ class Replica {
   void on_participant_prepared(const StorageDone& done);
   void on_participant_committed(const StorageDone& done);
   void run_deferred();
+  void retry_commit();
 
   // --- catch_up.cpp
   void maybe_catch_up();
@@ -190,6 +193,7 @@ class Replica {
   std::uint64_t last_coordinator_contact_ = 0;
   std::uint64_t election_not_before_ = 0;
   Epoch candidate_epoch_ = 0;
+  Epoch highest_seen_epoch_ = 0;                 // in any heartbeat or vote request
   std::map<NodeId, VoteReply> votes_;
   bool recovering_ = false;                      // coordinator catching up before its first round
   EntryId recovery_target_;                      // the best log among the voters
@@ -203,6 +207,7 @@ class Replica {
     std::string sql;
     NodeId forwarded_from = 0;   // 0: a local client
     ClientTag forwarded_tag = 0;
+    std::uint64_t since = 0;     // tick it arrived
   };
   struct Round {
     Entry entry;
@@ -216,6 +221,7 @@ class Replica {
     std::uint64_t started_at = 0;        // start of the current phase (prepare, then commit)
   };
   std::deque<Pending> pending_;
+  std::deque<Pending> parked_;           // local writes waiting for a coordinator to be known
   std::optional<Round> round_;
   EntryId last_decided_;                 // coordinator: the last entry decided in its log
 
@@ -227,10 +233,19 @@ class Replica {
   };
   std::map<ClientTag, Forward> forwards_;
 
+  // Coordinator side: forwarded writes by (forwarder, tag), so that a
+  // duplicated ForwardedWrite never runs twice.
+  static constexpr std::size_t kAnsweredForwardsKept = 65536;
+  std::set<std::pair<NodeId, ClientTag>> running_forwards_;
+  std::map<std::pair<NodeId, ClientTag>, ForwardedReply> answered_forwards_;
+  std::deque<std::pair<NodeId, ClientTag>> answered_order_;
+  std::vector<EntryId> rollbacks_to_retry_;
+
   // Participant side.
   std::optional<Entry> prepared_;          // the entry prepared here, awaiting a decision
   std::vector<StatementOutcome> prepared_outcomes_;
   NodeId decide_from_ = 0;                 // who asked for the commit in flight (0: ourselves)
+  bool commit_retry_ = false;              // the commit of the decided prepared_ failed: retry it
   Epoch decide_epoch_ = 0;
   NodeId prepare_from_ = 0;
   Epoch prepare_epoch_ = 0;
@@ -251,6 +266,7 @@ class Replica {
   bool catching_up_ = false;               // a CatchUpRequest is out, no reply yet
   bool applying_ = false;                  // an ApplyEntries/InstallSnapshot of ours is running
   std::uint64_t catch_up_sent_at_ = 0;
+  Epoch catch_up_epoch_ = 0;               // our promise when the request went out
   bool needs_snapshot_ = false;
 };
 

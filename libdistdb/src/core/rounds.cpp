@@ -24,15 +24,12 @@
 namespace distdb::core {
 
 void Replica::on_propose(ClientTag tag, std::string sql, NodeId forwarded_from, ClientTag forwarded_tag) {
-  Pending p{tag, std::move(sql), forwarded_from, forwarded_tag};
+  Pending p{tag, std::move(sql), forwarded_from, forwarded_tag, now_};
   if (role_ == Role::coordinator) {
-    if (can_commit() || recovering_) {
-      pending_.push_back(std::move(p));
-      maybe_start_round();
-    } else {
-      finish_write(p, WriteResult::no_quorum, {},
-                   "no quorum: the coordinator does not reach a majority of the cluster");
-    }
+    // Queued even while the view is short of a majority (members rejoining
+    // after an election): expire_waiting() answers no_quorum if it stays so.
+    pending_.push_back(std::move(p));
+    maybe_start_round();
     return;
   }
   if (forwarded_from != 0) {
@@ -42,16 +39,50 @@ void Replica::on_propose(ClientTag tag, std::string sql, NodeId forwarded_from, 
     return;
   }
   if (coordinator_ == 0) {
-    finish_write(p, WriteResult::no_quorum, {},
-                 "no quorum: no coordinator is elected (an election is under way, or no majority is reachable)");
+    // An election may be under way (or the node just started): wait for it
+    // a little rather than fail at once.
+    parked_.push_back(std::move(p));
     return;
   }
+  forward(std::move(p));
+}
+
+void Replica::forward(Pending p) {
   if (!config_.forward_writes) {
     finish_write(p, WriteResult::not_coordinator, {}, "writes go to the coordinator");
     return;
   }
-  forwards_[tag] = Forward{tag, coordinator_, now_};
-  send(coordinator_, ForwardedWrite{promised_, tag, p.sql});
+  forwards_[p.tag] = Forward{p.tag, coordinator_, now_};
+  send(coordinator_, ForwardedWrite{promised_, p.tag, p.sql});
+}
+
+void Replica::expire_waiting() {
+  const auto limit = static_cast<std::uint64_t>(2 * config_.heartbeat_timeout_ticks);
+  const std::string why = "no quorum: no coordinator with a majority could be found in time";
+  if (role_ == Role::coordinator) {
+    for (Pending& p : std::exchange(parked_, {})) pending_.push_back(std::move(p));
+    if (!can_commit()) {
+      while (!pending_.empty() && now_ - pending_.front().since > limit) {
+        Pending p = std::move(pending_.front());
+        pending_.pop_front();
+        finish_write(p, WriteResult::no_quorum, {}, why);
+      }
+    }
+    return;
+  }
+  while (!parked_.empty()) {
+    if (coordinator_ != 0) {
+      Pending p = std::move(parked_.front());
+      parked_.pop_front();
+      forward(std::move(p));
+    } else if (now_ - parked_.front().since > limit) {
+      Pending p = std::move(parked_.front());
+      parked_.pop_front();
+      finish_write(p, WriteResult::no_quorum, {}, why);
+    } else {
+      break;
+    }
+  }
 }
 
 void Replica::maybe_start_round() {
@@ -185,6 +216,14 @@ void Replica::finish_write(const Pending& p, WriteResult::Kind kind, const State
     reply.outcome = outcome;
     reply.coordinator = coordinator_;
     reply.message = message;
+    const std::pair<NodeId, ClientTag> key{p.forwarded_from, p.forwarded_tag};
+    running_forwards_.erase(key);
+    answered_forwards_[key] = reply;
+    answered_order_.push_back(key);
+    while (answered_order_.size() > kAnsweredForwardsKept) {
+      answered_forwards_.erase(answered_order_.front());
+      answered_order_.pop_front();
+    }
     send(p.forwarded_from, std::move(reply));
     return;
   }
@@ -199,6 +238,15 @@ void Replica::finish_write(const Pending& p, WriteResult::Kind kind, const State
 }
 
 void Replica::on_forwarded_write(NodeId from, const ForwardedWrite& m) {
+  // The network may deliver a message twice: a write must run once. A
+  // repeat of a forward still running is dropped (its answer will come); a
+  // repeat of one already answered gets the same answer again.
+  const std::pair<NodeId, ClientTag> key{from, m.tag};
+  if (auto it = answered_forwards_.find(key); it != answered_forwards_.end()) {
+    send(from, it->second);
+    return;
+  }
+  if (!running_forwards_.insert(key).second) return;
   on_propose(0, m.sql, from, m.tag);
 }
 

@@ -17,6 +17,7 @@
 #include "distdb/node.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -72,7 +73,12 @@ struct Node::Impl final : TransportHandler {
   };
   std::mutex writes_mutex;
   std::unordered_map<core::ClientTag, WaitingWrite> waiting_writes;  // guarded by writes_mutex
-  std::atomic<core::ClientTag> next_tag{1};
+  // Tags must not repeat across restarts of this node: the coordinator
+  // recognises a re-delivered forwarded write by (node, tag). Starting from
+  // the wall clock in nanoseconds keeps them increasing from one run to the next.
+  std::atomic<core::ClientTag> next_tag{static_cast<core::ClientTag>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count())};
 
   std::mutex sessions_mutex;
   std::unordered_map<ConnectionId, Session> sessions;  // guarded by sessions_mutex
@@ -109,8 +115,9 @@ struct Node::Impl final : TransportHandler {
         DISTDB_LOG(warn) << "connection " << conn << ": bad peer message: " << envelope.error().message;
         return;
       }
-      if (envelope->to != config.id) {
-        DISTDB_LOG(warn) << "connection " << conn << ": peer message for node " << envelope->to << " ignored";
+      if (envelope->to != config.id || member_address(envelope->from) == nullptr) {
+        DISTDB_LOG(warn) << "connection " << conn << ": peer message from " << envelope->from << " to "
+                         << envelope->to << " ignored (not a member, or not for this node)";
         return;
       }
       replication->on_peer_message(std::move(*envelope));

@@ -145,18 +145,26 @@ void ReplicationDriver::core_loop() {
       ready = replica_ready_;
     }
     if (!ready) {
-      // No replica yet: refuse writes, drop peer traffic (peers retry).
+      // No replica yet (the storage is being opened): keep writes a while,
+      // drop peer traffic (peers retry).
+      const auto now = Clock::now();
       for (auto& ev : batch) {
-        if (auto* p = std::get_if<Propose>(&ev)) {
-          core::WriteResult r;
-          r.tag = p->tag;
-          r.kind = core::WriteResult::no_quorum;
-          r.message = "this node's storage is not available yet: it cannot take part in replication";
-          callbacks_.on_result(std::move(r));
-        }
+        if (auto* p = std::get_if<Propose>(&ev)) early_.push_back({std::move(*p), now});
       }
-      if (Clock::now() >= next_tick) next_tick = Clock::now() + std::chrono::milliseconds(kTickMs);
+      while (!early_.empty() && now - early_.front().second > kEarlyWriteWait) {
+        core::WriteResult r;
+        r.tag = early_.front().first.tag;
+        r.kind = core::WriteResult::no_quorum;
+        r.message = "this node's storage is not available: it cannot take part in replication";
+        early_.pop_front();
+        callbacks_.on_result(std::move(r));
+      }
+      if (now >= next_tick) next_tick = now + std::chrono::milliseconds(kTickMs);
       continue;
+    }
+    for (auto& [p, since] : std::exchange(early_, {})) {
+      replica_->propose(p.tag, std::move(p.sql));
+      flush_ready();
     }
     for (auto& ev : batch) {
       if (auto* env = std::get_if<core::Envelope>(&ev)) {

@@ -13,6 +13,7 @@
 // with no_quorum; reads are unaffected.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -88,6 +89,10 @@ class ReplicationDriver {
 
   mutable std::mutex status_mutex_;
   Status status_;                            // guarded by status_mutex_
+
+  // Writes that arrived before the replica existed (core thread only).
+  static constexpr std::chrono::milliseconds kEarlyWriteWait{5000};
+  std::deque<std::pair<Propose, std::chrono::steady_clock::time_point>> early_;
 
   std::thread core_thread_;
   std::thread executor_thread_;
