@@ -205,14 +205,12 @@ struct Node::Impl final : TransportHandler {
       finish_query_locked_later(conn, error_reply(id, Error(ErrorKind::invalid_request, *refusal)));
       return;
     }
-    if (query.redirect && !config.peers.empty()) {
+    if (query.redirect) {
+      // With no coordinator known yet (an election under way), the write
+      // goes to the core, which holds it briefly and forwards it once one is
+      // elected: better than a redirect to nowhere.
       const auto coord = coordinator();
-      if (!coord) {
-        finish_query_locked_later(
-            conn, error_reply(id, Error(ErrorKind::no_quorum, "no quorum: no coordinator is elected")));
-        return;
-      }
-      if (*coord != config.id) {
+      if (coord && *coord != config.id) {
         finish_query_locked_later(conn, wire::encode_reply(redirect_reply(id, *coord)));
         return;
       }
