@@ -1,24 +1,36 @@
 // An application that talks to a running distdb cluster through distdb::Client.
 //
-//   client_query HOST PORT "SQL"
+//   client_query HOST PORT [HOST PORT ...] "SQL"
+//
+// The addresses are seeds: the client connects to one that answers, learns
+// the other members, follows the coordinator and fails over by itself. A
+// write whose outcome it cannot know (the node died before answering) is
+// reported, never re-sent.
 #include <cstdio>
 #include <cstdlib>
 #include <distdb/distdb.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: %s HOST PORT \"SQL\"\n", argv[0]);
+  if (argc < 4 || argc % 2 != 0) {
+    std::fprintf(stderr, "usage: %s HOST PORT [HOST PORT ...] \"SQL\"\n", argv[0]);
     return 2;
   }
-  auto client = distdb::Client::connect(argv[1], static_cast<std::uint16_t>(std::atoi(argv[2])));
+  std::vector<std::pair<std::string, std::uint16_t>> seeds;
+  for (int i = 1; i + 1 < argc; i += 2) seeds.emplace_back(argv[i], static_cast<std::uint16_t>(std::atoi(argv[i + 1])));
+  const char* sql = argv[argc - 1];
+  auto client = distdb::Client::connect_cluster(std::move(seeds));
   if (!client) {
     std::fprintf(stderr, "%s\n", client.error().message.c_str());
     return 2;
   }
-  auto reply = client->query(argv[3]);
+  auto reply = client->query(sql, /*redirect=*/true);
   if (!reply) {
-    std::fprintf(stderr, "%s\n", reply.error().message.c_str());
+    const bool unknown = reply.error().kind == distdb::ErrorKind::outcome_unknown;
+    std::fprintf(stderr, "%s%s\n", reply.error().message.c_str(),
+                 unknown ? " (the statement may or may not have taken effect)" : "");
     return 2;
   }
   if (reply->status == distdb::ReplyStatus::error) {

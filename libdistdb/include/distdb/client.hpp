@@ -5,12 +5,48 @@
 // it is not thread-safe (use one per thread). Transport failures (refused,
 // dropped, timed out) are returned as errors; an SQL error is a Reply with
 // status ReplyStatus::error.
+//
+// Two ways to get one:
+//
+// - Client::connect(host, port): bound to that one node. query() returns
+//   REDIRECT replies and transport errors as they come; follow_redirects and
+//   retry_for_ms are ignored. distdb-cli and the tests use this.
+//
+// - Client::connect_cluster(seeds): for applications that should not need to
+//   know the topology. It connects to any reachable seed, learns the members
+//   (ip/port) from STATUS, and refreshes them whenever it has to change node
+//   after a failure. query() and status() then:
+//
+//   * follow REDIRECT replies (when follow_redirects): reconnect to the
+//     coordinator the reply names and re-send, at most kMaxRedirects hops in
+//     a row; the connection then stays on the coordinator;
+//   * retry, with back-off (50 ms doubling up to 500 ms), on the next known
+//     member, until retry_for_ms has passed, when nothing was done:
+//       - the connection was refused, could not be opened, or was found
+//         closed before the request was written (no byte of it was sent);
+//       - the node answered with error kind no_quorum or not_coordinator;
+//       - more than kMaxRedirects redirects in a row (a view in flux);
+//     and then gives up with ErrorKind::unavailable (no node reachable) or the
+//     last no_quorum / not_coordinator reply;
+//   * NEVER retry a statement whose outcome is unknown: a reply with error
+//     kind outcome_unknown, or a connection that dropped (outcome_unknown) or
+//     timed out (timeout) after the request was sent and before its reply
+//     arrived. The write may or may not have been applied; the application
+//     decides (e.g. check with a read, or re-run an idempotent statement).
+//     The next call reconnects, and fails over, as usual.
+//
+//   The client does not parse SQL, so reads and writes get the same rules.
+//   Pipelined send()/receive() keep their single-connection semantics: they
+//   use the current connection (reconnecting to the current member if it is
+//   closed) and neither retry nor follow redirects.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "distdb/error.hpp"
 #include "distdb/export.hpp"
@@ -22,12 +58,29 @@ struct ClientOptions {
   int connect_timeout_ms = 5000;
   int request_timeout_ms = 30000;
   std::size_t max_reply_bytes = 256 * 1024 * 1024;
+  // Cluster clients (connect_cluster) only; see above.
+  bool follow_redirects = true;  // follow REDIRECT replies to the coordinator
+  int retry_for_ms = 10000;      // how long safe-to-retry failures are retried (also bounds each connect)
+};
+
+// What the last query() or status() of a cluster client went through.
+struct QueryTrace {
+  int redirects = 0;  // REDIRECT replies followed
+  int retries = 0;    // attempts repeated after a safe-to-retry failure
 };
 
 class DISTDB_API Client {
  public:
   // Connects to host:port.
   static Result<Client> connect(const std::string& host, std::uint16_t port, ClientOptions options = {});
+
+  // Connects to the first seed that answers STATUS (trying them in turn,
+  // with back-off, for up to options.retry_for_ms; then fails with
+  // ErrorKind::unavailable) and learns the members from its answer.
+  static Result<Client> connect_cluster(std::vector<std::pair<std::string, std::uint16_t>> seeds,
+                                        ClientOptions options = {});
+
+  static constexpr int kMaxRedirects = 3;
 
   Client(Client&&) noexcept;
   Client& operator=(Client&&) noexcept;
@@ -44,8 +97,16 @@ class DISTDB_API Client {
   Result<std::uint64_t> send(std::string_view sql, bool redirect = false);
   Result<Reply> receive();
 
+  // The node this client is (or will next be) connected to.
   const std::string& host() const;
   std::uint16_t port() const;
+
+  // Cluster clients: the members known (id 0 for a seed not yet seen in a
+  // STATUS answer), and what the last query()/status() went through.
+  // A client from connect() lists its one node.
+  bool is_cluster() const;
+  std::vector<PeerConfig> members() const;
+  const QueryTrace& last_trace() const;
 
  private:
   struct Impl;

@@ -13,7 +13,7 @@
 namespace distdb::core {
 
 void Replica::maybe_catch_up() {
-  if (participant_busy_ || applying_) return;
+  if (participant_busy_ || applying_ || now_ < next_catch_up_at_) return;
   const auto retry_after = static_cast<std::uint64_t>(2 * config_.round_timeout_ticks);
   if (catching_up_ && now_ - catch_up_sent_at_ <= retry_after) return;
   catching_up_ = false;
@@ -41,7 +41,23 @@ void Replica::maybe_catch_up() {
 }
 
 void Replica::on_catch_up_request(NodeId from, const CatchUpRequest& m) {
+  // Only an authoritative log is served: the coordinator's once it has
+  // recovered, or — to a recovering coordinator, which picked us as holding
+  // the best log among its voters (its requests do not ask to join) — ours.
+  // Anyone else may hold entries no majority agreed to.
+  const bool authoritative = role_ == Role::coordinator ? !recovering_ : !m.join;
+  if (!authoritative) {
+    CatchUpReply not_now;
+    not_now.epoch = promised_;
+    not_now.last = applied_;
+    send(from, not_now);
+    return;
+  }
+  // One read of our storage per asker at a time: a lagging member must not
+  // be able to flood the storage queue that our own rounds need.
+  if (serving_.count(from) > 0) return;
   if (m.snapshot) {
+    serving_.insert(from);
     queue_storage(ReadSnapshot{from});
     return;
   }
@@ -65,18 +81,22 @@ void Replica::on_catch_up_request(NodeId from, const CatchUpRequest& m) {
     // or we are not the coordinator) we cannot help yet.
     if (role_ == Role::coordinator && !recovering_ && m.applied.seq > last_decided_.seq &&
         applied_ == last_decided_) {
+      serving_.insert(from);
       queue_storage(ReadSnapshot{from});
     } else {
       send(from, reply);
     }
     return;
   }
+  serving_.insert(from);
   queue_storage(ReadLog{m.applied, config_.catch_up_batch, from, m.join});
 }
 
 void Replica::on_log_read(const StorageDone& done, const ReadLog& op) {
+  serving_.erase(op.reader);
   if (!done.ok) return;  // the asker retries
   if (done.log_conflict || done.log_truncated) {
+    serving_.insert(op.reader);
     queue_storage(ReadSnapshot{op.reader});
     return;
   }
@@ -88,6 +108,7 @@ void Replica::on_log_read(const StorageDone& done, const ReadLog& op) {
 }
 
 void Replica::on_snapshot_read(const StorageDone& done, const ReadSnapshot& op) {
+  serving_.erase(op.reader);
   if (!done.ok) return;
   CatchUpReply reply;
   reply.epoch = promised_;
@@ -108,6 +129,7 @@ void Replica::on_catch_up_reply(NodeId /*from*/, const CatchUpReply& m) {
   if (participant_busy_ || applying_) return;
   if (m.joined) {
     announced_view_.insert(config_.id);
+    joined_ = true;
     return;
   }
   if (m.snapshot) {
@@ -120,7 +142,9 @@ void Replica::on_catch_up_reply(NodeId /*from*/, const CatchUpReply& m) {
     return;
   }
   if (m.entries.empty() || m.entries.front().id.seq != applied_.seq + 1) {
-    maybe_catch_up();  // nothing usable: ask again (joining, or the log moved)
+    // Nothing usable (the coordinator is mid-round, or not ready): ask again
+    // a little later, not at once — a tight loop would flood it.
+    next_catch_up_at_ = now_ + static_cast<std::uint64_t>(config_.heartbeat_interval_ticks);
     return;
   }
   if (prepared_) {

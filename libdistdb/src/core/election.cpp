@@ -209,10 +209,10 @@ void Replica::on_heartbeat(NodeId from, const Heartbeat& m) {
     if (role_ != Role::follower) step_down(0, "saw a coordinator of a newer epoch");
     coordinator_ = 0;
     announced_view_.clear();
-  } else if (m.epoch > promised_ && role_ == Role::coordinator && view_.count(from) == 0) {
-    // A member outside our view promised a newer epoch (to a candidate that
-    // failed): it will refuse our rounds, so our epoch cannot take it back.
-    // Make way for a new election, which will use a higher epoch still.
+  } else if (m.epoch > promised_ && role_ == Role::coordinator) {
+    // A member promised a newer epoch (to a candidate that failed): it will
+    // refuse our rounds, and our epoch cannot take it back. Make way for a
+    // new election, which uses a higher epoch still.
     step_down(0, "a member promised a newer epoch");
   }
   if (m.epoch == promised_ && m.is_coordinator && role_ != Role::coordinator) {
@@ -220,12 +220,26 @@ void Replica::on_heartbeat(NodeId from, const Heartbeat& m) {
     coordinator_ = from;
     last_coordinator_contact_ = now_;
     announced_view_ = std::set<NodeId>(m.view.begin(), m.view.end());
-    // The coordinator has committed the entry we hold prepared: it is
-    // decided, even if its Decide never reached us.
-    if (prepared_ && prepared_->id == m.applied && !participant_busy_) {
+    const bool listed = announced_view_.count(config_.id) > 0;
+    if (!listed) joined_ = false;
+    const bool holds_next = prepared_ && prepared_->id == m.applied;
+    if (!listed && prepared_ && !participant_busy_) {
+      // Out of the view: whatever we prepared was not (or no longer) counted
+      // in the decision, and our outcomes were not compared. Drop it; if the
+      // entry was decided, catch-up replays it from the log, checking them.
+      queue_storage(RollbackEntry{prepared_->id});
+      prepared_.reset();
+    } else if (listed && holds_next && !participant_busy_) {
+      // The coordinator has committed the entry we hold prepared, and we
+      // are in its view, so our vote was counted: the entry is decided, even
+      // if its Decide never reached us.
       participant_busy_ = true;
       decide_from_ = 0;
       queue_storage(CommitEntry{prepared_->id});
+    } else if (joined_ && !holds_next && !participant_busy_ && m.applied.seq > applied_.seq) {
+      // Listed in the view but behind the coordinator (a round we missed,
+      // or an entry rolled back at restart): catch up and rejoin.
+      joined_ = false;
     }
   }
 }

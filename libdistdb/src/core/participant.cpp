@@ -77,6 +77,7 @@ void Replica::on_prepare(NodeId from, const Prepare& m) {
                       applied_.seq < m.previous.seq ? "behind: needs catch-up" : "conflict: needs a snapshot"));
     return;
   }
+  joined_ = true;  // taking part in the coordinator's rounds
   participant_busy_ = true;
   preparing_ = m.entry;
   prepare_from_ = from;
@@ -139,6 +140,16 @@ void Replica::on_decide(NodeId from, const Decide& m) {
 void Replica::on_participant_committed(const StorageDone& done) {
   participant_busy_ = false;
   const EntryId id = prepared_ ? prepared_->id : EntryId{};
+  if (!done.ok && prepared_ && done.error.kind == ErrorKind::invalid_request) {
+    // The storage no longer holds it (on SQLite, rolled back to record a
+    // promise): this replica cannot commit it and catches up instead.
+    prepared_.reset();
+    joined_ = false;
+    if (decide_from_ != 0) send(decide_from_, DecideReply{decide_epoch_, id, false});
+    decide_from_ = 0;
+    run_deferred();
+    return;
+  }
   if (!done.ok && prepared_) {
     // The entry is decided: committing it is the only way forward. Keep it
     // prepared and try again on the next tick (the database may be back).

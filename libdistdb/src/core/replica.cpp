@@ -164,7 +164,10 @@ std::uint64_t Replica::next_random() {
 
 bool Replica::in_view() const {
   if (role_ == Role::coordinator) return true;
-  return announced_view_.count(config_.id) > 0;
+  // Listed by the coordinator is not enough: after a restart its view may
+  // still hold our previous incarnation. We count as in the view once we
+  // have joined (or taken part in a round) since.
+  return joined_ && announced_view_.count(config_.id) > 0;
 }
 
 bool Replica::can_commit() const {

@@ -190,6 +190,7 @@ class Replica {
   std::map<NodeId, std::uint64_t> last_heard_;   // tick of the last message from each member
   std::map<NodeId, EntryId> reported_applied_;
   std::set<NodeId> announced_view_;              // the view as the coordinator last announced it
+  bool joined_ = false;                          // joined (or took part in a round) since we started
   std::uint64_t last_coordinator_contact_ = 0;
   std::uint64_t election_not_before_ = 0;
   Epoch candidate_epoch_ = 0;
@@ -267,6 +268,8 @@ class Replica {
   bool applying_ = false;                  // an ApplyEntries/InstallSnapshot of ours is running
   std::uint64_t catch_up_sent_at_ = 0;
   Epoch catch_up_epoch_ = 0;               // our promise when the request went out
+  std::uint64_t next_catch_up_at_ = 0;     // no request before this tick
+  std::set<NodeId> serving_;               // askers whose log/snapshot read is queued
   bool needs_snapshot_ = false;
 };
 

@@ -174,6 +174,9 @@ void Replica::on_decide_reply(NodeId from, const DecideReply& m) {
   if (m.epoch != promised_ || !(m.entry == round_->entry.id)) return;
   if (m.ok) {
     round_->committed.insert(from);
+  } else if (from == config_.id) {
+    step_down(0, "its own storage lost the prepared entry");
+    return;
   } else {
     // It could not commit (its storage failed): out of the view until it catches up.
     round_->members.erase(from);

@@ -1,4 +1,5 @@
-// distdb::Client over a blocking socket, with poll() for deadlines.
+// distdb::Client over a blocking socket, with poll() for deadlines; cluster
+// clients add failover on top of the one connection (see client.hpp).
 #include "distdb/client.hpp"
 
 #include <netdb.h>
@@ -11,7 +12,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <algorithm>
 #include <deque>
+#include <thread>
 #include <vector>
 
 #include "wire/codec.hpp"
@@ -74,12 +77,25 @@ Result<int> connect_socket(const std::string& host, std::uint16_t port, int time
   return Error(ErrorKind::unavailable, "cannot connect to " + where + ": " + last_error);
 }
 
+// How long a connection attempt (or the STATUS that follows it) may take
+// within a retry window: never past the connect timeout, and at least a
+// short while even when the window is about to close.
+int bounded_ms(int limit_ms, Clock::time_point deadline) {
+  return std::min(limit_ms, std::max(remaining_ms(deadline), 100));
+}
+
+bool same_address(const PeerConfig& a, const std::string& host, std::uint16_t port) {
+  return a.ip == host && a.port == port;
+}
+
 }  // namespace
 
 struct Client::Impl {
   Impl(std::string h, std::uint16_t p, ClientOptions o, int socket_fd)
       : host(std::move(h)), port(p), options(o), fd(socket_fd), splitter(o.max_reply_bytes) {}
   ~Impl() { disconnect(); }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
 
   std::string host;
   std::uint16_t port;
@@ -90,6 +106,13 @@ struct Client::Impl {
   std::uint64_t next_id = 1;
   std::size_t outstanding = 0;     // requests sent, replies not yet returned
 
+  // Cluster clients only.
+  bool cluster = false;
+  std::vector<PeerConfig> seeds;
+  std::vector<PeerConfig> known;   // the members; never empty for a cluster client
+  std::size_t current = 0;         // index in `known` of host:port
+  QueryTrace trace;
+
   std::string where() const { return host + ":" + std::to_string(port); }
 
   void disconnect() {
@@ -97,16 +120,22 @@ struct Client::Impl {
     fd = -1;
   }
 
-  // A broken connection is reconnected by the next request, not silently in
-  // the middle of one: a request whose reply was lost has an unknown outcome.
-  Status ensure_connected() {
-    if (fd >= 0) return {};
-    auto s = connect_socket(host, port, options.connect_timeout_ms);
-    if (!s) return s.error();
-    fd = *s;
+  void attach(int socket_fd) {
+    fd = socket_fd;
     splitter = wire::FrameSplitter(options.max_reply_bytes);
     frames.clear();
     outstanding = 0;
+  }
+
+  // A broken connection is reconnected by the next request, not silently in
+  // the middle of one: a request whose reply was lost has an unknown outcome.
+  Status ensure_connected() { return ensure_connected(options.connect_timeout_ms); }
+
+  Status ensure_connected(int timeout_ms) {
+    if (fd >= 0) return {};
+    auto s = connect_socket(host, port, timeout_ms);
+    if (!s) return s.error();
+    attach(*s);
     return {};
   }
 
@@ -118,9 +147,10 @@ struct Client::Impl {
                  "connection to " + where() + " " + what);
   }
 
-  Status write_all(const std::string& data) {
+  // `done` counts the bytes the kernel accepted, also when it fails.
+  Status write_all(const std::string& data, std::size_t& done) {
     const auto deadline = Clock::now() + std::chrono::milliseconds(options.request_timeout_ms);
-    std::size_t done = 0;
+    done = 0;
     while (done < data.size()) {
       const ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
       if (n > 0) {
@@ -142,15 +172,18 @@ struct Client::Impl {
     if (auto st = ensure_connected(); !st) return st.error();
     std::string line = wire::encode_request(request);
     line.push_back('\n');
-    if (auto st = write_all(line); !st) return st.error();
+    std::size_t written = 0;
+    if (auto st = write_all(line, written); !st) return st.error();
     ++outstanding;
     return *request.id;
   }
 
-  Result<Reply> receive() {
+  Result<Reply> receive() { return receive(options.request_timeout_ms); }
+
+  Result<Reply> receive(int timeout_ms) {
     if (fd < 0) return Error(ErrorKind::unavailable, "not connected to " + where());
     if (outstanding == 0) return Error(ErrorKind::invalid_request, "no request is waiting for a reply");
-    const auto deadline = Clock::now() + std::chrono::milliseconds(options.request_timeout_ms);
+    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
     std::vector<std::string> got;
     char buf[64 * 1024];
     while (frames.empty()) {
@@ -176,6 +209,185 @@ struct Client::Impl {
     if (!reply) return Error(ErrorKind::invalid_request, "unreadable reply from " + where() + ": " + reply.error().message);
     return reply;
   }
+
+  // --- cluster clients ---
+
+  // One try of a request on the current connection.
+  struct Attempt {
+    Result<Reply> result;
+    bool safe_to_retry = false;  // nothing was done: the request never left, or the node says so
+  };
+
+  // True when an idle connection can no longer carry a request: the node
+  // closed or reset it (it stopped, or was killed, since the last reply), or
+  // sent something nobody asked for. Nothing was sent on it since the last
+  // reply, so dropping it and going elsewhere is safe.
+  bool idle_connection_lost() {
+    if (fd < 0 || outstanding > 0) return false;
+    pollfd p{fd, POLLIN, 0};
+    return poll(&p, 1, 0) > 0;
+  }
+
+  Attempt attempt(const wire::RequestBody& body, int reply_timeout_ms) {
+    const bool harmless = std::holds_alternative<wire::StatusRequest>(body);
+    wire::Request request;
+    request.id = next_id++;
+    request.body = body;
+    std::string line = wire::encode_request(request);
+    line.push_back('\n');
+    std::size_t written = 0;
+    if (auto st = write_all(line, written); !st) {
+      if (written == 0 || harmless) return {Error(ErrorKind::unavailable, st.error().message), true};
+      // Part of the request left: the node may have read all of it.
+      return {Error(ErrorKind::outcome_unknown, st.error().message), false};
+    }
+    ++outstanding;
+    auto reply = receive(reply_timeout_ms);
+    if (!reply) {
+      if (harmless) return {Error(ErrorKind::unavailable, reply.error().message), true};
+      return {std::move(reply), false};  // outcome_unknown, timeout, or an unreadable reply
+    }
+    if (reply->id && *reply->id != *request.id) {
+      disconnect();
+      outstanding = 0;
+      return {Error(ErrorKind::invalid_request, "reply from " + where() + " answers request " +
+                                                    std::to_string(*reply->id) + ", not " +
+                                                    std::to_string(*request.id)),
+              harmless};
+    }
+    const bool nothing_done =
+        reply->status == ReplyStatus::error && reply->error &&
+        (reply->error->kind == ErrorKind::no_quorum || reply->error->kind == ErrorKind::not_coordinator);
+    return {std::move(reply), nothing_done};
+  }
+
+  // Points the client at member `i` (connected by the next attempt).
+  void select(std::size_t i) {
+    disconnect();
+    current = i;
+    host = known[i].ip;
+    port = known[i].port;
+  }
+
+  std::size_t find_or_add(const PeerConfig& member) {
+    for (std::size_t i = 0; i < known.size(); ++i) {
+      if (same_address(known[i], member.ip, member.port)) {
+        if (member.id != 0) known[i].id = member.id;
+        return i;
+      }
+    }
+    known.push_back(member);
+    return known.size() - 1;
+  }
+
+  // The members as a STATUS reply lists them (id, ip, port), then any seed
+  // it does not list; the current node keeps its place as `current`.
+  void learn(const Reply& status) {
+    const auto& columns = status.result.columns;
+    auto column = [&](std::string_view name) -> std::optional<std::size_t> {
+      for (std::size_t i = 0; i < columns.size(); ++i) {
+        if (columns[i] == name) return i;
+      }
+      return std::nullopt;
+    };
+    const auto id_col = column("id");
+    const auto ip_col = column("ip");
+    const auto port_col = column("port");
+    if (!id_col || !ip_col || !port_col) return;
+    std::vector<PeerConfig> learned;
+    for (const Row& row : status.result.rows) {
+      if (row.size() <= std::max({*id_col, *ip_col, *port_col})) continue;
+      const auto* id = std::get_if<std::int64_t>(&row[*id_col]);
+      const auto* ip = std::get_if<std::string>(&row[*ip_col]);
+      const auto* p = std::get_if<std::int64_t>(&row[*port_col]);
+      if (id == nullptr || ip == nullptr || p == nullptr || ip->empty() || *p <= 0 || *p > 65535) continue;
+      learned.push_back(PeerConfig{static_cast<NodeId>(*id), *ip, static_cast<std::uint16_t>(*p)});
+    }
+    if (learned.empty()) return;
+    known = std::move(learned);
+    for (const PeerConfig& seed : seeds) find_or_add(seed);
+    current = find_or_add(PeerConfig{status.node, host, port});
+  }
+
+  Error out_of_time(const Error& last, int attempts) const {
+    return Error(ErrorKind::unavailable, "no member of the cluster could take the request within " +
+                                             std::to_string(options.retry_for_ms) + " ms (" +
+                                             std::to_string(attempts) + " attempts); last: " + last.message);
+  }
+
+  // query() and status() of a cluster client: see client.hpp.
+  Result<Reply> cluster_request(const wire::RequestBody& body) {
+    if (outstanding > 0) {
+      return Error(ErrorKind::invalid_request, "pipelined replies are outstanding: receive() them first");
+    }
+    trace = {};
+    const bool is_status = std::holds_alternative<wire::StatusRequest>(body);
+    const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(options.retry_for_ms, 0));
+    auto backoff = std::chrono::milliseconds(50);
+    constexpr auto kMaxBackoff = std::chrono::milliseconds(500);
+    int hops = 0;
+    int attempts = 0;
+    bool refresh = false;  // learn the members again once connected somewhere
+    for (;;) {
+      ++attempts;
+      if (idle_connection_lost()) disconnect();
+      std::optional<Attempt> a;
+      if (fd < 0) {
+        if (auto st = ensure_connected(bounded_ms(options.connect_timeout_ms, deadline)); !st) {
+          a = Attempt{st.error(), true};
+        }
+      }
+      if (!a && refresh && !is_status) {
+        Attempt s = attempt(wire::StatusRequest{}, bounded_ms(options.request_timeout_ms, deadline));
+        if (s.result && s.result->status == ReplyStatus::ok) {
+          learn(*s.result);
+          refresh = false;
+        } else if (s.result) {
+          a = Attempt{Error(ErrorKind::unavailable, "unexpected STATUS answer from " + where()), true};
+        } else {
+          a = std::move(s);
+        }
+      }
+      if (!a) {
+        a = attempt(body, is_status ? bounded_ms(options.request_timeout_ms, deadline) : options.request_timeout_ms);
+        if (is_status && a->result && a->result->status == ReplyStatus::ok) learn(*a->result);
+      }
+
+      if (a->result && a->result->status == ReplyStatus::redirect && options.follow_redirects) {
+        const auto& coordinator = a->result->coordinator;
+        if (!coordinator || coordinator->ip.empty() || coordinator->port == 0) {
+          return Error(ErrorKind::invalid_request,
+                       "node " + std::to_string(a->result->node) + " answered REDIRECT without naming a coordinator");
+        }
+        if (hops < Client::kMaxRedirects) {
+          ++hops;
+          ++trace.redirects;
+          select(find_or_add(*coordinator));
+          continue;
+        }
+        a = Attempt{Error(ErrorKind::not_coordinator,
+                          "more than " + std::to_string(Client::kMaxRedirects) +
+                              " redirects in a row; last named node " + std::to_string(coordinator->id) + " at " +
+                              coordinator->ip + ":" + std::to_string(coordinator->port)),
+                    true};
+      }
+      if (!a->safe_to_retry) return std::move(a->result);
+
+      // Nothing was done: try again, on the next member, after a pause.
+      hops = 0;
+      const auto now = Clock::now();
+      if (now >= deadline) {
+        if (a->result) return std::move(a->result);  // the node's no_quorum / not_coordinator reply
+        if (a->result.error().kind == ErrorKind::not_coordinator) return a->result.error();
+        return out_of_time(a->result.error(), attempts);
+      }
+      std::this_thread::sleep_for(std::min<Clock::duration>(backoff, deadline - now));
+      backoff = std::min(backoff * 2, kMaxBackoff);
+      select((current + 1) % known.size());
+      refresh = true;
+      ++trace.retries;
+    }
+  }
 };
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -189,6 +401,22 @@ Result<Client> Client::connect(const std::string& host, std::uint16_t port, Clie
   return Client(std::make_unique<Impl>(host, port, options, *fd));
 }
 
+Result<Client> Client::connect_cluster(std::vector<std::pair<std::string, std::uint16_t>> seeds,
+                                       ClientOptions options) {
+  if (seeds.empty()) return Error(ErrorKind::config, "connect_cluster: no seed address given");
+  auto impl = std::make_unique<Impl>(seeds.front().first, seeds.front().second, options, -1);
+  impl->cluster = true;
+  for (auto& [seed_host, seed_port] : seeds) {
+    PeerConfig seed{0, std::move(seed_host), seed_port};
+    impl->find_or_add(seed);
+    impl->seeds.push_back(std::move(seed));
+  }
+  impl->select(0);
+  auto status = impl->cluster_request(wire::StatusRequest{});
+  if (!status) return status.error();
+  return Client(std::move(impl));
+}
+
 Result<std::uint64_t> Client::send(std::string_view sql, bool redirect) {
   wire::Request request;
   request.id = impl_->next_id++;
@@ -199,12 +427,14 @@ Result<std::uint64_t> Client::send(std::string_view sql, bool redirect) {
 Result<Reply> Client::receive() { return impl_->receive(); }
 
 Result<Reply> Client::query(std::string_view sql, bool redirect) {
+  if (impl_->cluster) return impl_->cluster_request(wire::ClientQuery{std::string(sql), redirect});
   auto id = send(sql, redirect);
   if (!id) return id.error();
   return receive();
 }
 
 Result<Reply> Client::status() {
+  if (impl_->cluster) return impl_->cluster_request(wire::StatusRequest{});
   wire::Request request;
   request.id = impl_->next_id++;
   request.body = wire::StatusRequest{};
@@ -214,5 +444,14 @@ Result<Reply> Client::status() {
 
 const std::string& Client::host() const { return impl_->host; }
 std::uint16_t Client::port() const { return impl_->port; }
+
+bool Client::is_cluster() const { return impl_->cluster; }
+
+std::vector<PeerConfig> Client::members() const {
+  if (impl_->cluster) return impl_->known;
+  return {PeerConfig{0, impl_->host, impl_->port}};
+}
+
+const QueryTrace& Client::last_trace() const { return impl_->trace; }
 
 }  // namespace distdb

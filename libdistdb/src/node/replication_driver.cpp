@@ -84,6 +84,7 @@ void ReplicationDriver::executor_loop() {
   // database is there (the node serves reads meanwhile, and writes get
   // no_quorum).
   std::unique_ptr<Storage> storage;
+  std::unique_ptr<Storage> reader;
   std::unique_ptr<ReplicationExecutor> executor;
   for (int attempt = 0;; ++attempt) {
     {
@@ -91,12 +92,15 @@ void ReplicationDriver::executor_loop() {
       if (stopping_) return;
     }
     auto opened = open_storage(config_.storage);
+    auto opened_reader = open_storage(config_.storage);
+    if (opened && !opened_reader) opened = opened_reader.error();
     if (opened) {
       if (auto st = ensure_distdb_schema(**opened); st) {
-        auto exec = std::make_unique<ReplicationExecutor>(**opened, is_ddl, 100000);
+        auto exec = std::make_unique<ReplicationExecutor>(**opened, **opened_reader, is_ddl, 100000);
         auto recovered = exec->recover();
         if (recovered) {
           storage = std::move(*opened);
+          reader = std::move(*opened_reader);
           executor = std::move(exec);
           std::lock_guard lock(mutex_);
           replica_ = std::make_unique<core::Replica>(replica_config(config_), *recovered);

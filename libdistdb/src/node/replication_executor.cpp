@@ -82,9 +82,10 @@ bool parse_txn_id(const TxnId& txn, EntryId& id) {
   return e1 == std::errc() && e2 == std::errc() && p1 == b + dash && p2 == b + txn.size();
 }
 
-ReplicationExecutor::ReplicationExecutor(Storage& storage, std::function<bool(const std::string&)> is_ddl,
-                                         std::size_t log_retention)
+ReplicationExecutor::ReplicationExecutor(Storage& storage, Storage& reader,
+                                         std::function<bool(const std::string&)> is_ddl, std::size_t log_retention)
     : storage_(storage),
+      reader_(reader),
       is_ddl_(std::move(is_ddl)),
       log_retention_(log_retention),
       mariadb_(storage.backend_name() == "mariadb") {}
@@ -115,7 +116,7 @@ Result<core::RecoveredState> ReplicationExecutor::recover() {
   auto promised = storage_.execute("SELECT value FROM distdb_meta WHERE name = 'promised_epoch'");
   if (!promised) return promised.error();
   if (!promised->rows.empty()) state.promised = as_u64(promised->rows[0][0]).value_or(0);
-  auto applied = read_applied();
+  auto applied = read_applied(storage_);
   if (!applied) return applied.error();
   state.applied = *applied;
   auto prepared = storage_.recover();
@@ -127,14 +128,23 @@ Result<core::RecoveredState> ReplicationExecutor::recover() {
   return state;
 }
 
-Result<EntryId> ReplicationExecutor::read_applied() {
-  auto rs = storage_.execute("SELECT epoch, seq FROM distdb_applied WHERE id = 1");
+Result<EntryId> ReplicationExecutor::read_applied(Storage& from) {
+  auto rs = from.execute("SELECT epoch, seq FROM distdb_applied WHERE id = 1");
   if (!rs) return rs.error();
   if (rs->rows.empty()) return EntryId{};
   return EntryId{as_u64(rs->rows[0][1]).value_or(0), as_u64(rs->rows[0][0]).value_or(0)};
 }
 
 StorageDone ReplicationExecutor::persist_promise(const core::PersistPromise& op) {
+  if (open_txn_) {
+    // On SQLite a prepared entry is an open transaction on this connection,
+    // and the promise cannot wait for its decision (a vote waits on the
+    // promise). Roll it back, as a crash would: the core never counts on a
+    // prepare surviving there, and a later commit of it fails as unknown,
+    // which makes the core catch up instead.
+    (void)storage_.rollback(*open_txn_);
+    open_txn_.reset();
+  }
   auto rs = storage_.execute("UPDATE distdb_meta SET value = '" + std::to_string(op.epoch) +
                              "' WHERE name = 'promised_epoch'");
   if (!rs) return failed(rs.error());
@@ -229,6 +239,7 @@ StorageDone ReplicationExecutor::prepare_entry(const core::PrepareEntry& op) {
     (void)storage_.rollback(txn);
     return failed(st.error());
   }
+  if (!storage_.prepare_survives_crash()) open_txn_ = txn;
   return done;
 }
 
@@ -259,6 +270,7 @@ StorageDone ReplicationExecutor::commit_entry(const core::CommitEntry& op) {
     return {};
   }
   if (auto st = storage_.commit(txn_id_for(op.id)); !st) return failed(st.error());
+  open_txn_.reset();
   return {};
 }
 
@@ -272,12 +284,13 @@ StorageDone ReplicationExecutor::rollback_entry(const core::RollbackEntry& op) {
     return {};
   }
   if (auto st = storage_.rollback(txn_id_for(op.id)); !st) return failed(st.error());
+  if (open_txn_ && *open_txn_ == txn_id_for(op.id)) open_txn_.reset();
   return {};
 }
 
 StorageDone ReplicationExecutor::apply_entries(const core::ApplyEntries& op) {
   StorageDone done;
-  auto applied = read_applied();
+  auto applied = read_applied(storage_);
   if (!applied) return failed(applied.error());
   EntryId at = *applied;
   for (const Entry& entry : op.entries) {
@@ -330,7 +343,7 @@ StorageDone ReplicationExecutor::apply_entries(const core::ApplyEntries& op) {
 StorageDone ReplicationExecutor::read_log(const core::ReadLog& op) {
   StorageDone done;
   if (op.after.seq > 0) {
-    auto rs = storage_.execute("SELECT epoch FROM distdb_log WHERE seq = " + std::to_string(op.after.seq));
+    auto rs = reader_.execute("SELECT epoch FROM distdb_log WHERE seq = " + std::to_string(op.after.seq));
     if (!rs) return failed(rs.error());
     if (rs->rows.empty()) {
       done.log_truncated = true;
@@ -341,7 +354,7 @@ StorageDone ReplicationExecutor::read_log(const core::ReadLog& op) {
       return done;
     }
   }
-  auto rs = storage_.execute("SELECT seq, epoch, statements FROM distdb_log WHERE seq > " +
+  auto rs = reader_.execute("SELECT seq, epoch, statements FROM distdb_log WHERE seq > " +
                              std::to_string(op.after.seq) + " ORDER BY seq LIMIT " + std::to_string(op.max));
   if (!rs) return failed(rs.error());
   for (const Row& row : rs->rows) {
@@ -360,10 +373,13 @@ StorageDone ReplicationExecutor::read_log(const core::ReadLog& op) {
 }
 
 StorageDone ReplicationExecutor::read_snapshot() {
+  // Through the reader connection: committed data only. No entry commits
+  // meanwhile (this thread is the database's only writer), so position and
+  // rows agree.
   StorageDone done;
-  auto applied = read_applied();
+  auto applied = read_applied(reader_);
   if (!applied) return failed(applied.error());
-  auto data = make_snapshot(storage_);
+  auto data = make_snapshot(reader_);
   if (!data) return failed(data.error());
   done.snapshot_applied = *applied;
   done.snapshot_data = std::move(*data);

@@ -34,9 +34,12 @@ namespace distdb {
 
 class ReplicationExecutor {
  public:
+  // `storage` writes; `reader` (a second connection to the same database)
+  // serves catch-up reads, which must see only committed data even while
+  // `storage` holds an entry prepared (on SQLite, an open transaction).
   // `is_ddl` tells statements that cannot run inside a prepared transaction
   // on this backend.
-  ReplicationExecutor(Storage& storage, std::function<bool(const std::string&)> is_ddl,
+  ReplicationExecutor(Storage& storage, Storage& reader, std::function<bool(const std::string&)> is_ddl,
                       std::size_t log_retention);
 
   core::StorageDone perform(const core::StorageTask& task);
@@ -62,11 +65,13 @@ class ReplicationExecutor {
   bool run_statements(const TxnId& txn, const core::Entry& entry, bool expected,
                       std::vector<core::StatementOutcome>& outcomes, bool& diverged, Error& error);
   Status record_entry(const TxnId* txn, const core::Entry& entry, const std::vector<core::StatementOutcome>& outcomes);
-  Result<core::EntryId> read_applied();
+  Result<core::EntryId> read_applied(Storage& from);
   bool entry_has_ddl(const core::Entry& entry) const;
   std::string quote(const std::string& text) const;
 
   Storage& storage_;
+  Storage& reader_;
+  std::optional<TxnId> open_txn_;  // an entry prepared on a backend where that is an open transaction
   std::function<bool(const std::string&)> is_ddl_;
   std::size_t log_retention_;
   bool mariadb_;
