@@ -439,11 +439,23 @@ Check ConfigReader::read_limits(const JsonValue& root, LimitConfig& l) const {
   if (v == nullptr) return std::nullopt;
   const std::string path = "limits";
   if (auto e = expect_object(*v, path)) return e;
-  if (auto e = check_keys(*v, path, {"max_message_bytes", "max_connections", "max_pending_per_connection"})) return e;
+  if (auto e = check_keys(*v, path,
+                          {"max_message_bytes", "max_peer_message_bytes", "max_connections",
+                           "max_pending_per_connection", "log_retention_entries"})) {
+    return e;
+  }
   if (auto e = read_number(*v, path, "max_message_bytes", 1024, 1073741824, Need::optional, l.max_message_bytes)) {
     return e;
   }
+  if (auto e = read_number(*v, path, "max_peer_message_bytes", 1024, 4294967296, Need::optional,
+                           l.max_peer_message_bytes)) {
+    return e;
+  }
   if (auto e = read_number(*v, path, "max_connections", 1, 100000, Need::optional, l.max_connections)) return e;
+  if (auto e = read_number(*v, path, "log_retention_entries", 1, 100000000, Need::optional,
+                           l.log_retention_entries)) {
+    return e;
+  }
   return read_number(*v, path, "max_pending_per_connection", 1, 1000000, Need::optional,
                      l.max_pending_per_connection);
 }

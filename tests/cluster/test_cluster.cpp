@@ -192,3 +192,25 @@ TEST_CASE("kill -9 of a participant in the middle of the write stream; it restar
   CHECK(rows.size() <= acked.size() + unknown.size());
   MESSAGE(acked.size() << " acknowledged, " << failed.size() << " failed, " << unknown.size() << " unknown");
 }
+
+TEST_CASE("a node too far behind the retained log gets a full copy, larger than a client message") {
+  // Keep 10 entries only, and allow clients 4 KiB messages: the copy is bigger.
+  ClusterProcesses c(3, kBackend, "distdb_cluster",
+                     R"("limits": {"log_retention_entries": 10, "max_message_bytes": 4096})");
+  REQUIRE_MESSAGE(c.wait_for_coordinator(3, 20s), c.log(3));
+  must_ok(c.query(3, "CREATE TABLE teste (id INT PRIMARY KEY)"));
+  must_ok(c.query(3, "CREATE TABLE padding (id INT PRIMARY KEY, pad VARCHAR(200))"));
+  must_ok(c.query(3, "INSERT INTO teste VALUES (0)"));
+  REQUIRE(c.wait_for_value(1, "SELECT COUNT(*) FROM teste", 1, 20s));
+
+  c.kill(1);
+  const std::string pad(150, 'x');
+  for (int i = 1; i <= 60; ++i) {
+    must_ok(c.query(3, "INSERT INTO teste VALUES (" + std::to_string(i) + ")"));
+    must_ok(c.query(3, "INSERT INTO padding VALUES (" + std::to_string(i) + ", '" + pad + "')"));
+  }
+  c.start(1);
+  REQUIRE_MESSAGE(c.wait_for_value(1, "SELECT COUNT(*) FROM padding", 60, 30s), c.log(1));
+  expect_identical(c, 61);
+  CHECK(c.log(1).find("[*] Installed a full copy of the data") != std::string::npos);  // not a log replay
+}

@@ -14,8 +14,8 @@
 
 namespace distdb::test {
 
-ClusterProcesses::ClusterProcesses(int n, Backend backend, const std::string& database)
-    : backend_(backend), database_(database), dir_(make_temp_dir("distdb-cluster")) {
+ClusterProcesses::ClusterProcesses(int n, Backend backend, const std::string& database, std::string extra_json)
+    : backend_(backend), database_(database), extra_json_(std::move(extra_json)), dir_(make_temp_dir("distdb-cluster")) {
   for (int i = 0; i < n; ++i) ports_.push_back(free_port());
   processes_.resize(static_cast<std::size_t>(n));
   if (backend_ == Backend::mariadb) {
@@ -58,7 +58,7 @@ std::string ClusterProcesses::config_json(int id) const {
     first = false;
   }
   out << "],\n  \"timeouts\": {\"heartbeat_interval_ms\": 50, \"heartbeat_timeout_ms\": 400},\n"
-      << "  \"log_level\": \"debug\"\n}\n";
+      << "  \"log_level\": \"debug\"" << (extra_json_.empty() ? "" : ",\n  " + extra_json_) << "\n}\n";
   return out.str();
 }
 

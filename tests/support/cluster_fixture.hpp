@@ -20,7 +20,8 @@ class ClusterProcesses {
 
   // `database` names the MariaDB database each node uses (dropped first), or
   // is ignored for SQLite. Nodes get ids 1..n.
-  ClusterProcesses(int n, Backend backend, const std::string& database);
+  // `extra_json` is spliced into every node's top-level config object.
+  ClusterProcesses(int n, Backend backend, const std::string& database, std::string extra_json = "");
   ~ClusterProcesses();
 
   int size() const { return static_cast<int>(ports_.size()); }
@@ -46,6 +47,7 @@ class ClusterProcesses {
 
   Backend backend_;
   std::string database_;
+  std::string extra_json_;
   std::string dir_;
   std::vector<int> ports_;
   std::vector<std::unique_ptr<Process>> processes_;

@@ -64,6 +64,12 @@ struct TimeoutConfig {
 
 struct LimitConfig {
   std::size_t max_message_bytes = 4 * 1024 * 1024;
+  // Frames between members (a full copy of the data travels as one) once a
+  // connection has shown it is a member's: see Transport::trust_as_peer().
+  std::size_t max_peer_message_bytes = 512 * 1024 * 1024;
+  // Log entries kept for members that fall behind; one further behind gets
+  // a full copy of the data instead.
+  std::size_t log_retention_entries = 100000;
   int max_connections = 1024;
   int max_pending_per_connection = 1024;  // pipelined requests queued on one connection
 };

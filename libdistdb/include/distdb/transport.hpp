@@ -52,6 +52,10 @@ class DISTDB_API Transport {
   // Queues `frame` (a newline is appended on the wire) for `conn`. Frames to
   // one connection leave in the order of the calls.
   virtual void send(ConnectionId conn, std::string frame) = 0;
+  // Marks `conn` as a member's connection (its frames came from a
+  // configured peer): its frames may then be as large as
+  // limits.max_peer_message_bytes, where a full copy of the data travels.
+  virtual void trust_as_peer(ConnectionId conn) = 0;
   // Closes `conn` once everything queued for it has been written.
   virtual void close(ConnectionId conn) = 0;
 

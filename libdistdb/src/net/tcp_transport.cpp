@@ -206,15 +206,24 @@ class TcpTransport final : public Transport {
     });
   }
 
+  void trust_as_peer(ConnectionId conn) override {
+    asio::post(io_, [this, conn] {
+      auto it = connections_.find(conn);
+      if (it == connections_.end()) return;
+      it->second->splitter.set_max_frame_bytes(
+          std::max(config_.limits.max_message_bytes, config_.limits.max_peer_message_bytes));
+    });
+  }
+
   void send_to_peer(NodeId peer, std::string frame) override {
     const auto it = links_.find(peer);
     if (it == links_.end()) {
       DISTDB_LOG(debug) << "frame for node " << peer << " dropped: not a configured peer";
       return;
     }
-    if (frame.size() > config_.limits.max_message_bytes) {
+    if (frame.size() > config_.limits.max_peer_message_bytes) {
       DISTDB_LOG(warn) << "frame of " << frame.size() << " bytes for peer " << peer
-                       << " dropped: over limits.max_message_bytes (" << config_.limits.max_message_bytes
+                       << " dropped: over limits.max_peer_message_bytes (" << config_.limits.max_peer_message_bytes
                        << ")";
       return;
     }
@@ -227,7 +236,7 @@ class TcpTransport final : public Transport {
       if (peers_stopped_) return;
       link->queued_bytes += frame.size();
       link->queued.push_back(std::move(frame));
-      // The newest frame always stays: it is no larger than max_message_bytes.
+      // The newest frame always stays, whatever its size.
       while (link->queued.size() > kMaxPeerQueueFrames ||
              (link->queued.size() > 1 && link->queued_bytes > peer_queue_bytes_)) {
         link->queued_bytes -= link->queued.front().size();

@@ -48,6 +48,7 @@ struct Session {
   bool busy = false;         // a request of this connection is running
   bool input_ended = false;  // no more requests will be read
   bool closing = false;      // close() was called
+  bool peer = false;         // carries a member's replication messages
 };
 
 std::string plural(std::uint64_t n, const char* word) {
@@ -119,6 +120,14 @@ struct Node::Impl final : TransportHandler {
         DISTDB_LOG(warn) << "connection " << conn << ": peer message from " << envelope->from << " to "
                          << envelope->to << " ignored (not a member, or not for this node)";
         return;
+      }
+      {
+        std::lock_guard lock(sessions_mutex);
+        Session& s = sessions[conn];
+        if (!s.peer) {
+          s.peer = true;
+          transport->trust_as_peer(conn);
+        }
       }
       replication->on_peer_message(std::move(*envelope));
       return;

@@ -96,7 +96,8 @@ void ReplicationDriver::executor_loop() {
     if (opened && !opened_reader) opened = opened_reader.error();
     if (opened) {
       if (auto st = ensure_distdb_schema(**opened); st) {
-        auto exec = std::make_unique<ReplicationExecutor>(**opened, **opened_reader, is_ddl, 100000);
+        auto exec = std::make_unique<ReplicationExecutor>(**opened, **opened_reader, is_ddl,
+                                                           config_.limits.log_retention_entries);
         auto recovered = exec->recover();
         if (recovered) {
           storage = std::move(*opened);

@@ -4,6 +4,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "node/snapshot.hpp"
@@ -206,7 +207,10 @@ Status ReplicationExecutor::record_entry(const TxnId* txn, const Entry& entry,
       "INSERT INTO distdb_log (seq, epoch, statements) VALUES (" + seq + ", " + origin + ", " +
           quote(encode_statements(entry, outcomes)) + ")",
   };
-  if (entry.id.seq > log_retention_ && entry.id.seq % 64 == 0) {
+  // Trim now and then (not in every transaction): every 64 entries, or more
+  // often when less is kept.
+  const std::size_t trim_every = std::max<std::size_t>(1, std::min<std::size_t>(64, log_retention_));
+  if (entry.id.seq > log_retention_ && entry.id.seq % trim_every == 0) {
     sql.push_back("DELETE FROM distdb_log WHERE seq <= " + std::to_string(entry.id.seq - log_retention_));
   }
   for (const auto& s : sql) {
@@ -401,6 +405,8 @@ StorageDone ReplicationExecutor::install_snapshot(const core::InstallSnapshot& o
     return failed(rs.error());
   }
   diverged_ = false;
+  DISTDB_LOG(info) << "[*] Installed a full copy of the data (" << op.data.size() << " bytes, up to entry "
+                   << op.applied.seq << " of epoch " << op.applied.origin << ")";
   return {};
 }
 

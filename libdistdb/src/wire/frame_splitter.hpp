@@ -33,6 +33,9 @@ class FrameSplitter {
   // counted like braces so that "{[}]" cannot end a frame early; whether the
   // frame is valid JSON is left to the decoder.
 
+  // Changes the limit for the frames to come (the frame in progress included).
+  void set_max_frame_bytes(std::size_t max_frame_bytes) { max_frame_bytes_ = max_frame_bytes; }
+
   // True while a frame has begun but is not complete (drives the read timeout).
   bool mid_frame() const { return !partial_.empty(); }
 
