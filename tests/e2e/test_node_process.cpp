@@ -288,3 +288,28 @@ TEST_CASE("a port already in use: a clear error and exit code 1") {
   CHECK(*code == 1);
   CHECK(second.output().find("cannot listen") != std::string::npos);
 }
+
+TEST_CASE("examples/client_query: an application using distdb::Client against a running node") {
+  const char* bin = std::getenv("DISTDB_CLIENT_EXAMPLE_BIN");
+  if (bin == nullptr) {
+    MESSAGE("examples not built: skipped");
+    return;
+  }
+  NodeProcess node;
+  REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
+  const std::string port = std::to_string(node.port());
+  auto run = [&](const std::string& sql, const std::string& log) {
+    Process p({bin, "127.0.0.1", port, sql}, node.dir() + "/" + log);
+    auto code = p.wait_exit(20s);
+    REQUIRE(code.has_value());
+    return std::make_pair(*code, p.output());
+  };
+  CHECK(run("CREATE TABLE notes (id INT PRIMARY KEY, body TEXT)", "c1.log").first == 0);
+  CHECK(run("INSERT INTO notes VALUES (1, 'from the example')", "c2.log").first == 0);
+  auto [code, out] = run("SELECT id, body FROM notes", "c3.log");
+  CHECK(code == 0);
+  CHECK_MESSAGE(out.find("1\tfrom the example") != std::string::npos, out);
+  auto [bad_code, bad_out] = run("SELECT * FROM missing", "c4.log");
+  CHECK(bad_code == 1);
+  CHECK(bad_out.find("missing") != std::string::npos);
+}

@@ -221,6 +221,7 @@ TEST_CASE("peer link: the queue is bounded in bytes while the peer is down; the 
   const std::uint16_t port = free_port();
   Config config = sender_config(port);
   config.limits.max_message_bytes = 1000;  // the queue holds 4000 bytes
+  config.limits.max_peer_message_bytes = 1000;
   Recorder a_handler;
   auto a = make_tcp_transport(config);
   REQUIRE(a->start(a_handler).ok());
@@ -229,7 +230,7 @@ TEST_CASE("peer link: the queue is bounded in bytes while the peer is down; the 
   const std::size_t frame_bytes = sample.size() + 1;  // and its newline
   constexpr std::uint64_t kSent = 500;
   for (std::uint64_t i = 100; i < 100 + kSent; ++i) a->send_to_peer(2, peer_frame(i, 150));
-  a->send_to_peer(2, peer_frame(1, 2000));  // over max_message_bytes: dropped, not sent
+  a->send_to_peer(2, peer_frame(1, 2000));  // over max_peer_message_bytes: dropped, not sent
   a->send_to_peer(3, peer_frame(2));        // not a peer: dropped
 
   Recorder b_handler;
