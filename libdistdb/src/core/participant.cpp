@@ -24,6 +24,21 @@ PrepareReply refuse(Epoch epoch, EntryId entry, std::string reason) {
 
 }  // namespace
 
+// Notes that `from` acts as our coordinator, and defers `m` while our own
+// storage task for an earlier one runs. False when `m` must wait.
+template <class M>
+bool Replica::accept_from_coordinator(NodeId from, const M& m) {
+  if (from != config_.id) {
+    coordinator_ = from;
+    last_coordinator_contact_ = now_;
+  }
+  if (participant_busy_) {
+    deferred_.emplace_back(from, m);
+    return false;
+  }
+  return true;
+}
+
 void Replica::on_prepare(NodeId from, const Prepare& m) {
   if (m.epoch < promised_) {
     send(from, refuse(m.epoch, m.entry.id, "stale epoch"));
@@ -35,14 +50,7 @@ void Replica::on_prepare(NodeId from, const Prepare& m) {
     queue_storage(PersistPromise{promised_});
     if (role_ != Role::follower) step_down(from, "a coordinator of a newer epoch took over");
   }
-  if (from != config_.id) {
-    coordinator_ = from;
-    last_coordinator_contact_ = now_;
-  }
-  if (participant_busy_) {
-    deferred_.emplace_back(from, m);
-    return;
-  }
+  if (!accept_from_coordinator(from, m)) return;
   if (applied_.seq >= m.entry.id.seq) {
     // Already past this position: a duplicate, or a conflicting log here.
     if (!(applied_ == m.entry.id)) send(from, refuse(m.epoch, m.entry.id, "conflict: a different entry is applied here"));
@@ -114,14 +122,7 @@ void Replica::on_participant_prepared(const StorageDone& done) {
 
 void Replica::on_decide(NodeId from, const Decide& m) {
   if (m.epoch < promised_) return;
-  if (from != config_.id) {
-    coordinator_ = from;
-    last_coordinator_contact_ = now_;
-  }
-  if (participant_busy_) {
-    deferred_.emplace_back(from, m);
-    return;
-  }
+  if (!accept_from_coordinator(from, m)) return;
   if (applied_ == m.entry) {
     send(from, DecideReply{m.epoch, m.entry, true});  // a duplicate: already committed
     return;

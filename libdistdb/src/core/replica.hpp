@@ -159,6 +159,8 @@ class Replica {
   void on_participant_committed(const StorageDone& done);
   void run_deferred();
   void retry_commit();
+  template <class M>
+  bool accept_from_coordinator(NodeId from, const M& m);
 
   // --- catch_up.cpp
   void maybe_catch_up();

@@ -14,6 +14,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "util/text.hpp"
 #include "util/json.hpp"
 
 namespace distdb::wire {
@@ -46,107 +47,16 @@ static_assert(std::is_same_v<std::variant_alternative_t<4, Message>, core::Prepa
 static_assert(std::is_same_v<std::variant_alternative_t<8, Message>, core::CatchUpReply>);
 static_assert(std::is_same_v<std::variant_alternative_t<10, Message>, core::ForwardedReply>);
 
-// ---------------------------------------------------------------- UTF-8 and base64
+// Bytes travel as base64 text (util/text.hpp).
+std::string base64_encode(std::string_view data) { return text::base64_encode(data); }
 
-// Length of the well-formed UTF-8 sequence at s[i], 0 if there is none
-// (truncated, overlong, a surrogate, above U+10FFFF).
-std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
-  const auto lead = static_cast<unsigned char>(s[i]);
-  if (lead < 0x80) return 1;
-  std::size_t len = 0;
-  std::uint32_t cp = 0;
-  std::uint32_t min = 0;
-  if ((lead & 0xE0u) == 0xC0u) {
-    len = 2;
-    cp = lead & 0x1Fu;
-    min = 0x80;
-  } else if ((lead & 0xF0u) == 0xE0u) {
-    len = 3;
-    cp = lead & 0x0Fu;
-    min = 0x800;
-  } else if ((lead & 0xF8u) == 0xF0u) {
-    len = 4;
-    cp = lead & 0x07u;
-    min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (s.size() - i < len) return 0;
-  for (std::size_t k = 1; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0u) != 0x80u) return 0;
-    cp = (cp << 6) | (b & 0x3Fu);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return len;
-}
-
-bool is_valid_utf8(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const std::size_t len = utf8_sequence_length(s, i);
-    if (len == 0) return false;
-    i += len;
-  }
-  return true;
-}
-
-constexpr char kBase64Alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string base64_encode(std::string_view data) {
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  auto byte = [&](std::size_t i) { return std::uint32_t{static_cast<unsigned char>(data[i])}; };
-  std::size_t i = 0;
-  for (; i + 3 <= data.size(); i += 3) {
-    const std::uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
-    out += kBase64Alphabet[(v >> 18) & 0x3F];
-    out += kBase64Alphabet[(v >> 12) & 0x3F];
-    out += kBase64Alphabet[(v >> 6) & 0x3F];
-    out += kBase64Alphabet[v & 0x3F];
-  }
-  const std::size_t rest = data.size() - i;
-  if (rest > 0) {
-    std::uint32_t v = byte(i) << 16;
-    if (rest == 2) v |= byte(i + 1) << 8;
-    out += kBase64Alphabet[(v >> 18) & 0x3F];
-    out += kBase64Alphabet[(v >> 12) & 0x3F];
-    out += rest == 2 ? kBase64Alphabet[(v >> 6) & 0x3F] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-int base64_digit(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-// Strict: a multiple of four characters, padding only at the very end.
 std::optional<std::string> base64_decode(std::string_view s) {
-  if (s.size() % 4 != 0) return std::nullopt;
-  std::size_t pad = 0;
-  if (!s.empty() && s.back() == '=') pad = s[s.size() - 2] == '=' ? 2 : 1;
-  std::string out;
-  out.reserve(s.size() / 4 * 3);
-  for (std::size_t i = 0; i < s.size(); i += 4) {
-    const bool last = i + 4 == s.size();
-    std::uint32_t v = 0;
-    for (std::size_t k = 0; k < 4; ++k) {
-      const bool padding = last && k >= 4 - pad;
-      const int d = padding ? 0 : base64_digit(s[i + k]);
-      if (d < 0) return std::nullopt;
-      v = (v << 6) | static_cast<std::uint32_t>(d);
-    }
-    out.push_back(static_cast<char>(v >> 16));
-    if (!last || pad < 2) out.push_back(static_cast<char>((v >> 8) & 0xFF));
-    if (!last || pad < 1) out.push_back(static_cast<char>(v & 0xFF));
-  }
-  return out;
+  auto bytes = text::base64_decode(s);
+  if (!bytes) return std::nullopt;
+  return std::string(bytes->begin(), bytes->end());
 }
+
+using text::is_valid_utf8;
 
 // ---------------------------------------------------------------- writing
 
