@@ -161,10 +161,15 @@ void Replica::on_participant_committed(const StorageDone& done) {
     applied_ = id;
     prepared_.reset();
   }
-  if (decide_from_ != 0) {
+  // No commit acknowledgement to a coordinator whose epoch we have since
+  // left: our vote for the newer epoch reported what we had applied then,
+  // and an entry acknowledged to clients thanks to this commit would be
+  // invisible to the new coordinator (I2). (Committing it locally is still
+  // right — it is decided; if the new log differs, catch-up replaces it.)
+  if (decide_from_ != 0 && decide_epoch_ == promised_) {
     send(decide_from_, DecideReply{decide_epoch_, id, done.ok});
-    decide_from_ = 0;
   }
+  decide_from_ = 0;
   run_deferred();
 }
 
