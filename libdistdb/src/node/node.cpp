@@ -211,7 +211,7 @@ struct Node::Impl final : TransportHandler {
       return;
     }
     if (auto refusal = sql::replication_refusal(c)) {
-      finish_query_locked_later(conn, error_reply(id, Error(ErrorKind::invalid_request, *refusal)));
+      answer_running_request(conn, error_reply(id, Error(ErrorKind::invalid_request, *refusal)));
       return;
     }
     if (query.redirect) {
@@ -220,7 +220,7 @@ struct Node::Impl final : TransportHandler {
       // elected: better than a redirect to nowhere.
       const auto coord = coordinator();
       if (coord && *coord != config.id) {
-        finish_query_locked_later(conn, wire::encode_reply(redirect_reply(id, *coord)));
+        answer_running_request(conn, wire::encode_reply(redirect_reply(id, *coord)));
         return;
       }
     }
@@ -232,9 +232,10 @@ struct Node::Impl final : TransportHandler {
     replication->propose(tag, std::move(query.query));
   }
 
-  // Sends a reply for the request that is running on `conn` (called with
-  // sessions_mutex held, so the reply is queued behind the current call).
-  void finish_query_locked_later(ConnectionId conn, std::string reply) {
+  // Answers the request of `conn` that pump() just started, without running
+  // it (a refusal, a redirect). Called with sessions_mutex held, from pump(),
+  // which then goes on with the connection's next request.
+  void answer_running_request(ConnectionId conn, std::string reply) {
     transport->send(conn, std::move(reply));
     auto it = sessions.find(conn);
     if (it != sessions.end()) it->second.busy = false;
