@@ -8,11 +8,11 @@
 // A follower that has caught up asks the coordinator to join the view; the
 // coordinator admits it between rounds, when it holds exactly the
 // coordinator's log.
-#include "core/replica.hpp"
+#include "core/two_phase_commit.hpp"
 
 namespace distdb::core {
 
-void Replica::maybe_catch_up() {
+void TwoPhaseCommit::maybe_catch_up() {
   if (participant_busy_ || applying_ || now_ < next_catch_up_at_) return;
   const auto retry_after = static_cast<std::uint64_t>(2 * config_.round_timeout_ticks);
   if (catching_up_ && now_ - catch_up_sent_at_ <= retry_after) return;
@@ -29,7 +29,7 @@ void Replica::maybe_catch_up() {
       return;
     }
     source = recovery_source_;
-  } else if (role_ == Role::follower && coordinator_ != 0 && !in_view()) {
+  } else if (role_ == Role::follower && coordinator_ != 0 && !in_view_now()) {
     source = coordinator_;
     request.join = true;
   }
@@ -40,7 +40,7 @@ void Replica::maybe_catch_up() {
   send(source, request);
 }
 
-void Replica::on_catch_up_request(NodeId from, const CatchUpRequest& m) {
+void TwoPhaseCommit::on_catch_up_request(NodeId from, const CatchUpRequest& m) {
   // Only an authoritative log is served: the coordinator's once it has
   // recovered, or — to a recovering coordinator, which picked us as holding
   // the best log among its voters (its requests do not ask to join) — ours.
@@ -92,7 +92,7 @@ void Replica::on_catch_up_request(NodeId from, const CatchUpRequest& m) {
   queue_storage(ReadLog{m.applied, config_.catch_up_batch, from, m.join});
 }
 
-void Replica::on_log_read(const StorageDone& done, const ReadLog& op) {
+void TwoPhaseCommit::on_log_read(const StorageDone& done, const ReadLog& op) {
   serving_.erase(op.reader);
   if (!done.ok) return;  // the asker retries
   if (done.log_conflict || done.log_truncated) {
@@ -107,7 +107,7 @@ void Replica::on_log_read(const StorageDone& done, const ReadLog& op) {
   send(op.reader, std::move(reply));
 }
 
-void Replica::on_snapshot_read(const StorageDone& done, const ReadSnapshot& op) {
+void TwoPhaseCommit::on_snapshot_read(const StorageDone& done, const ReadSnapshot& op) {
   serving_.erase(op.reader);
   if (!done.ok) return;
   CatchUpReply reply;
@@ -119,7 +119,7 @@ void Replica::on_snapshot_read(const StorageDone& done, const ReadSnapshot& op) 
   send(op.reader, std::move(reply));
 }
 
-void Replica::on_catch_up_reply(NodeId /*from*/, const CatchUpReply& m) {
+void TwoPhaseCommit::on_catch_up_reply(NodeId /*from*/, const CatchUpReply& m) {
   if (!catching_up_) return;  // an answer to an older request
   catching_up_ = false;
   // Asked before we promised a newer epoch: our vote reported what we had
@@ -156,7 +156,7 @@ void Replica::on_catch_up_reply(NodeId /*from*/, const CatchUpReply& m) {
   queue_storage(ApplyEntries{m.entries});
 }
 
-void Replica::on_entries_applied(const StorageDone& done, const ApplyEntries& op) {
+void TwoPhaseCommit::on_entries_applied(const StorageDone& done, const ApplyEntries& op) {
   applying_ = false;
   if (done.applied_count > 0 && done.applied_count <= op.entries.size()) {
     applied_ = op.entries[done.applied_count - 1].id;
@@ -165,7 +165,7 @@ void Replica::on_entries_applied(const StorageDone& done, const ApplyEntries& op
   after_catch_up_progress();
 }
 
-void Replica::on_snapshot_installed(const StorageDone& done, const InstallSnapshot& op) {
+void TwoPhaseCommit::on_snapshot_installed(const StorageDone& done, const InstallSnapshot& op) {
   applying_ = false;
   if (done.ok) {
     applied_ = op.applied;
@@ -174,7 +174,7 @@ void Replica::on_snapshot_installed(const StorageDone& done, const InstallSnapsh
   after_catch_up_progress();
 }
 
-void Replica::after_catch_up_progress() {
+void TwoPhaseCommit::after_catch_up_progress() {
   if (role_ == Role::coordinator && recovering_ &&
       (applied_ == recovery_target_ || more_up_to_date(applied_, recovery_target_))) {
     recovering_ = false;

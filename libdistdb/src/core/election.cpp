@@ -14,11 +14,11 @@
 //     without a moment where the new coordinator lacks committed writes.
 #include <algorithm>
 
-#include "core/replica.hpp"
+#include "core/coordinator.hpp"
 
 namespace distdb::core {
 
-void Replica::send_heartbeats() {
+void Coordinator::send_heartbeats() {
   Heartbeat hb;
   hb.epoch = promised_;
   hb.coordinator = coordinator_;
@@ -28,7 +28,7 @@ void Replica::send_heartbeats() {
   broadcast(hb);
 }
 
-void Replica::check_liveness() {
+void Coordinator::check_liveness() {
   const auto timeout = static_cast<std::uint64_t>(config_.heartbeat_timeout_ticks);
   if (role_ == Role::coordinator) {
     // Silent members leave the view; they catch up and rejoin later.
@@ -54,7 +54,7 @@ void Replica::check_liveness() {
   }
 }
 
-void Replica::maybe_start_election() {
+void Coordinator::maybe_start_election() {
   if (role_ == Role::coordinator || now_ < election_not_before_) return;
   const std::vector<NodeId> alive = alive_members();
   if (alive.size() < majority()) return;
@@ -64,12 +64,12 @@ void Replica::maybe_start_election() {
   if (coordinator_alive) {
     // Take over from a lower-id coordinator, but only once caught up and in
     // its view, so that the hand-over loses nothing and stalls little.
-    if (coordinator_ > config_.id || !in_view()) return;
+    if (coordinator_ > config_.id || !in_view_now()) return;
   }
   start_election();
 }
 
-void Replica::start_election() {
+void Coordinator::start_election() {
   role_ = Role::candidate;
   coordinator_ = 0;
   candidate_epoch_ = std::max(promised_, highest_seen_epoch_) + 1;
@@ -82,7 +82,7 @@ void Replica::start_election() {
   queue_storage(PersistPromise{candidate_epoch_});
 }
 
-void Replica::on_promise_persisted(Epoch epoch) {
+void Coordinator::on_promise_persisted(Epoch epoch) {
   if (pending_grant_ && pending_grant_->second == epoch) {
     VoteReply reply;
     reply.epoch = epoch;
@@ -104,7 +104,7 @@ void Replica::on_promise_persisted(Epoch epoch) {
   }
 }
 
-void Replica::on_vote_request(NodeId from, const VoteRequest& m) {
+void Coordinator::on_vote_request(NodeId from, const VoteRequest& m) {
   highest_seen_epoch_ = std::max(highest_seen_epoch_, m.epoch);
   VoteReply refusal;
   refusal.epoch = m.epoch;
@@ -129,7 +129,7 @@ void Replica::on_vote_request(NodeId from, const VoteRequest& m) {
   queue_storage(PersistPromise{m.epoch});
 }
 
-void Replica::on_vote_reply(NodeId from, const VoteReply& m) {
+void Coordinator::on_vote_reply(NodeId from, const VoteReply& m) {
   reported_applied_[from] = m.applied;
   if (role_ != Role::candidate || m.epoch != candidate_epoch_) return;
   if (!m.granted) {
@@ -144,7 +144,7 @@ void Replica::on_vote_reply(NodeId from, const VoteReply& m) {
   if (votes_.size() >= majority()) become_coordinator();
 }
 
-void Replica::become_coordinator() {
+void Coordinator::become_coordinator() {
   role_ = Role::coordinator;
   coordinator_ = config_.id;
   last_coordinator_contact_ = now_;
@@ -181,7 +181,7 @@ void Replica::become_coordinator() {
   send_heartbeats();
 }
 
-void Replica::step_down(NodeId new_coordinator, const char* reason) {
+void Coordinator::step_down(NodeId new_coordinator, const char* reason) {
   if (role_ == Role::coordinator) last_step_down_reason_ = reason;
   if (role_ == Role::coordinator) {
     fail_pending(WriteResult::not_coordinator, "the coordinator stepped down before running the write");
@@ -199,7 +199,7 @@ void Replica::step_down(NodeId new_coordinator, const char* reason) {
   coordinator_ = new_coordinator;
 }
 
-void Replica::on_heartbeat(NodeId from, const Heartbeat& m) {
+void Coordinator::on_heartbeat(NodeId from, const Heartbeat& m) {
   reported_applied_[from] = m.applied;
   highest_seen_epoch_ = std::max(highest_seen_epoch_, m.epoch);
   if (m.epoch > promised_ && m.is_coordinator) {

@@ -7,7 +7,7 @@
 // prepare or commit here. Prepare and Decide messages are handled one at a
 // time: while our own storage task for one is running, later ones wait
 // (deferred_), because what to do with them depends on its result.
-#include "core/replica.hpp"
+#include "core/two_phase_commit.hpp"
 
 namespace distdb::core {
 
@@ -27,7 +27,7 @@ PrepareReply refuse(Epoch epoch, EntryId entry, std::string reason) {
 // Notes that `from` acts as our coordinator, and defers `m` while our own
 // storage task for an earlier one runs. False when `m` must wait.
 template <class M>
-bool Replica::accept_from_coordinator(NodeId from, const M& m) {
+bool TwoPhaseCommit::accept_from_coordinator(NodeId from, const M& m) {
   if (from != config_.id) {
     coordinator_ = from;
     last_coordinator_contact_ = now_;
@@ -39,7 +39,7 @@ bool Replica::accept_from_coordinator(NodeId from, const M& m) {
   return true;
 }
 
-void Replica::on_prepare(NodeId from, const Prepare& m) {
+void TwoPhaseCommit::on_prepare(NodeId from, const Prepare& m) {
   if (m.epoch < promised_) {
     send(from, refuse(m.epoch, m.entry.id, "stale epoch"));
     return;
@@ -93,7 +93,7 @@ void Replica::on_prepare(NodeId from, const Prepare& m) {
   queue_storage(PrepareEntry{m.entry});
 }
 
-void Replica::on_participant_prepared(const StorageDone& done) {
+void TwoPhaseCommit::on_participant_prepared(const StorageDone& done) {
   participant_busy_ = false;
   if (done.ok) {
     prepared_ = preparing_;
@@ -120,7 +120,7 @@ void Replica::on_participant_prepared(const StorageDone& done) {
   run_deferred();
 }
 
-void Replica::on_decide(NodeId from, const Decide& m) {
+void TwoPhaseCommit::on_decide(NodeId from, const Decide& m) {
   if (m.epoch < promised_) return;
   if (!accept_from_coordinator(from, m)) return;
   if (applied_ == m.entry) {
@@ -138,7 +138,7 @@ void Replica::on_decide(NodeId from, const Decide& m) {
   queue_storage(CommitEntry{m.entry});
 }
 
-void Replica::on_participant_committed(const StorageDone& done) {
+void TwoPhaseCommit::on_participant_committed(const StorageDone& done) {
   participant_busy_ = false;
   const EntryId id = prepared_ ? prepared_->id : EntryId{};
   if (!done.ok && prepared_ && done.error.kind == ErrorKind::invalid_request) {
@@ -173,7 +173,7 @@ void Replica::on_participant_committed(const StorageDone& done) {
   run_deferred();
 }
 
-void Replica::retry_commit() {
+void TwoPhaseCommit::retry_commit() {
   if (!commit_retry_ || participant_busy_) return;
   commit_retry_ = false;
   if (!prepared_) {
@@ -184,7 +184,7 @@ void Replica::retry_commit() {
   queue_storage(CommitEntry{prepared_->id});
 }
 
-void Replica::run_deferred() {
+void TwoPhaseCommit::run_deferred() {
   // Handle what waited, until one of them starts a storage task again.
   while (!participant_busy_ && !deferred_.empty()) {
     auto [from, message] = std::move(deferred_.front());

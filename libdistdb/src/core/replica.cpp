@@ -6,7 +6,7 @@
 
 namespace distdb::core {
 
-Replica::Replica(ReplicaConfig config, RecoveredState recovered)
+ReplicaCore::ReplicaCore(ReplicaConfig config, RecoveredState recovered)
     : config_(std::move(config)),
       rng_(config_.random_seed * 0x9E3779B97F4A7C15ull + config_.id),
       promised_(recovered.promised),
@@ -20,6 +20,9 @@ Replica::Replica(ReplicaConfig config, RecoveredState recovered)
   // committed it.
   for (const EntryId& id : recovered.prepared) queue_storage(RollbackEntry{id});
 }
+
+Replica::Replica(ReplicaConfig config, RecoveredState recovered)
+    : ReplicaCore(std::move(config), std::move(recovered)) {}
 
 // --- inputs -----------------------------------------------------------------
 
@@ -110,14 +113,14 @@ Ready Replica::take_ready() { return std::exchange(ready_, Ready{}); }
 
 // --- shared helpers -----------------------------------------------------------
 
-std::uint64_t Replica::queue_storage(StorageOp op) {
+std::uint64_t ReplicaCore::queue_storage(StorageOp op) {
   const std::uint64_t id = next_task_id_++;
   in_flight_.push_back({id, op});
   ready_.storage.push_back({id, std::move(op)});
   return id;
 }
 
-void Replica::send(NodeId to, Message m) {
+void ReplicaCore::send(NodeId to, Message m) {
   if (to == config_.id) {
     local_inbox_.push_back({config_.id, config_.id, std::move(m)});
   } else {
@@ -125,7 +128,7 @@ void Replica::send(NodeId to, Message m) {
   }
 }
 
-void Replica::broadcast(const Message& m) {
+void ReplicaCore::broadcast(const Message& m) {
   for (NodeId member : config_.members) {
     if (member != config_.id) send(member, m);
   }
@@ -139,14 +142,14 @@ void Replica::drain_local_inbox() {
   }
 }
 
-bool Replica::is_alive(NodeId id) const {
+bool ReplicaCore::is_alive(NodeId id) const {
   if (id == config_.id) return true;
   auto it = last_heard_.find(id);
   return it != last_heard_.end() &&
          now_ - it->second <= static_cast<std::uint64_t>(config_.heartbeat_timeout_ticks);
 }
 
-std::vector<NodeId> Replica::alive_members() const {
+std::vector<NodeId> ReplicaCore::alive_members() const {
   std::vector<NodeId> alive;
   for (NodeId m : config_.members) {
     if (is_alive(m)) alive.push_back(m);
@@ -154,7 +157,7 @@ std::vector<NodeId> Replica::alive_members() const {
   return alive;
 }
 
-std::uint64_t Replica::next_random() {
+std::uint64_t ReplicaCore::next_random() {
   // splitmix64: small, and deterministic for a given seed.
   std::uint64_t z = (rng_ += 0x9E3779B97F4A7C15ull);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -162,7 +165,7 @@ std::uint64_t Replica::next_random() {
   return z ^ (z >> 31);
 }
 
-bool Replica::in_view() const {
+bool ReplicaCore::in_view_now() const {
   if (role_ == Role::coordinator) return true;
   // Listed by the coordinator is not enough: after a restart its view may
   // still hold our previous incarnation. We count as in the view once we
@@ -170,7 +173,7 @@ bool Replica::in_view() const {
   return joined_ && announced_view_.count(config_.id) > 0;
 }
 
-bool Replica::can_commit() const {
+bool ReplicaCore::can_commit_now() const {
   return role_ == Role::coordinator && !recovering_ && view_.size() >= majority();
 }
 

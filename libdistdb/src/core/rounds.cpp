@@ -19,11 +19,11 @@
 //      later coordinator's log contains the entry (I2).
 #include <algorithm>
 
-#include "core/replica.hpp"
+#include "core/two_phase_commit.hpp"
 
 namespace distdb::core {
 
-void Replica::on_propose(ClientTag tag, std::string sql, NodeId forwarded_from, ClientTag forwarded_tag) {
+void TwoPhaseCommit::on_propose(ClientTag tag, std::string sql, NodeId forwarded_from, ClientTag forwarded_tag) {
   Pending p{tag, std::move(sql), forwarded_from, forwarded_tag, now_};
   if (role_ == Role::coordinator) {
     // Queued even while the view is short of a majority (members rejoining
@@ -47,7 +47,7 @@ void Replica::on_propose(ClientTag tag, std::string sql, NodeId forwarded_from, 
   forward(std::move(p));
 }
 
-void Replica::forward(Pending p) {
+void TwoPhaseCommit::forward(Pending p) {
   if (!config_.forward_writes) {
     finish_write(p, WriteResult::not_coordinator, {}, "writes go to the coordinator");
     return;
@@ -56,12 +56,12 @@ void Replica::forward(Pending p) {
   send(coordinator_, ForwardedWrite{promised_, p.tag, p.sql});
 }
 
-void Replica::expire_waiting() {
+void TwoPhaseCommit::expire_waiting() {
   const auto limit = static_cast<std::uint64_t>(2 * config_.heartbeat_timeout_ticks);
   const std::string why = "no quorum: no coordinator with a majority could be found in time";
   if (role_ == Role::coordinator) {
     for (Pending& p : std::exchange(parked_, {})) pending_.push_back(std::move(p));
-    if (!can_commit()) {
+    if (!can_commit_now()) {
       while (!pending_.empty() && now_ - pending_.front().since > limit) {
         Pending p = std::move(pending_.front());
         pending_.pop_front();
@@ -85,8 +85,8 @@ void Replica::expire_waiting() {
   }
 }
 
-void Replica::maybe_start_round() {
-  if (round_ || pending_.empty() || !can_commit()) return;
+void TwoPhaseCommit::maybe_start_round() {
+  if (round_ || pending_.empty() || !can_commit_now()) return;
   Round r;
   r.entry.id = EntryId{last_decided_.seq + 1, promised_};
   while (!pending_.empty() && r.writes.size() < config_.max_batch) {
@@ -101,14 +101,14 @@ void Replica::maybe_start_round() {
   for (NodeId member : round_->members) send(member, prepare);
 }
 
-void Replica::on_prepare_reply(NodeId from, const PrepareReply& m) {
+void TwoPhaseCommit::on_prepare_reply(NodeId from, const PrepareReply& m) {
   if (role_ != Role::coordinator || !round_ || round_->decided) return;
   if (m.epoch != promised_ || !(m.entry == round_->entry.id) || round_->members.count(from) == 0) return;
   round_->votes[from] = m;
   check_round();
 }
 
-void Replica::check_round() {
+void TwoPhaseCommit::check_round() {
   if (!round_) return;
   Round& r = *round_;
   if (!r.decided) {
@@ -169,7 +169,7 @@ void Replica::check_round() {
   maybe_start_round();
 }
 
-void Replica::on_decide_reply(NodeId from, const DecideReply& m) {
+void TwoPhaseCommit::on_decide_reply(NodeId from, const DecideReply& m) {
   if (role_ != Role::coordinator || !round_ || !round_->decided) return;
   if (m.epoch != promised_ || !(m.entry == round_->entry.id)) return;
   if (m.ok) {
@@ -185,7 +185,7 @@ void Replica::on_decide_reply(NodeId from, const DecideReply& m) {
   check_round();
 }
 
-void Replica::round_timeout() {
+void TwoPhaseCommit::round_timeout() {
   if (!round_ || now_ - round_->started_at <= static_cast<std::uint64_t>(config_.round_timeout_ticks)) return;
   // Members that have not answered in time leave the view.
   Round& r = *round_;
@@ -202,7 +202,7 @@ void Replica::round_timeout() {
   check_round();
 }
 
-void Replica::fail_pending(WriteResult::Kind kind, const std::string& why) {
+void TwoPhaseCommit::fail_pending(WriteResult::Kind kind, const std::string& why) {
   while (!pending_.empty()) {
     Pending p = std::move(pending_.front());
     pending_.pop_front();
@@ -210,7 +210,7 @@ void Replica::fail_pending(WriteResult::Kind kind, const std::string& why) {
   }
 }
 
-void Replica::finish_write(const Pending& p, WriteResult::Kind kind, const StatementOutcome& outcome,
+void TwoPhaseCommit::finish_write(const Pending& p, WriteResult::Kind kind, const StatementOutcome& outcome,
                            const std::string& message) {
   if (p.forwarded_from != 0) {
     ForwardedReply reply;
@@ -240,7 +240,7 @@ void Replica::finish_write(const Pending& p, WriteResult::Kind kind, const State
   ready_.results.push_back(std::move(result));
 }
 
-void Replica::on_forwarded_write(NodeId from, const ForwardedWrite& m) {
+void TwoPhaseCommit::on_forwarded_write(NodeId from, const ForwardedWrite& m) {
   // The network may deliver a message twice: a write must run once. A
   // repeat of a forward still running is dropped (its answer will come); a
   // repeat of one already answered gets the same answer again.
@@ -253,7 +253,7 @@ void Replica::on_forwarded_write(NodeId from, const ForwardedWrite& m) {
   on_propose(0, m.sql, from, m.tag);
 }
 
-void Replica::on_forwarded_reply(const ForwardedReply& m) {
+void TwoPhaseCommit::on_forwarded_reply(const ForwardedReply& m) {
   auto it = forwards_.find(m.tag);
   if (it == forwards_.end()) return;  // already expired: the client was told the outcome is unknown
   WriteResult result;
@@ -267,7 +267,7 @@ void Replica::on_forwarded_reply(const ForwardedReply& m) {
   ready_.results.push_back(std::move(result));
 }
 
-void Replica::expire_forwards() {
+void TwoPhaseCommit::expire_forwards() {
   for (auto it = forwards_.begin(); it != forwards_.end();) {
     if (now_ - it->second.sent_at > static_cast<std::uint64_t>(config_.forward_timeout_ticks)) {
       WriteResult result;

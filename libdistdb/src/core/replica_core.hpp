@@ -1,0 +1,209 @@
+// What the two halves of a replica share: configuration, inputs and outputs
+// (Ready, WriteResult), and ReplicaCore, the state they work on.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/messages.hpp"
+#include "core/storage_ops.hpp"
+#include "core/types.hpp"
+
+namespace distdb::core {
+
+struct ReplicaConfig {
+  NodeId id = 0;
+  std::vector<NodeId> members;          // every configured member, this one included
+  int heartbeat_interval_ticks = 2;     // send heartbeats this often
+  int heartbeat_timeout_ticks = 10;     // a member silent this long is considered down
+  int round_timeout_ticks = 10;         // votes/commit acks awaited this long before dropping silent members
+  int forward_timeout_ticks = 100;      // a forwarded write unanswered this long: outcome unknown
+  std::size_t max_batch = 256;          // statements per round
+  std::size_t catch_up_batch = 512;     // entries per catch-up reply
+  std::uint64_t random_seed = 1;        // for election back-off
+  bool forward_writes = true;           // a non-coordinator forwards writes (else: not_coordinator)
+};
+
+// What the replica finds in its storage at start.
+struct RecoveredState {
+  Epoch promised = 0;
+  EntryId applied;
+  std::vector<EntryId> prepared;        // in-doubt prepared transactions (XA RECOVER)
+};
+
+// The answer to one proposed write.
+struct WriteResult {
+  enum Kind {
+    committed = 0,       // replicated; `outcome` is the statement's own (ok, or an SQL error that
+                         // happened identically everywhere and was rolled back alone)
+    not_coordinator = 1, // nothing was done; `coordinator` is the one to ask (0: unknown)
+    no_quorum = 2,       // nothing was done: no majority behind a coordinator
+    outcome_unknown = 3, // the write may or may not commit (its coordinator lost its epoch mid-round)
+  };
+  ClientTag tag = 0;
+  Kind kind = committed;
+  StatementOutcome outcome;
+  NodeId executed_by = 0;  // the coordinator that ran it
+  NodeId coordinator = 0;
+  std::string message;
+};
+
+struct Ready {
+  std::vector<StorageTask> storage;
+  std::vector<Envelope> messages;
+  std::vector<WriteResult> results;
+  bool empty() const { return storage.empty() && messages.empty() && results.empty(); }
+};
+
+enum class Role { follower, candidate, coordinator };
+const char* to_string(Role role);
+
+// A member as this replica sees it.
+struct MemberView {
+  NodeId id = 0;
+  bool alive = false;       // heard from within the heartbeat timeout (always true for itself)
+  bool in_view = false;     // part of the coordinator's view (as last announced)
+  EntryId applied;          // as last reported
+};
+
+// What both halves of a replica share: its state (durable mirrors, the
+// election, the log), the output batch, and small helpers. Coordinator and
+// TwoPhaseCommit derive from it virtually, so that a Replica has one copy;
+// each half reaches the other only through the hooks declared here.
+class ReplicaCore {
+ public:
+  virtual ~ReplicaCore() = default;
+
+ protected:
+  ReplicaCore() = default;
+  ReplicaCore(ReplicaConfig config, RecoveredState recovered);
+
+  struct Pending {
+    ClientTag tag = 0;
+    std::string sql;
+    NodeId forwarded_from = 0;   // 0: a local client
+    ClientTag forwarded_tag = 0;
+    std::uint64_t since = 0;     // tick it arrived
+  };
+
+  // --- helpers
+  std::uint64_t queue_storage(StorageOp op);
+  void send(NodeId to, Message m);
+  void broadcast(const Message& m);
+  std::size_t majority() const { return config_.members.size() / 2 + 1; }
+  bool is_alive(NodeId id) const;
+  std::vector<NodeId> alive_members() const;
+  std::uint64_t next_random();
+  bool in_view_now() const;
+  bool can_commit_now() const;
+
+  // --- hooks between the halves
+  // Implemented by Coordinator:
+  virtual void step_down(NodeId new_coordinator, const char* reason) = 0;
+  // Implemented by TwoPhaseCommit:
+  virtual void fail_pending(WriteResult::Kind kind, const std::string& why) = 0;
+  virtual void finish_write(const Pending& p, WriteResult::Kind kind, const StatementOutcome& outcome,
+                            const std::string& message) = 0;
+  virtual void check_round() = 0;
+  virtual void maybe_catch_up() = 0;
+
+  ReplicaConfig config_;
+  Ready ready_;
+  std::string last_step_down_reason_;
+  std::uint64_t rng_;
+  std::uint64_t now_ = 0;  // ticks since start
+
+  // Durable state, mirrored (the storage is the source of truth).
+  Epoch promised_ = 0;
+  EntryId applied_;
+
+  // Storage tasks handed out and not yet done, in order.
+  std::deque<StorageTask> in_flight_;
+  std::uint64_t next_task_id_ = 1;
+
+  // Election (Coordinator half).
+  Role role_ = Role::follower;
+  NodeId coordinator_ = 0;
+  std::map<NodeId, std::uint64_t> last_heard_;   // tick of the last message from each member
+  std::map<NodeId, EntryId> reported_applied_;
+  std::set<NodeId> announced_view_;              // the view as the coordinator last announced it
+  bool joined_ = false;                          // joined (or took part in a round) since we started
+  std::uint64_t last_coordinator_contact_ = 0;
+  std::uint64_t election_not_before_ = 0;
+  Epoch candidate_epoch_ = 0;
+  Epoch highest_seen_epoch_ = 0;                 // in any heartbeat or vote request
+  std::map<NodeId, VoteReply> votes_;
+  bool recovering_ = false;                      // coordinator catching up before its first round
+  EntryId recovery_target_;                      // the best log among the voters
+  NodeId recovery_source_ = 0;                   // a voter holding it
+  std::set<NodeId> view_;                        // coordinator only: members that take part in rounds
+  std::uint64_t last_majority_contact_ = 0;
+
+  // Rounds (TwoPhaseCommit, coordinator side).
+  struct Round {
+    Entry entry;
+    std::vector<Pending> writes;
+    std::set<NodeId> members;            // the view when it started
+    std::map<NodeId, PrepareReply> votes;
+    std::vector<StatementOutcome> reference;  // the coordinator's own outcomes
+    bool local_prepared = false;
+    bool decided = false;
+    std::set<NodeId> committed;          // members that reported the commit durable
+    std::uint64_t started_at = 0;        // start of the current phase (prepare, then commit)
+  };
+  std::deque<Pending> pending_;
+  std::deque<Pending> parked_;           // local writes waiting for a coordinator to be known
+  std::optional<Round> round_;
+  EntryId last_decided_;                 // coordinator: the last entry decided in its log
+
+  // Forwarded writes waiting for the coordinator's answer (forwarder side).
+  struct Forward {
+    ClientTag tag;
+    NodeId to;
+    std::uint64_t sent_at;
+  };
+  std::map<ClientTag, Forward> forwards_;
+
+  // Coordinator side: forwarded writes by (forwarder, tag), so that a
+  // duplicated ForwardedWrite never runs twice.
+  static constexpr std::size_t kAnsweredForwardsKept = 65536;
+  std::set<std::pair<NodeId, ClientTag>> running_forwards_;
+  std::map<std::pair<NodeId, ClientTag>, ForwardedReply> answered_forwards_;
+  std::deque<std::pair<NodeId, ClientTag>> answered_order_;
+  std::vector<EntryId> rollbacks_to_retry_;
+
+  // Participant side.
+  std::optional<Entry> prepared_;          // the entry prepared here, awaiting a decision
+  std::vector<StatementOutcome> prepared_outcomes_;
+  NodeId decide_from_ = 0;                 // who asked for the commit in flight (0: ourselves)
+  bool commit_retry_ = false;              // the commit of the decided prepared_ failed: retry it
+  Epoch decide_epoch_ = 0;
+  NodeId prepare_from_ = 0;
+  Epoch prepare_epoch_ = 0;
+  bool participant_busy_ = false;          // a PrepareEntry/CommitEntry of ours is in flight
+  std::deque<std::pair<NodeId, Message>> deferred_;  // Prepare/Decide received while busy
+
+  // Messages to this replica itself (the coordinator is also a participant),
+  // delivered after the current input has been handled.
+  std::deque<Envelope> local_inbox_;
+
+  // A vote granted, sent once its promise is durable.
+  std::optional<std::pair<NodeId, Epoch>> pending_grant_;
+  Entry preparing_;                        // the entry of the PrepareEntry in flight
+
+  // Catch-up.
+  bool catching_up_ = false;               // a CatchUpRequest is out, no reply yet
+  bool applying_ = false;                  // an ApplyEntries/InstallSnapshot of ours is running
+  std::uint64_t catch_up_sent_at_ = 0;
+  Epoch catch_up_epoch_ = 0;               // our promise when the request went out
+  std::uint64_t next_catch_up_at_ = 0;     // no request before this tick
+  std::set<NodeId> serving_;               // askers whose log/snapshot read is queued
+  bool needs_snapshot_ = false;
+};
+
+}  // namespace distdb::core
