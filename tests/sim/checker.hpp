@@ -35,7 +35,7 @@
 #include <string>
 #include <vector>
 
-#include "core/replica.hpp"
+#include "distdb/core/replica.hpp"
 #include "sim_storage.hpp"
 
 namespace distdb::sim {

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "checker.hpp"
-#include "core/replica.hpp"
+#include "distdb/core/replica.hpp"
 #include "rng.hpp"
 #include "sim_network.hpp"
 #include "sim_storage.hpp"

@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/messages.hpp"
+#include "distdb/core/messages.hpp"
 #include "rng.hpp"
 
 namespace distdb::sim {

@@ -23,8 +23,8 @@
 #include <string>
 #include <vector>
 
-#include "core/replica.hpp"
-#include "core/storage_ops.hpp"
+#include "distdb/core/replica.hpp"
+#include "distdb/core/storage_ops.hpp"
 #include "rng.hpp"
 
 namespace distdb::sim {

@@ -6,7 +6,7 @@
 #include <map>
 #include <memory>
 
-#include "core/replica.hpp"
+#include "distdb/core/replica.hpp"
 
 using namespace distdb;
 using namespace distdb::core;

@@ -8,7 +8,7 @@
 // A follower that has caught up asks the coordinator to join the view; the
 // coordinator admits it between rounds, when it holds exactly the
 // coordinator's log.
-#include "core/two_phase_commit.hpp"
+#include "distdb/core/two_phase_commit.hpp"
 
 namespace distdb::core {
 

@@ -14,7 +14,7 @@
 //     without a moment where the new coordinator lacks committed writes.
 #include <algorithm>
 
-#include "core/coordinator.hpp"
+#include "distdb/core/coordinator.hpp"
 
 namespace distdb::core {
 

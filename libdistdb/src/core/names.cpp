@@ -1,6 +1,6 @@
-#include "core/messages.hpp"
-#include "core/replica.hpp"
-#include "core/storage_ops.hpp"
+#include "distdb/core/messages.hpp"
+#include "distdb/core/replica.hpp"
+#include "distdb/core/storage_ops.hpp"
 
 namespace distdb::core {
 

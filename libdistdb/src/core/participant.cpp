@@ -7,7 +7,7 @@
 // prepare or commit here. Prepare and Decide messages are handled one at a
 // time: while our own storage task for one is running, later ones wait
 // (deferred_), because what to do with them depends on its result.
-#include "core/two_phase_commit.hpp"
+#include "distdb/core/two_phase_commit.hpp"
 
 namespace distdb::core {
 

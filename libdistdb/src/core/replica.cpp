@@ -1,5 +1,5 @@
 // Replica: inputs, outputs and the helpers the protocol files share.
-#include "core/replica.hpp"
+#include "distdb/core/replica.hpp"
 
 #include <algorithm>
 #include <cassert>

@@ -19,7 +19,7 @@
 //      later coordinator's log contains the entry (I2).
 #include <algorithm>
 
-#include "core/two_phase_commit.hpp"
+#include "distdb/core/two_phase_commit.hpp"
 
 namespace distdb::core {
 

@@ -23,7 +23,7 @@
 #include <variant>
 #include <vector>
 
-#include "core/replica.hpp"
+#include "distdb/core/replica.hpp"
 #include "distdb/config.hpp"
 #include "distdb/storage.hpp"
 

@@ -26,8 +26,8 @@
 #include <optional>
 #include <string>
 
-#include "core/replica.hpp"
-#include "core/storage_ops.hpp"
+#include "distdb/core/replica.hpp"
+#include "distdb/core/storage_ops.hpp"
 #include "distdb/storage.hpp"
 
 namespace distdb {

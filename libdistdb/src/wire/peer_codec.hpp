@@ -50,7 +50,7 @@
 
 #include <rapidjson/document.h>
 
-#include "core/messages.hpp"
+#include "distdb/core/messages.hpp"
 #include "distdb/error.hpp"
 
 namespace distdb::wire {

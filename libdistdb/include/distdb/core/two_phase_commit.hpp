@@ -2,14 +2,16 @@
 // participant.cpp, catch_up.cpp).
 #pragma once
 
-#include "core/replica_core.hpp"
+#include "distdb/export.hpp"
+
+#include "distdb/core/replica_core.hpp"
 
 namespace distdb::core {
 
 // The TwoPhaseCommit half: the write log. rounds.cpp (coordinator side:
 // batching, prepare, decide, answers, forwarded writes), participant.cpp
 // (every member: prepare, vote, commit), catch_up.cpp (members outside the view).
-class TwoPhaseCommit : public virtual ReplicaCore {
+class DISTDB_API TwoPhaseCommit : public virtual ReplicaCore {
  protected:
   TwoPhaseCommit() = default;
 

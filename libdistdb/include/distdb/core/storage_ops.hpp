@@ -13,13 +13,15 @@
 //     rolls it back. The core never counts on a prepare surviving.
 #pragma once
 
+#include "distdb/export.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
-#include "core/types.hpp"
+#include "distdb/core/types.hpp"
 
 namespace distdb::core {
 
@@ -99,6 +101,6 @@ struct StorageDone {
   std::string snapshot_data;                   // ReadSnapshot
 };
 
-const char* storage_op_name(const StorageOp& op);
+DISTDB_API const char* storage_op_name(const StorageOp& op);
 
 }  // namespace distdb::core

@@ -14,13 +14,15 @@
 // docs/design.md for the protocol and its invariants.
 #pragma once
 
-#include "core/coordinator.hpp"
-#include "core/two_phase_commit.hpp"
+#include "distdb/export.hpp"
+
+#include "distdb/core/coordinator.hpp"
+#include "distdb/core/two_phase_commit.hpp"
 
 namespace distdb::core {
 
 // Replica: one member. Inputs and outputs as described at the top of this file.
-class Replica final : public Coordinator, public TwoPhaseCommit {
+class DISTDB_API Replica final : public Coordinator, public TwoPhaseCommit {
  public:
   Replica(ReplicaConfig config, RecoveredState recovered);
 

@@ -1,13 +1,15 @@
 // Coordinator: the election half of a replica (election.cpp).
 #pragma once
 
-#include "core/replica_core.hpp"
+#include "distdb/export.hpp"
+
+#include "distdb/core/replica_core.hpp"
 
 namespace distdb::core {
 
 // The Coordinator half (election.cpp): heartbeats, liveness, elections
 // (highest id with a majority, durable promises, epochs), the view.
-class Coordinator : public virtual ReplicaCore {
+class DISTDB_API Coordinator : public virtual ReplicaCore {
  protected:
   Coordinator() = default;
 

@@ -2,6 +2,8 @@
 // (Ready, WriteResult), and ReplicaCore, the state they work on.
 #pragma once
 
+#include "distdb/export.hpp"
+
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -10,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "core/messages.hpp"
-#include "core/storage_ops.hpp"
-#include "core/types.hpp"
+#include "distdb/core/messages.hpp"
+#include "distdb/core/storage_ops.hpp"
+#include "distdb/core/types.hpp"
 
 namespace distdb::core {
 
@@ -61,7 +63,7 @@ struct Ready {
 };
 
 enum class Role { follower, candidate, coordinator };
-const char* to_string(Role role);
+DISTDB_API const char* to_string(Role role);
 
 // A member as this replica sees it.
 struct MemberView {
@@ -75,7 +77,7 @@ struct MemberView {
 // election, the log), the output batch, and small helpers. Coordinator and
 // TwoPhaseCommit derive from it virtually, so that a Replica has one copy;
 // each half reaches the other only through the hooks declared here.
-class ReplicaCore {
+class DISTDB_API ReplicaCore {
  public:
   virtual ~ReplicaCore() = default;
 

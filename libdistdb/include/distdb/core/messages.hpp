@@ -2,12 +2,14 @@
 // replica refuses anything from an epoch older than the one it promised.
 #pragma once
 
+#include "distdb/export.hpp"
+
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
-#include "core/types.hpp"
+#include "distdb/core/types.hpp"
 
 namespace distdb::core {
 
@@ -110,6 +112,6 @@ struct Envelope {
   Message message;
 };
 
-const char* message_name(const Message& m);
+DISTDB_API const char* message_name(const Message& m);
 
 }  // namespace distdb::core
