@@ -49,6 +49,21 @@ void Coordinator::check_liveness() {
     }
     if (round_) check_round();
   } else if (coordinator_ != 0 && now_ - last_coordinator_contact_ > timeout) {
+    // The coordinator went silent: the writes we forwarded to it may or may
+    // not commit. Say so now rather than at the forward timeout.
+    for (auto it = forwards_.begin(); it != forwards_.end();) {
+      if (it->second.to != coordinator_) {
+        ++it;
+        continue;
+      }
+      WriteResult result;
+      result.tag = it->first;
+      result.kind = WriteResult::outcome_unknown;
+      result.message = "the coordinator (node " + std::to_string(coordinator_) +
+                       ") stopped answering: the write may or may not have been applied";
+      ready_.results.push_back(std::move(result));
+      it = forwards_.erase(it);
+    }
     coordinator_ = 0;
     announced_view_.clear();
   }
