@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -170,9 +171,20 @@ class FakeNode {
   int port() const { return port_; }
   int requests() const { return requests_; }
 
+  // From now on, connections are refused (the node is gone); callable from
+  // the handler.
+  void stop_listening() {
+    refusing_ = true;
+    shutdown(listen_fd_, SHUT_RDWR);  // Linux: the socket stops listening
+  }
+
  private:
   void accept_loop() {
     while (!stop_) {
+      if (refusing_) {
+        std::this_thread::sleep_for(10ms);
+        continue;
+      }
       pollfd p{listen_fd_, POLLIN, 0};
       if (poll(&p, 1, 50) <= 0) continue;
       const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
@@ -214,6 +226,7 @@ class FakeNode {
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> refusing_{false};
   std::atomic<int> requests_{0};
   std::thread acceptor_;
   std::mutex mutex_;
@@ -222,6 +235,40 @@ class FakeNode {
 };
 
 bool is_status(const wire::Request& r) { return std::holds_alternative<wire::StatusRequest>(r.body); }
+
+// A STATUS answer listing `members` (id, port) on 127.0.0.1; the first is the coordinator.
+Reply status_listing(NodeId answering, const std::vector<std::pair<NodeId, int>>& members) {
+  Reply r;
+  r.node = answering;
+  r.result.columns = {"id", "ip", "port", "role", "alive", "in_view", "applied_seq", "epoch"};
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    r.result.rows.push_back(Row{static_cast<std::int64_t>(members[i].first), std::string("127.0.0.1"),
+                                static_cast<std::int64_t>(members[i].second),
+                                std::string(i == 0 ? "coordinator" : "member"), std::int64_t{1}, std::int64_t{1},
+                                std::int64_t{0}, std::int64_t{1}});
+  }
+  return r;
+}
+
+Reply error_reply(NodeId answering, ErrorKind kind, const std::string& message) {
+  Reply r;
+  r.status = ReplyStatus::error;
+  r.node = answering;
+  r.error = Error(kind, message);
+  return r;
+}
+
+// Waits until a freshly started node has elected itself coordinator (its
+// STATUS says so), so that :status and :leader show a stable picture.
+bool wait_for_coordinator(int port) {
+  return wait_until([&] { return run_cli({"-P", port_arg(port)}, ":leader\n").out.find("Coordinator: Node") == 0; },
+                    15s);
+}
+
+// `text` followed by spaces up to `width` columns (ASCII).
+std::string pad(const std::string& text, std::size_t width) {
+  return text + std::string(width > text.size() ? width - text.size() : 0, ' ');
+}
 
 Reply redirect_to(NodeId answering, NodeId coordinator, int port) {
   Reply r;
@@ -417,7 +464,7 @@ TEST_SUITE("cli") {
           "[!] Redirecting to coordinator (Node 2)\n");
     CHECK(r.err == "ERROR 0 (not_coordinator): too many redirects (more than 3): last coordinator named was node 2 at "
                    "127.0.0.1:" + port_arg(looping.port()) + "\n");
-    CHECK(looping.requests() == 4);
+    CHECK(looping.requests() == 5);  // the STATUS at connect (learning the members), then 4 statements
   }
 
   TEST_CASE("a dropped connection: one line, the shell goes on and reconnects") {
@@ -437,5 +484,175 @@ TEST_SUITE("cli") {
     CHECK(r.err == "connection to " + address +
                        " closed by the node (the statement may or may not have taken effect)\n");
     CHECK(queries == 2);
+  }
+
+  TEST_CASE(":status, :leader and :timer through a pipe: exact output") {
+    NodeProcess node;
+    REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
+    const std::string address = "127.0.0.1:" + port_arg(node.port());
+    const std::size_t w = std::max(address.size(), std::string("address").size());
+    const std::string rule = "+----+-" + std::string(w, '-') + "-+-------------+-------+---------+-------------+-----+\n";
+    REQUIRE(wait_for_coordinator(node.port()));
+    const CliRun r = run_cli({"-P", port_arg(node.port())}, ":status\n:leader\n:timer\n");
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == rule + "| id | " + pad("address", w) + " | role        | alive | in_view | applied_seq | lag |\n" +
+                       rule + "|  1 | " + pad(address, w) + " | coordinator | yes   | yes     |           0 |   0 |\n" +
+                       rule + "Epoch: 1\nCoordinator: Node 1 (" + address + ")\nTimer is on\n");
+    CHECK(r.err.empty());
+  }
+
+  TEST_CASE(":timer off hides the timings, :timer on shows them again; bad arguments get the usage") {
+    NodeProcess node;
+    REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
+    CliRun r = run_cli({"-P", port_arg(node.port()), "-e",
+                        ":timer off\nCREATE TABLE t(id INT);\n:timer on\nSELECT count(*) AS n FROM t\n"});
+    CHECK(r.exit_code == 0);
+    CHECK(normalized(r.out) ==
+          "Timer is off\nQuery OK, 0 rows affected\nNode executor: 1\nTimer is on\n"
+          "+---+\n| n |\n+---+\n| 0 |\n+---+\n1 row in set (X sec)\nNode executor: 1\n");
+    CHECK(r.err.empty());
+
+    r = run_cli({"-P", port_arg(node.port()), "--format", "table", "--force"},
+                ":timer sometimes\n:timer off\nSELECT * FROM t;\n");
+    CHECK(r.exit_code == 1);
+    CHECK(r.out == "Timer is off\nEmpty set\nNode executor: 1\n");
+    CHECK(r.err == "usage: :timer on|off\n");
+  }
+
+  TEST_CASE(":help lists every command; unknown commands keep their hint") {
+    NodeProcess node;
+    REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
+    const CliRun r = run_cli({"-P", port_arg(node.port()), "--force"}, ":help\n:bogus\n");
+    CHECK(r.exit_code == 1);
+    for (const char* command : {":node [HOST PORT]", ":info", ":status", ":leader", ":timer on|off", ":help", ":exit"}) {
+      CHECK_MESSAGE(r.out.find(std::string("\n  ") + command) != std::string::npos, command);
+    }
+    CHECK(r.err == "unknown command ':bogus'; type :help for the list of commands (SQL never starts with ':')\n");
+  }
+
+  TEST_CASE("the current node gone: the next statement moves to another known member, in one line") {
+    NodeProcess real;  // node 1
+    REQUIRE_MESSAGE(real.wait_ready(), real.process().output());
+    REQUIRE(wait_for_coordinator(real.port()));
+    std::atomic<int> self_port{0};
+    std::atomic<int> queries{0};
+    FakeNode* self = nullptr;
+    FakeNode doomed([&](const wire::Request& req) -> std::optional<Reply> {
+      if (is_status(req)) return status_listing(2, {{2, self_port}, {1, real.port()}});
+      ++queries;
+      self->stop_listening();  // dies while running the first statement
+      return std::nullopt;
+    });
+    self = &doomed;
+    self_port = doomed.port();
+    const std::string gone = "127.0.0.1:" + port_arg(doomed.port());
+    const CliRun r = run_cli({"-P", port_arg(doomed.port()), "--force"}, "SELECT 1 AS x;\nSELECT 2 AS y;\n");
+    CHECK(r.exit_code == 2);  // the first statement's connection failure
+    CHECK(r.out == "y\n2\n");
+    CHECK(r.err == "connection to " + gone + " closed by the node (the statement may or may not have taken effect)\n" +
+                       "[!] " + gone + " is unreachable; moved to node 1 (127.0.0.1:" + port_arg(real.port()) + ")\n");
+    CHECK(queries == 1);  // the statement with an unknown outcome was not re-sent
+
+    // In table format the notice is on stdout, before the result.
+    std::atomic<int> port2{0};
+    FakeNode* self2 = nullptr;
+    FakeNode doomed2([&](const wire::Request& req) -> std::optional<Reply> {
+      if (is_status(req)) return status_listing(2, {{2, port2}, {1, real.port()}});
+      self2->stop_listening();
+      return std::nullopt;
+    });
+    self2 = &doomed2;
+    port2 = doomed2.port();
+    const CliRun t = run_cli({"-P", port_arg(doomed2.port()), "--format", "table", "--force"},
+                             "SELECT 1 AS x;\n:timer off\nSELECT 2 AS y;\n:leader\n");
+    CHECK(normalized(t.out) == "Timer is off\n[!] 127.0.0.1:" + port_arg(doomed2.port()) +
+                                   " is unreachable; moved to node 1 (127.0.0.1:" + port_arg(real.port()) +
+                                   ")\n+---+\n| y |\n+---+\n| 2 |\n+---+\n1 row in set\nNode executor: 1\n"
+                                   "Coordinator: Node 1 (127.0.0.1:" + port_arg(real.port()) + ")\n");
+  }
+
+  TEST_CASE("a failover in progress: retried briefly, then one line; the shell goes on") {
+    std::atomic<int> queries{0};
+    FakeNode settling([&](const wire::Request& req) -> std::optional<Reply> {
+      if (is_status(req)) return Reply{};
+      if (++queries <= 2) return error_reply(4, ErrorKind::no_quorum, "no quorum");
+      Reply ok;
+      ok.node = 4;
+      ok.result.rows_affected = 1;
+      return ok;
+    });
+    CliRun r = run_cli({"-P", port_arg(settling.port()), "-e", "INSERT INTO t VALUES (1)"});
+    CHECK(r.exit_code == 0);
+    CHECK(normalized(r.out) == "Query OK, 1 row affected (X sec)\nNode executor: 4\n");
+    CHECK(r.err.empty());
+    CHECK(queries == 3);
+
+    FakeNode electing([&](const wire::Request& req) -> std::optional<Reply> {
+      if (is_status(req)) return Reply{};
+      return error_reply(4, ErrorKind::not_coordinator, "no coordinator elected yet");
+    });
+    const auto start = std::chrono::steady_clock::now();
+    r = run_cli({"-P", port_arg(electing.port()), "--format", "table", "--force"}, "INSERT INTO t VALUES (1);\nSELECT 1;\n");
+    CHECK(std::chrono::steady_clock::now() - start < 10s);
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.empty());
+    CHECK(r.err == "ERROR 0 (not_coordinator): no coordinator elected yet (a failover may be in progress; retried for "
+                   "3 s, try again shortly)\n"
+                   "ERROR 0 (not_coordinator): no coordinator elected yet (a failover may be in progress; retried for "
+                   "3 s, try again shortly)\n");
+    CHECK(electing.requests() > 4);
+  }
+
+  TEST_CASE("the current node gone and no other member answering: one line, the shell goes on") {
+    const int dead_port = free_port();
+    std::atomic<int> self_port{0};
+    FakeNode* self = nullptr;
+    FakeNode doomed([&](const wire::Request& req) -> std::optional<Reply> {
+      if (is_status(req)) return status_listing(2, {{2, self_port}, {1, dead_port}});
+      self->stop_listening();
+      return std::nullopt;
+    });
+    self = &doomed;
+    self_port = doomed.port();
+    const std::string gone = "127.0.0.1:" + port_arg(doomed.port());
+    const CliRun r = run_cli({"-P", port_arg(doomed.port()), "--force"}, "SELECT 1;\nSELECT 2;\nSELECT 3;\n");
+    CHECK(r.exit_code == 2);
+    CHECK(r.out.empty());
+    const std::string refused = "cannot connect to " + gone + ": connection refused (no other known member reachable)\n";
+    CHECK(r.err == "connection to " + gone + " closed by the node (the statement may or may not have taken effect)\n" +
+                       refused + refused);
+  }
+
+  TEST_CASE("the coordinator gone after a redirect: the node is asked again and names the next one") {
+    NodeProcess next("", 3);
+    REQUIRE_MESSAGE(next.wait_ready(), next.process().output());
+    REQUIRE(wait_for_coordinator(next.port()));
+    std::atomic<bool> old_dead{false};
+    std::atomic<int> asked_since{0};
+    FakeNode* old_self = nullptr;
+    FakeNode old_coordinator([&](const wire::Request& req) -> std::optional<Reply> {
+      if (is_status(req)) return Reply{};
+      old_self->stop_listening();
+      old_dead = true;
+      return std::nullopt;
+    });
+    old_self = &old_coordinator;
+    const int old_port = old_coordinator.port();
+    FakeNode follower([&](const wire::Request& req) -> std::optional<Reply> {
+      if (is_status(req)) return status_listing(1, {{1, 0}});
+      // It learns of the new coordinator one request after the old one died.
+      if (!old_dead || asked_since++ == 0) return redirect_to(1, 2, old_port);
+      return redirect_to(1, 3, next.port());
+    });
+    const CliRun r = run_cli({"-P", port_arg(follower.port()), "--force", "--format", "table"},
+                             "SELECT 1 AS x;\nSELECT 2 AS y;\n");
+    CHECK(r.exit_code == 2);
+    CHECK(normalized(r.out) ==
+          "[!] Redirecting to coordinator (Node 2)\n"
+          "[!] Redirecting to coordinator (Node 2)\n"
+          "[!] Redirecting to coordinator (Node 3)\n"
+          "+---+\n| y |\n+---+\n| 2 |\n+---+\n1 row in set (X sec)\nNode executor: 3\n");
+    CHECK(r.err == "connection to 127.0.0.1:" + port_arg(old_port) +
+                       " closed by the node (the statement may or may not have taken effect)\n");
   }
 }

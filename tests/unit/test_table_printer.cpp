@@ -1,11 +1,13 @@
 // distdb-cli's output and input handling without a node: table layout,
-// escaping, tsv/json encodings, reply summaries, statement splitting, messages.
+// escaping, tsv/json encodings, reply summaries, statement splitting, messages,
+// the :status table.
 #include <doctest/doctest.h>
 
 #include <limits>
 #include <sstream>
 #include <string>
 
+#include "cluster_status.hpp"
 #include "messages.hpp"
 #include "reply_printer.hpp"
 #include "statement_splitter.hpp"
@@ -378,5 +380,82 @@ TEST_SUITE("cli messages") {
   TEST_CASE("placeholders") {
     CHECK(format_msg("{1} then {0}{2}", {"a", "b"}) == "b then a");
     CHECK(format_msg("{x} {", {}) == "{x} {");
+  }
+}
+
+TEST_SUITE("cli status") {
+  // A STATUS result as distdb-node sends it.
+  ResultSet status_result() {
+    ResultSet rs;
+    rs.columns = {"id", "ip", "port", "role", "alive", "in_view", "applied_seq", "epoch"};
+    rs.rows.push_back({std::int64_t{1}, std::string("10.0.0.1"), std::int64_t{5000}, std::string("member"),
+                       std::int64_t{1}, std::int64_t{1}, std::int64_t{40}, std::int64_t{7}});
+    rs.rows.push_back({std::int64_t{2}, std::string("10.0.0.2"), std::int64_t{5001}, std::string("coordinator"),
+                       std::int64_t{1}, std::int64_t{1}, std::int64_t{42}, std::int64_t{7}});
+    rs.rows.push_back({std::int64_t{3}, std::string("::1"), std::int64_t{5002}, std::string("member"),
+                       std::int64_t{0}, std::int64_t{0}, std::monostate{}, std::int64_t{7}});
+    return rs;
+  }
+
+  TEST_CASE("members, coordinator and epoch read from a STATUS result") {
+    const auto members = parse_status(status_result());
+    REQUIRE(members.size() == 3);
+    CHECK(members[0].address() == "10.0.0.1:5000");
+    CHECK(members[2].address() == "[::1]:5002");
+    CHECK_FALSE(members[2].applied_seq.has_value());
+    const MemberStatus* c = find_coordinator(members);
+    REQUIRE(c != nullptr);
+    CHECK(c->id == 2);
+    CHECK(cluster_epoch(members) == std::optional<std::int64_t>(7));
+    CHECK(find_coordinator({}) == nullptr);
+    CHECK_FALSE(cluster_epoch({}).has_value());
+  }
+
+  TEST_CASE(":status table: lag behind the coordinator, NULL when unknown") {
+    CHECK(table_of(status_table(parse_status(status_result()))) ==
+          "+----+---------------+-------------+-------+---------+-------------+------+\n"
+          "| id | address       | role        | alive | in_view | applied_seq | lag  |\n"
+          "+----+---------------+-------------+-------+---------+-------------+------+\n"
+          "|  1 | 10.0.0.1:5000 | member      | yes   | yes     |          40 |    2 |\n"
+          "|  2 | 10.0.0.2:5001 | coordinator | yes   | yes     |          42 |    0 |\n"
+          "|  3 | [::1]:5002    | member      | no    | no      |        NULL | NULL |\n"
+          "+----+---------------+-------------+-------+---------+-------------+------+\n");
+    // No coordinator (an election under way): no lag at all.
+    ResultSet leaderless = status_result();
+    leaderless.rows[1][3] = std::string("member");
+    for (const Row& row : status_table(parse_status(leaderless)).rows) CHECK(is_null(row[6]));
+  }
+}
+
+TEST_SUITE("cli timer") {
+  TEST_CASE(":timer off: summaries without the time, in every table summary") {
+    std::ostringstream out;
+    std::ostringstream err;
+    PrinterOptions options;
+    options.show_timing = false;
+    ReplyPrinter printer(out, err, options);
+    Outcome rows;
+    rows.reply = ok_reply(people());
+    rows.elapsed_sec = 0.25;
+    printer.print(rows);
+    ResultSet none;
+    none.columns = {"x"};
+    Outcome empty;
+    empty.reply = ok_reply(none);
+    printer.print(empty);
+    Outcome write;
+    write.reply = ok_reply(ResultSet{});
+    write.reply->result.rows_affected = 1;
+    printer.print(write);
+    write.reply->result.rows_affected = 4;
+    printer.print(write);
+    const std::string text = out.str();
+    CHECK(text.find("sec)") == std::string::npos);
+    CHECK(text.find("+\n3 rows in set\nNode executor: 3\n") != std::string::npos);
+    CHECK(text.find("Empty set\nNode executor: 3\nQuery OK, 1 row affected\nNode executor: 3\n"
+                    "Query OK, 4 rows affected\nNode executor: 3\n") != std::string::npos);
+    printer.set_show_timing(true);
+    printer.print(empty);
+    CHECK(out.str().substr(text.size()) == "Empty set (0.000 sec)\nNode executor: 3\n");
   }
 }

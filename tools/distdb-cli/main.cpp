@@ -13,9 +13,11 @@
 
 #include <iostream>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "line_reader.hpp"
 #include "messages.hpp"
 #include "reply_printer.hpp"
 #include "session.hpp"
@@ -44,7 +46,10 @@ constexpr const char* kFooter =
     "\n"
     "Exit status: 0 all statements succeeded (and always after an interactive\n"
     "session), 1 a statement failed, 2 usage or connection error.\n"
-    "Messages are in Portuguese when LC_ALL, LC_MESSAGES or LANG starts with 'pt'.";
+    "Messages are in Portuguese when LC_ALL, LC_MESSAGES or LANG starts with 'pt'.\n"
+    "\n"
+    "On a terminal, lines can be edited and earlier ones recalled with the arrow\n"
+    "keys; the history is kept in ~/.distdb_history ($DISTDB_HISTFILE if set).";
 
 }  // namespace
 
@@ -98,7 +103,11 @@ int main(int argc, char** argv) {
   shell_options.lang = lang;
   shell_options.interactive = interactive;
   shell_options.force = force;
-  cli::Shell shell(session, printer, std::cin, std::cout, std::cerr, shell_options);
+  // Line editing and history only when both ends are a terminal: no control
+  // codes ever reach a pipe or a file.
+  std::unique_ptr<cli::LineReader> editor;
+  if (interactive && isatty(STDOUT_FILENO) == 1) editor = cli::make_editline_reader(cli::history_file_path());
+  cli::Shell shell(session, printer, std::cin, std::cout, std::cerr, shell_options, editor.get());
 
   if (has_execute) return shell.run_text(execute);
   if (interactive) return shell.run_interactive(ask_for_node);

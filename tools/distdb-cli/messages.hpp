@@ -36,6 +36,11 @@ enum class Msg {
   empty_set,
   query_ok_one,
   query_ok_many,
+  rows_in_set_one_untimed,
+  rows_in_set_many_untimed,
+  empty_set_untimed,
+  query_ok_one_untimed,
+  query_ok_many_untimed,
   node_executor,
   redirecting,
   error_line,
@@ -45,6 +50,9 @@ enum class Msg {
   outcome_unknown_hint,
   too_many_redirects,
   redirect_without_coordinator,
+  moved_to_member,
+  no_member_reachable,
+  failover_in_progress,
   // commands
   unknown_command,
   node_usage,
@@ -53,6 +61,11 @@ enum class Msg {
   info_coordinator,
   info_coordinator_unknown,
   info_not_connected,
+  status_epoch,
+  status_epoch_unknown,
+  timer_state_on,
+  timer_state_off,
+  timer_usage,
   bye,
 };
 

@@ -30,6 +30,13 @@ void ReplyPrinter::redirect_notice(const PeerConfig& coordinator) {
   to.flush();
 }
 
+void ReplyPrinter::notice(const std::string& line) {
+  std::ostream& to = options_.format == Format::table ? out_ : err_;
+  out_.flush();
+  to << line << '\n';
+  to.flush();
+}
+
 void ReplyPrinter::print_node(std::ostream& to, const Reply& reply) {
   if (reply.node != 0) to << tr(options_.lang, Msg::node_executor, {std::to_string(reply.node)}) << '\n';
 }
@@ -41,6 +48,7 @@ void ReplyPrinter::print(const Outcome& outcome) {
   }
   const Lang lang = options_.lang;
   const std::string secs = format_seconds(outcome.elapsed_sec);
+  const bool timed = options_.show_timing;
   if (outcome.failure) {
     out_.flush();
     if (outcome.connection_failed()) {
@@ -64,18 +72,29 @@ void ReplyPrinter::print(const Outcome& outcome) {
       if (rs.has_rows() && !rs.rows.empty()) print_tsv(out_, rs);
     } else if (rs.has_rows()) {
       if (rs.rows.empty()) {
-        out_ << tr(lang, Msg::empty_set, {secs}) << '\n';
+        out_ << (timed ? tr(lang, Msg::empty_set, {secs}) : tr(lang, Msg::empty_set_untimed)) << '\n';
       } else {
         print_table(out_, rs, options_.table);
-        out_ << (rs.rows.size() == 1 ? tr(lang, Msg::rows_in_set_one, {secs})
-                                      : tr(lang, Msg::rows_in_set_many, {std::to_string(rs.rows.size()), secs}))
-             << '\n';
+        const std::string n = std::to_string(rs.rows.size());
+        if (timed) {
+          out_ << (rs.rows.size() == 1 ? tr(lang, Msg::rows_in_set_one, {secs})
+                                        : tr(lang, Msg::rows_in_set_many, {n, secs}));
+        } else {
+          out_ << (rs.rows.size() == 1 ? tr(lang, Msg::rows_in_set_one_untimed)
+                                        : tr(lang, Msg::rows_in_set_many_untimed, {n}));
+        }
+        out_ << '\n';
       }
       print_node(out_, reply);
     } else {
-      out_ << (rs.rows_affected == 1 ? tr(lang, Msg::query_ok_one, {secs})
-                                      : tr(lang, Msg::query_ok_many, {std::to_string(rs.rows_affected), secs}))
-           << '\n';
+      const std::string n = std::to_string(rs.rows_affected);
+      if (timed) {
+        out_ << (rs.rows_affected == 1 ? tr(lang, Msg::query_ok_one, {secs}) : tr(lang, Msg::query_ok_many, {n, secs}));
+      } else {
+        out_ << (rs.rows_affected == 1 ? tr(lang, Msg::query_ok_one_untimed)
+                                        : tr(lang, Msg::query_ok_many_untimed, {n}));
+      }
+      out_ << '\n';
       print_node(out_, reply);
     }
   }

@@ -27,6 +27,7 @@ struct PrinterOptions {
   Lang lang = Lang::en;
   TableOptions table;
   bool blank_line_after = false;  // interactive table output: a blank line after each statement
+  bool show_timing = true;        // table output: "(0.003 sec)" after the row count (:timer on|off)
 };
 
 class ReplyPrinter {
@@ -36,9 +37,13 @@ class ReplyPrinter {
 
   // "[!] Redirecting to coordinator (Node 3)", before the statement is re-run there.
   void redirect_notice(const PeerConfig& coordinator);
+  // A one-line notice (e.g. a change of node): stdout in table format,
+  // stderr otherwise, so that batch and JSON output keep stdout for data.
+  void notice(const std::string& line);
   void print(const Outcome& outcome);
 
   const PrinterOptions& options() const { return options_; }
+  void set_show_timing(bool on) { options_.show_timing = on; }
 
  private:
   void print_json(const Outcome& outcome);

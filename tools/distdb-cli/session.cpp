@@ -1,6 +1,8 @@
 #include "session.hpp"
 
+#include <algorithm>
 #include <cctype>
+#include <thread>
 #include <utility>
 
 namespace distdb::cli {
@@ -10,6 +12,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+
+// A reply meaning "nothing was done, the cluster is changing coordinator".
+bool failover_reply(const Reply& reply) {
+  return reply.status == ReplyStatus::error && reply.error &&
+         (reply.error->kind == ErrorKind::no_quorum || reply.error->kind == ErrorKind::not_coordinator);
+}
 
 // "Connection refused" -> "connection refused"; leaves "ECONNRESET"-like words alone.
 std::string lower_first(std::string s) {
@@ -21,11 +29,6 @@ std::string lower_first(std::string s) {
 }
 
 }  // namespace
-
-std::string format_address(const std::string& host, std::uint16_t port) {
-  const bool ipv6 = host.find(':') != std::string::npos;
-  return (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-}
 
 std::string describe_transport_error(const Error& error, const std::string& address, Lang lang) {
   std::string text = error.message;
@@ -52,6 +55,40 @@ void Session::set_node(std::string host, std::uint16_t port) {
   node_ = Link{};
   node_.host = std::move(host);
   node_.port = port;
+  members_.clear();  // maybe another cluster: learned again at connect
+}
+
+void Session::learn_members(const Reply& status) {
+  if (status.status != ReplyStatus::ok) return;
+  std::vector<PeerConfig> learned;
+  for (const MemberStatus& m : parse_status(status.result)) {
+    if (m.has_address()) learned.push_back(m.peer());
+  }
+  if (!learned.empty()) members_ = std::move(learned);
+}
+
+bool Session::fail_over() {
+  const std::string gone = address();
+  for (const PeerConfig& member : members_) {
+    if (member.ip == node_.host && member.port == node_.port) continue;
+    auto client = Client::connect(member.ip, member.port, options_);
+    if (!client) continue;
+    auto reply = client->status();
+    if (!reply || reply->status != ReplyStatus::ok) continue;
+    const PeerConfig chosen = member;  // members_ is replaced below
+    node_ = Link{};
+    node_.host = chosen.ip;
+    node_.port = chosen.port;
+    node_.client.emplace(std::move(*client));
+    node_.last_used = Clock::now();
+    learn_members(*reply);
+    if (notify_) {
+      notify_(tr(lang_, Msg::moved_to_member,
+                 {gone, std::to_string(chosen.id), format_address(chosen.ip, chosen.port)}));
+    }
+    return true;
+  }
+  return false;
 }
 
 Result<Client*> Session::open(Link& link) {
@@ -65,8 +102,13 @@ Result<Client*> Session::open(Link& link) {
 }
 
 Status Session::connect() {
+  const bool fresh = !node_.client;
   auto client = open(node_);
   if (!client) return client.error();
+  if (fresh) {
+    // Learn the members now, so that a node gone later can be replaced.
+    if (auto reply = (*client)->status()) learn_members(*reply);
+  }
   return {};
 }
 
@@ -77,7 +119,8 @@ Result<Reply> Session::query_on(Link& link, std::string_view sql) {
   if (Clock::now() - link.last_used > kIdleCheck) {
     // A failed check leaves the client disconnected; the query below then
     // opens a fresh connection (or reports that it cannot).
-    (void)(*client)->status();
+    // A successful check refreshes the members.
+    if (auto check = (*client)->status()) learn_members(*check);
   }
   // redirect=true: a node that is not the coordinator answers a write with
   // REDIRECT (handled by run()) instead of forwarding it.
@@ -87,33 +130,26 @@ Result<Reply> Session::query_on(Link& link, std::string_view sql) {
   return reply;
 }
 
-Outcome Session::run(std::string_view sql, const std::function<void(const PeerConfig&)>& on_redirect) {
-  Outcome outcome;
-  const auto start = Clock::now();
+Result<Reply> Session::run_once(std::string_view sql, const std::function<void(const PeerConfig&)>& on_redirect,
+                                bool& coordinator_failed) {
   Link* link = &node_;
   for (int hop = 0;; ++hop) {
     auto reply = query_on(*link, sql);
     if (!reply) {
-      outcome.failure = reply.error();
-      break;
+      coordinator_failed = link == &coordinator_;
+      return reply;
     }
-    if (reply->status != ReplyStatus::redirect) {
-      outcome.reply = std::move(*reply);
-      break;
-    }
+    if (reply->status != ReplyStatus::redirect) return reply;
     if (!reply->coordinator) {
-      outcome.failure = Error(ErrorKind::invalid_request,
-                              tr(lang_, Msg::redirect_without_coordinator, {std::to_string(reply->node)}));
-      break;
+      return Error(ErrorKind::invalid_request,
+                   tr(lang_, Msg::redirect_without_coordinator, {std::to_string(reply->node)}));
     }
     const PeerConfig& coordinator = *reply->coordinator;
     if (hop >= kMaxRedirects) {
-      outcome.failure =
-          Error(ErrorKind::not_coordinator,
-                tr(lang_, Msg::too_many_redirects,
-                   {std::to_string(kMaxRedirects), std::to_string(coordinator.id),
-                    format_address(coordinator.ip, coordinator.port)}));
-      break;
+      return Error(ErrorKind::not_coordinator,
+                   tr(lang_, Msg::too_many_redirects,
+                      {std::to_string(kMaxRedirects), std::to_string(coordinator.id),
+                       format_address(coordinator.ip, coordinator.port)}));
     }
     if (on_redirect) on_redirect(coordinator);
     if (coordinator_.host != coordinator.ip || coordinator_.port != coordinator.port) {
@@ -122,6 +158,56 @@ Outcome Session::run(std::string_view sql, const std::function<void(const PeerCo
       coordinator_.port = coordinator.port;
     }
     link = &coordinator_;
+  }
+}
+
+Outcome Session::run(std::string_view sql, const std::function<void(const PeerConfig&)>& on_redirect) {
+  Outcome outcome;
+  const auto start = Clock::now();
+  const auto retry_until = start + kFailoverRetry;
+  auto backoff = std::chrono::milliseconds(100);
+  bool failed_over = false;
+  bool retried = false;
+  // Waits before another try while the retry window lasts; false when it is over.
+  auto wait_and_retry = [&] {
+    if (Clock::now() + backoff >= retry_until) return false;
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(500));
+    retried = true;
+    return true;
+  };
+  for (;;) {
+    bool coordinator_failed = false;
+    auto reply = run_once(sql, on_redirect, coordinator_failed);
+    if (!reply) {
+      // ErrorKind::unavailable from query_on: nothing of the statement was sent.
+      if (reply.error().kind == ErrorKind::unavailable) {
+        if (coordinator_failed) {
+          // The coordinator went away: ask the node again (it redirects to
+          // the next coordinator once one is elected).
+          coordinator_ = Link{};
+          if (wait_and_retry()) continue;
+        } else if (!failed_over && members_.size() > 1) {
+          failed_over = true;
+          if (fail_over()) continue;
+          outcome.failure = Error(ErrorKind::unavailable, tr(lang_, Msg::no_member_reachable, {reply.error().message}));
+          break;
+        }
+      }
+      outcome.failure = reply.error();
+      break;
+    }
+    if (failover_reply(*reply)) {
+      if (wait_and_retry()) continue;
+      if (retried) {
+        const Error& e = *reply->error;
+        const auto secs = std::chrono::duration_cast<std::chrono::seconds>(kFailoverRetry).count();
+        outcome.failure = Error(e.kind, tr(lang_, Msg::failover_in_progress, {e.message, std::to_string(secs)}));
+        break;
+      }
+    }
+    outcome.reply = std::move(*reply);
+    break;
   }
   outcome.elapsed_sec = std::chrono::duration<double>(Clock::now() - start).count();
   return outcome;
@@ -132,6 +218,7 @@ Result<Reply> Session::status() {
   if (!client) return client.error();
   auto reply = (*client)->status();
   node_.last_used = Clock::now();
+  if (reply) learn_members(*reply);
   if (!reply) return Error(reply.error().kind, describe_transport_error(reply.error(), address(), lang_));
   return reply;
 }

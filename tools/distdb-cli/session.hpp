@@ -1,6 +1,14 @@
 // The shell's connections: the node the user chose, plus a cached one to the
 // last coordinator a REDIRECT named. Follows redirects (at most kMaxRedirects
 // hops) and turns transport failures into one readable line.
+//
+// Failures: the members of the cluster are learned from STATUS (at connect,
+// at every idle check and every status() call). When the current node cannot
+// be reached and nothing of the statement was sent, the session moves to the
+// first other known member that answers STATUS (telling the notifier) and
+// runs the statement there. A reply saying a failover is in progress
+// (no_quorum, not_coordinator) is retried for up to kFailoverRetry, then
+// reported as one line. A statement whose outcome is unknown is never re-run.
 #pragma once
 
 #include <chrono>
@@ -15,13 +23,11 @@
 #include "distdb/config.hpp"
 #include "distdb/error.hpp"
 #include "distdb/reply.hpp"
+#include "cluster_status.hpp"
 #include "messages.hpp"
 #include "outcome.hpp"
 
 namespace distdb::cli {
-
-// "host:port", with brackets around IPv6 addresses.
-std::string format_address(const std::string& host, std::uint16_t port);
 
 // A transport error from distdb::Client as one line for the user, e.g.
 // "cannot connect to 127.0.0.1:5000: connection refused".
@@ -34,7 +40,13 @@ class Session {
   // A connection silent for longer than this is checked (STATUS) before a
   // statement is sent on it, so that a connection the node closed meanwhile
   // is replaced instead of failing the statement with an unknown outcome.
-  static constexpr std::chrono::seconds kIdleCheck{20};
+  // One second: in an interactive session nearly every statement is checked,
+  // so a node that died since the last one is noticed (and the statement goes
+  // to another member) instead of failing with an unknown outcome.
+  static constexpr std::chrono::seconds kIdleCheck{1};
+
+  // How long replies saying a failover is in progress are retried.
+  static constexpr std::chrono::milliseconds kFailoverRetry{3000};
 
   Session(std::string host, std::uint16_t port, Lang lang, ClientOptions options = {});
 
@@ -54,6 +66,12 @@ class Session {
   // The node's STATUS reply (members, roles), or a readable error.
   Result<Reply> status();
 
+  // Members learned from the last STATUS answer (empty before one).
+  const std::vector<PeerConfig>& members() const { return members_; }
+
+  // Called with one line for the user when the session moves to another node.
+  void set_notifier(std::function<void(const std::string&)> notify) { notify_ = std::move(notify); }
+
  private:
   struct Link {
     std::string host;
@@ -64,11 +82,20 @@ class Session {
 
   Result<Client*> open(Link& link);
   Result<Reply> query_on(Link& link, std::string_view sql);
+  // One try, following redirects; `coordinator_failed` says whether a
+  // failure happened on the coordinator's link rather than the node's.
+  Result<Reply> run_once(std::string_view sql, const std::function<void(const PeerConfig&)>& on_redirect,
+                         bool& coordinator_failed);
+  void learn_members(const Reply& status);
+  // Moves node_ to another known member that answers STATUS; false if none does.
+  bool fail_over();
 
   Lang lang_;
   ClientOptions options_;
   Link node_;
   Link coordinator_;
+  std::vector<PeerConfig> members_;
+  std::function<void(const std::string&)> notify_;
 };
 
 }  // namespace distdb::cli

@@ -43,13 +43,6 @@ std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(std::string
   return std::make_pair(std::string(host), *port);
 }
 
-std::optional<std::size_t> column_index(const ResultSet& rs, std::string_view name) {
-  for (std::size_t i = 0; i < rs.columns.size(); ++i) {
-    if (rs.columns[i] == name) return i;
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 std::optional<std::uint16_t> parse_port(std::string_view text) {
@@ -61,8 +54,18 @@ std::optional<std::uint16_t> parse_port(std::string_view text) {
 }
 
 Shell::Shell(Session& session, ReplyPrinter& printer, std::istream& in, std::ostream& out, std::ostream& err,
-             ShellOptions options)
-    : session_(session), printer_(printer), in_(in), out_(out), err_(err), options_(options) {}
+             ShellOptions options, LineReader* reader)
+    : session_(session), printer_(printer), in_(in), out_(out), err_(err), options_(options), reader_(reader) {
+  session_.set_notifier([this](const std::string& line) { printer_.notice(line); });
+}
+
+std::optional<std::string> Shell::read_line(const std::string& prompt) {
+  if (reader_ != nullptr) return reader_->read_line(prompt);
+  out_ << prompt << std::flush;
+  std::string line;
+  if (!std::getline(in_, line)) return std::nullopt;
+  return line;
+}
 
 int Shell::exit_code() const {
   // Like the mariadb client, an interactive session that ends normally exits 0:
@@ -89,15 +92,14 @@ void Shell::print_banner() {
 }
 
 std::optional<std::pair<std::string, std::uint16_t>> Shell::ask_node() {
-  std::string line;
-  out_ << tr(options_.lang, Msg::prompt_node_ip) << std::flush;
-  if (!std::getline(in_, line)) return std::nullopt;
-  std::string host(trim(line));
+  auto answer = read_line(tr(options_.lang, Msg::prompt_node_ip));
+  if (!answer) return std::nullopt;
+  std::string host(trim(*answer));
   if (host.empty()) host = kDefaultHost;
   for (;;) {
-    out_ << tr(options_.lang, Msg::prompt_node_port) << std::flush;
-    if (!std::getline(in_, line)) return std::nullopt;
-    const std::string_view text = trim(line);
+    answer = read_line(tr(options_.lang, Msg::prompt_node_port));
+    if (!answer) return std::nullopt;
+    const std::string_view text = trim(*answer);
     if (text.empty()) return std::make_pair(host, kDefaultPort);
     if (auto port = parse_port(text)) return std::make_pair(host, *port);
     err_ << tr(options_.lang, Msg::invalid_port, {std::string(text)}) << '\n';
@@ -125,14 +127,14 @@ int Shell::run_interactive(bool ask_for_node) {
   // A node that is down is reported, but the shell stays: :node, or retry later.
   if (auto st = session_.connect(); !st) err_ << st.error().message << '\n';
   print_banner();
-  std::string line;
   for (;;) {
-    out_ << prompt() << std::flush;
-    if (!std::getline(in_, line)) {  // Ctrl-D
+    const auto line = read_line(prompt());
+    if (!line) {  // Ctrl-D
       out_ << '\n' << tr(options_.lang, Msg::bye) << '\n';
       break;
     }
-    if (feed_line(line) == Flow::stop) {
+    if (reader_ != nullptr) reader_->remember(*line);
+    if (feed_line(*line) == Flow::stop) {
       out_ << tr(options_.lang, Msg::bye) << '\n';
       break;
     }
@@ -210,55 +212,87 @@ Shell::Flow Shell::run_command(std::string_view line) {
     return Flow::go_on;
   }
   if (name == ":info") return command_info();
+  if (name == ":status") return command_status();
+  if (name == ":leader") return command_leader();
+  if (name == ":timer") return command_timer(args);
   if (name == ":node") return command_node(args);
   out_.flush();
   err_ << tr(options_.lang, Msg::unknown_command, {name}) << '\n';
   return after_failure(false);
 }
 
+std::optional<Reply> Shell::fetch_status() {
+  auto status = session_.status();
+  if (status && status->status == ReplyStatus::ok) return std::move(*status);
+  Outcome outcome;
+  if (status) {
+    outcome.reply = std::move(*status);
+  } else {
+    outcome.failure = status.error();
+  }
+  // Errors are printed like a statement's, in any format but JSON (this is for humans).
+  PrinterOptions human = printer_.options();
+  if (human.format == Format::json) human.format = Format::table;
+  ReplyPrinter(out_, err_, human).print(outcome);
+  (void)after_failure(outcome.connection_failed());
+  return std::nullopt;
+}
+
 Shell::Flow Shell::command_info() {
   const Lang lang = options_.lang;
   out_ << tr(lang, Msg::info_address, {session_.address()}) << '\n';
-  auto status = session_.status();
-  if (!status || status->status != ReplyStatus::ok) {
-    Outcome outcome;
-    if (status) {
-      outcome.reply = std::move(*status);
-    } else {
-      outcome.failure = status.error();
-    }
-    // Errors are printed like a statement's, in any format but JSON (this is for humans).
-    PrinterOptions human = printer_.options();
-    if (human.format == Format::json) human.format = Format::table;
-    ReplyPrinter(out_, err_, human).print(outcome);
-    return after_failure(outcome.connection_failed());
+  const auto reply = fetch_status();
+  if (!reply) return options_.interactive || options_.force ? Flow::go_on : Flow::stop;
+  out_ << tr(lang, Msg::info_node, {std::to_string(reply->node)}) << '\n';
+  const std::vector<MemberStatus> members = parse_status(reply->result);
+  if (const MemberStatus* c = find_coordinator(members)) {
+    out_ << tr(lang, Msg::info_coordinator, {std::to_string(c->id), c->address()}) << '\n';
+  } else {
+    out_ << tr(lang, Msg::info_coordinator_unknown) << '\n';
   }
-  const Reply& reply = *status;
-  out_ << tr(lang, Msg::info_node, {std::to_string(reply.node)}) << '\n';
-  const ResultSet& members = reply.result;
-  const auto id_col = column_index(members, "id");
-  const auto ip_col = column_index(members, "ip");
-  const auto port_col = column_index(members, "port");
-  const auto role_col = column_index(members, "role");
-  bool found = false;
-  if (id_col && ip_col && port_col && role_col) {
-    for (const Row& row : members.rows) {
-      if (row.size() < members.columns.size()) continue;
-      const auto* role = std::get_if<std::string>(&row[*role_col]);
-      if (role == nullptr || *role != "coordinator") continue;
-      const auto* port = std::get_if<std::int64_t>(&row[*port_col]);
-      const auto* ip = std::get_if<std::string>(&row[*ip_col]);
-      const std::string where =
-          ip != nullptr && port != nullptr && *port > 0 && *port <= 65535
-              ? format_address(*ip, static_cast<std::uint16_t>(*port))
-              : table_cell(row[*ip_col], 0) + ":" + table_cell(row[*port_col], 0);
-      out_ << tr(lang, Msg::info_coordinator, {table_cell(row[*id_col], 0), where}) << '\n';
-      found = true;
-      break;
-    }
+  print_table(out_, reply->result, printer_.options().table);
+  if (options_.interactive) out_ << '\n';
+  out_.flush();
+  return Flow::go_on;
+}
+
+Shell::Flow Shell::command_status() {
+  const auto reply = fetch_status();
+  if (!reply) return options_.interactive || options_.force ? Flow::go_on : Flow::stop;
+  const std::vector<MemberStatus> members = parse_status(reply->result);
+  print_table(out_, status_table(members), printer_.options().table);
+  const auto epoch = cluster_epoch(members);
+  out_ << (epoch ? tr(options_.lang, Msg::status_epoch, {std::to_string(*epoch)})
+                 : tr(options_.lang, Msg::status_epoch_unknown))
+       << '\n';
+  if (options_.interactive) out_ << '\n';
+  out_.flush();
+  return Flow::go_on;
+}
+
+Shell::Flow Shell::command_leader() {
+  const auto reply = fetch_status();
+  if (!reply) return options_.interactive || options_.force ? Flow::go_on : Flow::stop;
+  const std::vector<MemberStatus> members = parse_status(reply->result);
+  if (const MemberStatus* c = find_coordinator(members)) {
+    out_ << tr(options_.lang, Msg::info_coordinator, {std::to_string(c->id), c->address()}) << '\n';
+  } else {
+    out_ << tr(options_.lang, Msg::info_coordinator_unknown) << '\n';
   }
-  if (!found) out_ << tr(lang, Msg::info_coordinator_unknown) << '\n';
-  print_table(out_, members, printer_.options().table);
+  if (options_.interactive) out_ << '\n';
+  out_.flush();
+  return Flow::go_on;
+}
+
+Shell::Flow Shell::command_timer(const std::vector<std::string>& args) {
+  if (args.size() == 1 && (iequals(args[0], "on") || iequals(args[0], "off"))) {
+    printer_.set_show_timing(iequals(args[0], "on"));
+  } else if (!args.empty()) {
+    out_.flush();
+    err_ << tr(options_.lang, Msg::timer_usage) << '\n';
+    return after_failure(false);
+  }
+  out_ << tr(options_.lang, printer_.options().show_timing ? Msg::timer_state_on : Msg::timer_state_off) << '\n';
   if (options_.interactive) out_ << '\n';
   out_.flush();
   return Flow::go_on;

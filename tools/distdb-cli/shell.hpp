@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "line_reader.hpp"
 #include "messages.hpp"
 #include "reply_printer.hpp"
 #include "session.hpp"
@@ -36,8 +37,10 @@ struct ShellOptions {
 
 class Shell {
  public:
+  // `reader`, when given, supplies the interactive lines (and the answers to
+  // the node prompts) instead of `in`.
   Shell(Session& session, ReplyPrinter& printer, std::istream& in, std::ostream& out, std::ostream& err,
-        ShellOptions options);
+        ShellOptions options, LineReader* reader = nullptr);
 
   // A terminal session: optionally asks for the node first (the seed's
   // prompts), then banner and prompt loop until :exit or end of input.
@@ -57,6 +60,13 @@ class Shell {
   Flow finish_pending();  // end of input: runs an unterminated statement
 
   Flow command_info();
+  Flow command_status();
+  Flow command_leader();
+  Flow command_timer(const std::vector<std::string>& args);
+  // The node's STATUS answer; nullopt after printing why there is none.
+  std::optional<Reply> fetch_status();
+  // Shows `prompt`, reads a line (through the reader when there is one).
+  std::optional<std::string> read_line(const std::string& prompt);
   Flow command_node(const std::vector<std::string>& args);
   // The seed's two prompts; nullopt at end of input.
   std::optional<std::pair<std::string, std::uint16_t>> ask_node();
@@ -74,6 +84,7 @@ class Shell {
   std::ostream& out_;
   std::ostream& err_;
   ShellOptions options_;
+  LineReader* reader_;
   StatementSplitter splitter_;
   bool statement_failed_ = false;
   bool connection_failed_ = false;
