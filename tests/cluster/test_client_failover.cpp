@@ -46,14 +46,7 @@ Reply must_ok(Result<Reply> r) {
   return *r;
 }
 
-// The rows of `teste` as node `id` serves them ({-1} when it cannot).
-std::vector<std::int64_t> ids_on(ClusterProcesses& c, int id) {
-  std::vector<std::int64_t> out;
-  auto r = c.query(id, "SELECT id FROM teste ORDER BY id");
-  if (!r || r->status != ReplyStatus::ok) return {-1};
-  for (const Row& row : r->result.rows) out.push_back(std::get<std::int64_t>(row.at(0)));
-  return out;
-}
+std::vector<std::int64_t> ids_on(ClusterProcesses& c, int id) { return c.teste_ids(id); }
 
 }  // namespace
 

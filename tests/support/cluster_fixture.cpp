@@ -99,6 +99,14 @@ Result<Reply> ClusterProcesses::query(int id, const std::string& sql, bool redir
   return client->query(sql, redirect);
 }
 
+std::vector<std::int64_t> ClusterProcesses::teste_ids(int id) {
+  std::vector<std::int64_t> out;
+  auto r = query(id, "SELECT id FROM teste ORDER BY id");
+  if (!r || r->status != ReplyStatus::ok) return {-1};
+  for (const Row& row : r->result.rows) out.push_back(std::get<std::int64_t>(row.at(0)));
+  return out;
+}
+
 int ClusterProcesses::coordinator_seen_by(int via) {
   auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(port(via)));
   if (!client) return 0;

@@ -126,4 +126,16 @@ std::optional<std::vector<std::uint8_t>> base64_decode(std::string_view s) {
   return out;
 }
 
+std::string quote_for_message(std::string_view s) {
+  constexpr std::size_t kMax = 40;
+  std::string out = "'";
+  for (std::size_t i = 0; i < s.size() && i < kMax; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+  }
+  if (s.size() > kMax) out += "...";
+  out += "'";
+  return out;
+}
+
 }  // namespace distdb::text

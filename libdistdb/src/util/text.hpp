@@ -17,6 +17,9 @@ bool is_valid_utf8(std::string_view s);
 // `s` with every byte that is not part of valid UTF-8 replaced by U+FFFD.
 std::string to_valid_utf8(std::string_view s);
 
+// Untrusted text quoted for an error message: printable ASCII only, bounded.
+std::string quote_for_message(std::string_view s);
+
 std::string base64_encode(const std::uint8_t* data, std::size_t size);
 inline std::string base64_encode(std::string_view bytes) {
   return base64_encode(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());

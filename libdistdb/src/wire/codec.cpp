@@ -154,18 +154,7 @@ const JsonValue* find_member(const JsonValue& obj, const char* key) {
   return it == obj.MemberEnd() ? nullptr : &it->value;
 }
 
-// Quotes untrusted text for an error message: printable ASCII only, bounded.
-std::string quote_for_message(std::string_view s) {
-  constexpr std::size_t kMax = 40;
-  std::string out = "'";
-  for (std::size_t i = 0; i < s.size() && i < kMax; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
-  }
-  if (s.size() > kMax) out += "...";
-  out += "'";
-  return out;
-}
+using text::quote_for_message;
 
 Error invalid(std::string message) { return Error(ErrorKind::invalid_request, std::move(message)); }
 

@@ -153,7 +153,6 @@ class DISTDB_API ReplicaCore {
     std::set<NodeId> members;            // the view when it started
     std::map<NodeId, PrepareReply> votes;
     std::vector<StatementOutcome> reference;  // the coordinator's own outcomes
-    bool local_prepared = false;
     bool decided = false;
     std::set<NodeId> committed;          // members that reported the commit durable
     std::uint64_t started_at = 0;        // start of the current phase (prepare, then commit)
