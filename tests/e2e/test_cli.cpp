@@ -129,8 +129,11 @@ CliRun run_cli(const std::vector<std::string>& args, const std::string& input = 
 // Timings vary: "(0.003 sec)" -> "(X sec)", "time_sec":0.003 -> "time_sec":X.
 std::string normalized(const std::string& text) {
   static const std::regex secs(R"(\(\d+\.\d{3} sec\))");
+  static const std::regex secs_pt(R"(\(\d+\.\d{3} s\))");
   static const std::regex json_secs(R"("time_sec":\d+\.\d{3})");
-  return std::regex_replace(std::regex_replace(text, secs, "(X sec)"), json_secs, "\"time_sec\":X");
+  std::string out = std::regex_replace(text, secs, "(X sec)");
+  out = std::regex_replace(out, secs_pt, "(X s)");
+  return std::regex_replace(out, json_secs, "\"time_sec\":X");
 }
 
 std::string port_arg(int port) { return std::to_string(port); }
@@ -385,7 +388,18 @@ TEST_SUITE("cli") {
     REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
     const CliRun r = run_cli({"-P", port_arg(node.port()), "-e", "SELECT 1 AS um"}, "", {{"LANG", "pt_BR.UTF-8"}});
     CHECK(r.exit_code == 0);
-    CHECK(normalized(r.out) == "+----+\n| um |\n+----+\n|  1 |\n+----+\n1 row in set (X sec)\nNó executor: 1\n");
+    CHECK(normalized(r.out) == "+----+\n| um |\n+----+\n|  1 |\n+----+\n1 linha no resultado (X s)\nNó executor: 1\n");
+    // Errors and usage too; LC_ALL wins over LANG, as in setlocale.
+    const CliRun bad = run_cli({"-P", port_arg(node.port()), "-e", ":frobnicate"}, "", {{"LANG", "pt_PT.UTF-8"}});
+    CHECK(bad.exit_code == 1);
+    CHECK(bad.err ==
+          "comando desconhecido ':frobnicate'; digite :help para ver a lista de comandos (SQL nunca começa com ':')\n");
+    const CliRun english = run_cli({"-P", port_arg(node.port()), "-e", "SELECT 1 AS um"}, "",
+                                   {{"LANG", "pt_BR.UTF-8"}, {"LC_ALL", "C.UTF-8"}});
+    CHECK(normalized(english.out) == "+----+\n| um |\n+----+\n|  1 |\n+----+\n1 row in set (X sec)\nNode executor: 1\n");
+    const CliRun help = run_cli({"--help"}, "", {{"LANG", "pt_BR.UTF-8"}});
+    CHECK(help.exit_code == 0);
+    CHECK(help.out.find("Executa estes comandos SQL, mostra os resultados e sai") != std::string::npos);
   }
 
   TEST_CASE(":info and commands from standard input; unknown commands are never sent") {
@@ -443,7 +457,7 @@ TEST_SUITE("cli") {
     CHECK(r.exit_code == 0);
     CHECK(normalized(r.out) ==
           "[!] Redirecionando para coordenador (Nó 3)\n+----+\n| id |\n+----+\n|  1 |\n+----+\n"
-          "1 row in set (X sec)\nNó executor: 3\n");
+          "1 linha no resultado (X s)\nNó executor: 3\n");
 
     // Batch output keeps stdout for data: the notice goes to stderr.
     r = run_cli({"-P", port_arg(follower.port())}, "SELECT * FROM teste;\n");

@@ -3,8 +3,13 @@
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
+#include <optional>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "distdb/client.hpp"
 #include "node_fixture.hpp"
@@ -233,6 +238,52 @@ TEST_CASE("startup lines, and a clean stop on SIGTERM and SIGINT") {
     CHECK(log.find("[*] Current coordinator: none yet") != std::string::npos);
     CHECK(log.find("stopped") != std::string::npos);
   }
+}
+
+// Sets environment variables for the processes a test case starts, and
+// puts the old values back at its end.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(const std::vector<std::pair<std::string, const char*>>& values) {
+    for (const auto& [name, value] : values) {
+      const char* old = std::getenv(name.c_str());
+      saved_.emplace_back(name, old == nullptr ? std::nullopt : std::optional<std::string>(old));
+      if (value == nullptr) {
+        unsetenv(name.c_str());
+      } else {
+        setenv(name.c_str(), value, 1);
+      }
+    }
+  }
+  ~ScopedEnv() {
+    for (const auto& [name, old] : saved_) {
+      if (old) {
+        setenv(name.c_str(), old->c_str(), 1);
+      } else {
+        unsetenv(name.c_str());
+      }
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+TEST_CASE("startup lines in Portuguese under a pt locale, as the seed printed them") {
+  const ScopedEnv pt({{"LC_ALL", nullptr}, {"LC_MESSAGES", nullptr}, {"LANGUAGE", nullptr}, {"LANG", "pt_BR.UTF-8"}});
+  if (std::getenv("DISTDB_LOCALEDIR") == nullptr) {
+    MESSAGE("built without translations: skipped");
+    return;
+  }
+  NodeProcess node;
+  REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
+  CHECK(wait_until([&] { return node.process().output().find("[*] Coordenador atual: nenhum ainda (aguardando eleição)") !=
+                                std::string::npos; },
+                   10s));
+  CHECK(node.process().output().find("[*] Nó 1 iniciado em 127.0.0.1:" + std::to_string(node.port())) !=
+        std::string::npos);
 }
 
 TEST_CASE("data survives a restart of the node") {

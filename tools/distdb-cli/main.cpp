@@ -22,16 +22,17 @@
 #include "reply_printer.hpp"
 #include "session.hpp"
 #include "shell.hpp"
+#include "translation.hpp"
 
 namespace {
 
 using distdb::cli::Format;
 
-constexpr const char* kDescription =
+constexpr const char* kDescription = N_(
     "distdb-cli: the distdb database shell. Connects to any node of a cluster;\n"
-    "writes sent to a node that is not the coordinator are redirected to it.";
+    "writes sent to a node that is not the coordinator are redirected to it.");
 
-constexpr const char* kFooter =
+constexpr const char* kFooter = N_(
     "Input: with -e, the statements of its argument; otherwise standard input.\n"
     "On a terminal: prompts (and, without --host/--port, the node is asked for),\n"
     "statements end with ';' and may span lines, ':help' lists the commands.\n"
@@ -46,20 +47,23 @@ constexpr const char* kFooter =
     "\n"
     "Exit status: 0 all statements succeeded (and always after an interactive\n"
     "session), 1 a statement failed, 2 usage or connection error.\n"
-    "Messages are in Portuguese when LC_ALL, LC_MESSAGES or LANG starts with 'pt'.\n"
+    "Messages follow the locale (LC_ALL, LC_MESSAGES, LANG): Portuguese under pt_*.\n"
     "\n"
     "On a terminal, lines can be edited and earlier ones recalled with the arrow\n"
-    "keys; the history is kept in ~/.distdb_history ($DISTDB_HISTFILE if set).";
+    "keys; the history is kept in ~/.distdb_history ($DISTDB_HISTFILE if set).");
 
 }  // namespace
 
 int main(int argc, char** argv) {
   namespace cli = distdb::cli;
+  using distdb::tools::translate;
+  distdb::tools::init_translation();
 
-  CLI::App app{kDescription, "distdb-cli"};
-  app.set_help_flag("--help", "Print this help and exit");  // -h is --host, as in the mariadb client
-  app.set_version_flag("--version", std::string("distdb-cli ") + DISTDB_VERSION, "Print the version and exit");
-  app.footer(kFooter);
+  CLI::App app{translate(kDescription), "distdb-cli"};
+  app.set_help_flag("--help", translate(N_("Print this help and exit")));  // -h is --host, as in the mariadb client
+  app.set_version_flag("--version", std::string("distdb-cli ") + DISTDB_VERSION,
+                      translate(N_("Print the version and exit")));
+  app.footer(translate(kFooter));
 
   std::string host = cli::kDefaultHost;
   std::uint16_t port = cli::kDefaultPort;
@@ -68,16 +72,16 @@ int main(int argc, char** argv) {
   bool force = false;
   const std::map<std::string, Format> formats{{"table", Format::table}, {"tsv", Format::tsv}, {"json", Format::json}};
 
-  auto* host_opt = app.add_option("-h,--host", host, "Node to connect to (default 127.0.0.1)")->option_text("HOST");
-  auto* port_opt = app.add_option("-P,--port", port, "The node's port (default 5000)")
+  auto* host_opt = app.add_option("-h,--host", host, translate(N_("Node to connect to (default 127.0.0.1)")))->option_text("HOST");
+  auto* port_opt = app.add_option("-P,--port", port, translate(N_("The node's port (default 5000)")))
                        ->check(CLI::Range(1, 65535))
                        ->option_text("PORT");
-  auto* exec_opt = app.add_option("-e,--execute", execute, "Run these statements, print their results and exit")
+  auto* exec_opt = app.add_option("-e,--execute", execute, translate(N_("Run these statements, print their results and exit")))
                        ->option_text("SQL");
-  auto* format_opt = app.add_option("--format", format_name, "Output format (default: see below)")
+  auto* format_opt = app.add_option("--format", format_name, translate(N_("Output format (default: see below)")))
                          ->check(CLI::IsMember({"table", "tsv", "json"}))
                          ->option_text("table|tsv|json");
-  app.add_flag("-f,--force", force, "Go on after a failed statement (pipes, files, -e)");
+  app.add_flag("-f,--force", force, translate(N_("Go on after a failed statement (pipes, files, -e)")));
 
   try {
     app.parse(argc, argv);
@@ -86,21 +90,18 @@ int main(int argc, char** argv) {
     return rc == 0 ? cli::kExitOk : cli::kExitUsageOrConnection;
   }
 
-  const cli::Lang lang = cli::detect_language_from_env();
   const bool has_execute = exec_opt->count() > 0;
   const bool interactive = !has_execute && isatty(STDIN_FILENO) == 1;
   const bool ask_for_node = interactive && host_opt->count() == 0 && port_opt->count() == 0;
 
   cli::PrinterOptions printer_options;
-  printer_options.lang = lang;
   printer_options.format = format_opt->count() > 0 ? formats.at(format_name)
                                                    : (interactive || has_execute ? Format::table : Format::tsv);
   printer_options.blank_line_after = interactive;
 
-  cli::Session session(host, port, lang);
+  cli::Session session(host, port);
   cli::ReplyPrinter printer(std::cout, std::cerr, printer_options);
   cli::ShellOptions shell_options;
-  shell_options.lang = lang;
   shell_options.interactive = interactive;
   shell_options.force = force;
   // Line editing and history only when both ends are a terminal: no control

@@ -1,35 +1,28 @@
 #include "messages.hpp"
 
+#include "translation.hpp"
+
 #include <array>
-#include <cstddef>
 
 namespace distdb::cli {
 
 namespace {
 
-bool starts_with_pt(const char* value) {
-  return value != nullptr && value[0] == 'p' && value[1] == 't' &&
-         (value[2] == '\0' || value[2] == '_' || value[2] == '-' || value[2] == '.' || value[2] == '@');
-}
-
-bool is_set(const char* value) { return value != nullptr && value[0] != '\0'; }
-
 struct Entry {
   Msg id;
-  const char* en;
-  const char* pt;  // nullptr: not translated yet, English is used
+  const char* english;
 };
 
 // clang-format off
 constexpr std::array kMessages{
-  Entry{Msg::prompt_node_ip, "Node IP: ", "IP do nó middleware: "},
-  Entry{Msg::prompt_node_port, "Node port: ", "Porta do nó: "},
-  Entry{Msg::invalid_port, "invalid port '{0}': expected a number from 1 to 65535", nullptr},
+  Entry{Msg::prompt_node_ip, N_("Node IP: ")},
+  Entry{Msg::prompt_node_port, N_("Node port: ")},
+  Entry{Msg::invalid_port, N_("invalid port '{0}': expected a number from 1 to 65535")},
 
-  Entry{Msg::banner_title, "distdb-cli {0}. SQL statements end with ';' and may span lines.", nullptr},
-  Entry{Msg::banner_hint, "Commands: :node [HOST PORT], :info, :status, :leader, :timer on|off, :help, :exit (or Ctrl-D).", nullptr},
+  Entry{Msg::banner_title, N_("distdb-cli {0}. SQL statements end with ';' and may span lines.")},
+  Entry{Msg::banner_hint, N_("Commands: :node [HOST PORT], :info, :status, :leader, :timer on|off, :help, :exit (or Ctrl-D).")},
   Entry{Msg::help_text,
-        "Commands (a line starting with ':'):\n"
+        N_("Commands (a line starting with ':'):\n"
         "  :node [HOST PORT]  connect to another node (asks for it without arguments)\n"
         "  :info              the node's address and id, and the coordinator if known\n"
         "  :status            every member: id, address, role, alive, in view, applied\n"
@@ -38,81 +31,57 @@ constexpr std::array kMessages{
         "  :timer on|off      show or hide the time statements take (on by default)\n"
         "  :help              this list\n"
         "  :exit, :quit       leave (also exit, quit, \\q and Ctrl-D)\n"
-        "Anything else is SQL: a statement ends with ';' and may span lines.", nullptr},
+        "Anything else is SQL: a statement ends with ';' and may span lines.")},
 
-  Entry{Msg::rows_in_set_one, "1 row in set ({0} sec)", nullptr},
-  Entry{Msg::rows_in_set_many, "{0} rows in set ({1} sec)", nullptr},
-  Entry{Msg::empty_set, "Empty set ({0} sec)", nullptr},
-  Entry{Msg::query_ok_one, "Query OK, 1 row affected ({0} sec)", nullptr},
-  Entry{Msg::query_ok_many, "Query OK, {0} rows affected ({1} sec)", nullptr},
-  Entry{Msg::rows_in_set_one_untimed, "1 row in set", nullptr},
-  Entry{Msg::rows_in_set_many_untimed, "{0} rows in set", nullptr},
-  Entry{Msg::empty_set_untimed, "Empty set", nullptr},
-  Entry{Msg::query_ok_one_untimed, "Query OK, 1 row affected", nullptr},
-  Entry{Msg::query_ok_many_untimed, "Query OK, {0} rows affected", nullptr},
-  Entry{Msg::node_executor, "Node executor: {0}", "Nó executor: {0}"},
-  Entry{Msg::redirecting, "[!] Redirecting to coordinator (Node {0})", "[!] Redirecionando para coordenador (Nó {0})"},
-  Entry{Msg::error_line, "ERROR {0} ({1}): {2}", nullptr},
+  Entry{Msg::rows_in_set_one, N_("1 row in set ({0} sec)")},
+  Entry{Msg::rows_in_set_many, N_("{0} rows in set ({1} sec)")},
+  Entry{Msg::empty_set, N_("Empty set ({0} sec)")},
+  Entry{Msg::query_ok_one, N_("Query OK, 1 row affected ({0} sec)")},
+  Entry{Msg::query_ok_many, N_("Query OK, {0} rows affected ({1} sec)")},
+  Entry{Msg::rows_in_set_one_untimed, N_("1 row in set")},
+  Entry{Msg::rows_in_set_many_untimed, N_("{0} rows in set")},
+  Entry{Msg::empty_set_untimed, N_("Empty set")},
+  Entry{Msg::query_ok_one_untimed, N_("Query OK, 1 row affected")},
+  Entry{Msg::query_ok_many_untimed, N_("Query OK, {0} rows affected")},
+  Entry{Msg::node_executor, N_("Node executor: {0}")},
+  Entry{Msg::redirecting, N_("[!] Redirecting to coordinator (Node {0})")},
+  Entry{Msg::error_line, N_("ERROR {0} ({1}): {2}")},
 
-  Entry{Msg::cannot_connect, "cannot connect to {0}: {1}", nullptr},
-  Entry{Msg::connection_lost, "connection to {0} lost: {1}", nullptr},
-  Entry{Msg::outcome_unknown_hint, "the statement may or may not have taken effect", nullptr},
-  Entry{Msg::too_many_redirects, "too many redirects (more than {0}): last coordinator named was node {1} at {2}", nullptr},
-  Entry{Msg::redirect_without_coordinator, "node {0} answered REDIRECT without naming a coordinator", nullptr},
-  Entry{Msg::moved_to_member, "[!] {0} is unreachable; moved to node {1} ({2})", nullptr},
-  Entry{Msg::no_member_reachable, "{0} (no other known member reachable)", nullptr},
-  Entry{Msg::failover_in_progress, "{0} (a failover may be in progress; retried for {1} s, try again shortly)", nullptr},
+  Entry{Msg::cannot_connect, N_("cannot connect to {0}: {1}")},
+  Entry{Msg::connection_lost, N_("connection to {0} lost: {1}")},
+  Entry{Msg::outcome_unknown_hint, N_("the statement may or may not have taken effect")},
+  Entry{Msg::too_many_redirects, N_("too many redirects (more than {0}): last coordinator named was node {1} at {2}")},
+  Entry{Msg::redirect_without_coordinator, N_("node {0} answered REDIRECT without naming a coordinator")},
+  Entry{Msg::moved_to_member, N_("[!] {0} is unreachable; moved to node {1} ({2})")},
+  Entry{Msg::no_member_reachable, N_("{0} (no other known member reachable)")},
+  Entry{Msg::failover_in_progress, N_("{0} (a failover may be in progress; retried for {1} s, try again shortly)")},
 
-  Entry{Msg::unknown_command, "unknown command '{0}'; type :help for the list of commands (SQL never starts with ':')", nullptr},
-  Entry{Msg::node_usage, "usage: :node HOST PORT  (or :node HOST:PORT)", nullptr},
-  Entry{Msg::info_address, "Address: {0}", nullptr},
-  Entry{Msg::info_node, "Node id: {0}", nullptr},
-  Entry{Msg::info_coordinator, "Coordinator: Node {0} ({1})", nullptr},
-  Entry{Msg::info_coordinator_unknown, "Coordinator: unknown", nullptr},
-  Entry{Msg::info_not_connected, "not connected", nullptr},
-  Entry{Msg::status_epoch, "Epoch: {0}", nullptr},
-  Entry{Msg::status_epoch_unknown, "Epoch: unknown", nullptr},
-  Entry{Msg::timer_state_on, "Timer is on", nullptr},
-  Entry{Msg::timer_state_off, "Timer is off", nullptr},
-  Entry{Msg::timer_usage, "usage: :timer on|off", nullptr},
-  Entry{Msg::bye, "Bye", nullptr},
+  Entry{Msg::unknown_command, N_("unknown command '{0}'; type :help for the list of commands (SQL never starts with ':')")},
+  Entry{Msg::node_usage, N_("usage: :node HOST PORT  (or :node HOST:PORT)")},
+  Entry{Msg::info_address, N_("Address: {0}")},
+  Entry{Msg::info_node, N_("Node id: {0}")},
+  Entry{Msg::info_coordinator, N_("Coordinator: Node {0} ({1})")},
+  Entry{Msg::info_coordinator_unknown, N_("Coordinator: unknown")},
+  Entry{Msg::info_not_connected, N_("not connected")},
+  Entry{Msg::status_epoch, N_("Epoch: {0}")},
+  Entry{Msg::status_epoch_unknown, N_("Epoch: unknown")},
+  Entry{Msg::timer_state_on, N_("Timer is on")},
+  Entry{Msg::timer_state_off, N_("Timer is off")},
+  Entry{Msg::timer_usage, N_("usage: :timer on|off")},
+  Entry{Msg::bye, N_("Bye")},
 };
 // clang-format on
 
 }  // namespace
 
-Lang detect_language(const char* lc_all, const char* lc_messages, const char* lang) {
-  for (const char* value : {lc_all, lc_messages, lang}) {
-    if (is_set(value)) return starts_with_pt(value) ? Lang::pt : Lang::en;
-  }
-  return Lang::en;
-}
-
-Lang detect_language_from_env() {
-  return detect_language(std::getenv("LC_ALL"), std::getenv("LC_MESSAGES"), std::getenv("LANG"));
-}
-
-const char* msg(Msg id, Lang lang) {
+const char* english_msg(Msg id) {
   for (const Entry& e : kMessages) {
-    if (e.id == id) return (lang == Lang::pt && e.pt != nullptr) ? e.pt : e.en;
+    if (e.id == id) return e.english;
   }
   return "?";
 }
 
-std::string format_msg(std::string_view pattern, const std::vector<std::string>& args) {
-  std::string out;
-  out.reserve(pattern.size() + 16);
-  for (std::size_t i = 0; i < pattern.size(); ++i) {
-    const char c = pattern[i];
-    if (c == '{' && i + 2 < pattern.size() && pattern[i + 2] == '}' && pattern[i + 1] >= '0' && pattern[i + 1] <= '9') {
-      const auto index = static_cast<std::size_t>(pattern[i + 1] - '0');
-      if (index < args.size()) out += args[index];
-      i += 2;
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
+const char* msg(Msg id) { return tools::translate(english_msg(id)); }
+
 
 }  // namespace distdb::cli

@@ -1,25 +1,21 @@
 // Every user-visible string of distdb-cli, in one table.
 //
-// The first version speaks English, plus Portuguese for the strings the seed
-// client printed (its users know them). A later gettext pass replaces this
-// table; until then add new strings here, never inline in the code.
+// The table holds the English text; msg() returns the translation for the
+// process's locale from the gettext catalogs in po/ (see
+// tools/common/translation.hpp). Add new strings here, never inline in the
+// code, then run `meson compile -C build distdb-update-po` and translate.
 //
-// Strings with placeholders use {0}, {1}, ... filled by format_msg().
+// Strings with placeholders use {0}, {1}, ... filled by format_msg(): a
+// translation may reorder them, which printf-style formats could not.
 #pragma once
 
-#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "translation.hpp"
+
 namespace distdb::cli {
-
-enum class Lang { en, pt };
-
-// Portuguese when LC_ALL, LC_MESSAGES or LANG (the first one set and
-// non-empty, in that order, as setlocale does) starts with "pt".
-Lang detect_language(const char* lc_all, const char* lc_messages, const char* lang);
-Lang detect_language_from_env();
 
 enum class Msg {
   // start-up (the seed's prompts)
@@ -67,15 +63,16 @@ enum class Msg {
   timer_state_off,
   timer_usage,
   bye,
+  count_  // not a message: the number of them
 };
 
-const char* msg(Msg id, Lang lang);
+// The text of `id` in the current language.
+const char* msg(Msg id);
+// The text of `id` in English, the source language.
+const char* english_msg(Msg id);
 
-// Replaces {0}, {1}, ... in `pattern` by the arguments.
-std::string format_msg(std::string_view pattern, const std::vector<std::string>& args);
-
-inline std::string tr(Lang lang, Msg id, const std::vector<std::string>& args = {}) {
-  return format_msg(msg(id, lang), args);
+inline std::string tr(Msg id, const std::vector<std::string>& args = {}) {
+  return tools::fill_placeholders(msg(id), args);
 }
 
 }  // namespace distdb::cli

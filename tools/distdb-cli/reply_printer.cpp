@@ -26,7 +26,7 @@ std::string format_seconds(double seconds) {
 
 void ReplyPrinter::redirect_notice(const PeerConfig& coordinator) {
   std::ostream& to = options_.format == Format::table ? out_ : err_;
-  to << tr(options_.lang, Msg::redirecting, {std::to_string(coordinator.id)}) << '\n';
+  to << tr(Msg::redirecting, {std::to_string(coordinator.id)}) << '\n';
   to.flush();
 }
 
@@ -38,7 +38,7 @@ void ReplyPrinter::notice(const std::string& line) {
 }
 
 void ReplyPrinter::print_node(std::ostream& to, const Reply& reply) {
-  if (reply.node != 0) to << tr(options_.lang, Msg::node_executor, {std::to_string(reply.node)}) << '\n';
+  if (reply.node != 0) to << tr(Msg::node_executor, {std::to_string(reply.node)}) << '\n';
 }
 
 void ReplyPrinter::print(const Outcome& outcome) {
@@ -46,7 +46,6 @@ void ReplyPrinter::print(const Outcome& outcome) {
     print_json(outcome);
     return;
   }
-  const Lang lang = options_.lang;
   const std::string secs = format_seconds(outcome.elapsed_sec);
   const bool timed = options_.show_timing;
   if (outcome.failure) {
@@ -54,7 +53,7 @@ void ReplyPrinter::print(const Outcome& outcome) {
     if (outcome.connection_failed()) {
       err_ << outcome.failure->message << '\n';
     } else {
-      err_ << tr(lang, Msg::error_line,
+      err_ << tr(Msg::error_line,
                  {std::to_string(outcome.failure->code), to_string(outcome.failure->kind), outcome.failure->message})
            << '\n';
     }
@@ -62,7 +61,7 @@ void ReplyPrinter::print(const Outcome& outcome) {
   } else if (outcome.reply && outcome.reply->status != ReplyStatus::ok) {
     const Error error = reply_error(*outcome.reply);
     out_.flush();
-    err_ << tr(lang, Msg::error_line, {std::to_string(error.code), to_string(error.kind), error.message}) << '\n';
+    err_ << tr(Msg::error_line, {std::to_string(error.code), to_string(error.kind), error.message}) << '\n';
     print_node(err_, *outcome.reply);
     err_.flush();
   } else if (outcome.reply) {
@@ -72,16 +71,16 @@ void ReplyPrinter::print(const Outcome& outcome) {
       if (rs.has_rows() && !rs.rows.empty()) print_tsv(out_, rs);
     } else if (rs.has_rows()) {
       if (rs.rows.empty()) {
-        out_ << (timed ? tr(lang, Msg::empty_set, {secs}) : tr(lang, Msg::empty_set_untimed)) << '\n';
+        out_ << (timed ? tr(Msg::empty_set, {secs}) : tr(Msg::empty_set_untimed)) << '\n';
       } else {
         print_table(out_, rs, options_.table);
         const std::string n = std::to_string(rs.rows.size());
         if (timed) {
-          out_ << (rs.rows.size() == 1 ? tr(lang, Msg::rows_in_set_one, {secs})
-                                        : tr(lang, Msg::rows_in_set_many, {n, secs}));
+          out_ << (rs.rows.size() == 1 ? tr(Msg::rows_in_set_one, {secs})
+                                        : tr(Msg::rows_in_set_many, {n, secs}));
         } else {
-          out_ << (rs.rows.size() == 1 ? tr(lang, Msg::rows_in_set_one_untimed)
-                                        : tr(lang, Msg::rows_in_set_many_untimed, {n}));
+          out_ << (rs.rows.size() == 1 ? tr(Msg::rows_in_set_one_untimed)
+                                        : tr(Msg::rows_in_set_many_untimed, {n}));
         }
         out_ << '\n';
       }
@@ -89,10 +88,10 @@ void ReplyPrinter::print(const Outcome& outcome) {
     } else {
       const std::string n = std::to_string(rs.rows_affected);
       if (timed) {
-        out_ << (rs.rows_affected == 1 ? tr(lang, Msg::query_ok_one, {secs}) : tr(lang, Msg::query_ok_many, {n, secs}));
+        out_ << (rs.rows_affected == 1 ? tr(Msg::query_ok_one, {secs}) : tr(Msg::query_ok_many, {n, secs}));
       } else {
-        out_ << (rs.rows_affected == 1 ? tr(lang, Msg::query_ok_one_untimed)
-                                        : tr(lang, Msg::query_ok_many_untimed, {n}));
+        out_ << (rs.rows_affected == 1 ? tr(Msg::query_ok_one_untimed)
+                                        : tr(Msg::query_ok_many_untimed, {n}));
       }
       out_ << '\n';
       print_node(out_, reply);

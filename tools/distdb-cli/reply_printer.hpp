@@ -24,7 +24,6 @@ std::string format_seconds(double seconds);
 
 struct PrinterOptions {
   Format format = Format::table;
-  Lang lang = Lang::en;
   TableOptions table;
   bool blank_line_after = false;  // interactive table output: a blank line after each statement
   bool show_timing = true;        // table output: "(0.003 sec)" after the row count (:timer on|off)

@@ -30,23 +30,23 @@ std::string lower_first(std::string s) {
 
 }  // namespace
 
-std::string describe_transport_error(const Error& error, const std::string& address, Lang lang) {
+std::string describe_transport_error(const Error& error, const std::string& address) {
   std::string text = error.message;
   // distdb::Client says "cannot connect to HOST:PORT: Reason" or "cannot resolve HOST: reason".
   constexpr std::string_view kConnectPrefix = "cannot connect to ";
   if (starts_with(text, kConnectPrefix)) {
     std::string reason = text.substr(kConnectPrefix.size());
     if (const auto colon = reason.rfind(": "); colon != std::string::npos) reason = reason.substr(colon + 2);
-    return tr(lang, Msg::cannot_connect, {address, lower_first(reason)});
+    return tr(Msg::cannot_connect, {address, lower_first(reason)});
   }
-  if (starts_with(text, "cannot resolve ")) return tr(lang, Msg::cannot_connect, {address, text});
+  if (starts_with(text, "cannot resolve ")) return tr(Msg::cannot_connect, {address, text});
   text = lower_first(text);
-  if (error.kind == ErrorKind::outcome_unknown) text += " (" + tr(lang, Msg::outcome_unknown_hint) + ")";
+  if (error.kind == ErrorKind::outcome_unknown) text += " (" + tr(Msg::outcome_unknown_hint) + ")";
   return text;
 }
 
-Session::Session(std::string host, std::uint16_t port, Lang lang, ClientOptions options)
-    : lang_(lang), options_(options) {
+Session::Session(std::string host, std::uint16_t port, ClientOptions options)
+    : options_(options) {
   node_.host = std::move(host);
   node_.port = port;
 }
@@ -83,7 +83,7 @@ bool Session::fail_over() {
     node_.last_used = Clock::now();
     learn_members(*reply);
     if (notify_) {
-      notify_(tr(lang_, Msg::moved_to_member,
+      notify_(tr(Msg::moved_to_member,
                  {gone, std::to_string(chosen.id), format_address(chosen.ip, chosen.port)}));
     }
     return true;
@@ -95,7 +95,7 @@ Result<Client*> Session::open(Link& link) {
   if (link.client) return &*link.client;
   auto client = Client::connect(link.host, link.port, options_);
   const std::string where = format_address(link.host, link.port);
-  if (!client) return Error(client.error().kind, describe_transport_error(client.error(), where, lang_));
+  if (!client) return Error(client.error().kind, describe_transport_error(client.error(), where));
   link.client.emplace(std::move(*client));
   link.last_used = Clock::now();
   return &*link.client;
@@ -126,7 +126,7 @@ Result<Reply> Session::query_on(Link& link, std::string_view sql) {
   // REDIRECT (handled by run()) instead of forwarding it.
   auto reply = (*client)->query(sql, /*redirect=*/true);
   link.last_used = Clock::now();
-  if (!reply) return Error(reply.error().kind, describe_transport_error(reply.error(), where, lang_));
+  if (!reply) return Error(reply.error().kind, describe_transport_error(reply.error(), where));
   return reply;
 }
 
@@ -142,12 +142,12 @@ Result<Reply> Session::run_once(std::string_view sql, const std::function<void(c
     if (reply->status != ReplyStatus::redirect) return reply;
     if (!reply->coordinator) {
       return Error(ErrorKind::invalid_request,
-                   tr(lang_, Msg::redirect_without_coordinator, {std::to_string(reply->node)}));
+                   tr(Msg::redirect_without_coordinator, {std::to_string(reply->node)}));
     }
     const PeerConfig& coordinator = *reply->coordinator;
     if (hop >= kMaxRedirects) {
       return Error(ErrorKind::not_coordinator,
-                   tr(lang_, Msg::too_many_redirects,
+                   tr(Msg::too_many_redirects,
                       {std::to_string(kMaxRedirects), std::to_string(coordinator.id),
                        format_address(coordinator.ip, coordinator.port)}));
     }
@@ -190,7 +190,7 @@ Outcome Session::run(std::string_view sql, const std::function<void(const PeerCo
         } else if (!failed_over && members_.size() > 1) {
           failed_over = true;
           if (fail_over()) continue;
-          outcome.failure = Error(ErrorKind::unavailable, tr(lang_, Msg::no_member_reachable, {reply.error().message}));
+          outcome.failure = Error(ErrorKind::unavailable, tr(Msg::no_member_reachable, {reply.error().message}));
           break;
         }
       }
@@ -202,7 +202,7 @@ Outcome Session::run(std::string_view sql, const std::function<void(const PeerCo
       if (retried) {
         const Error& e = *reply->error;
         const auto secs = std::chrono::duration_cast<std::chrono::seconds>(kFailoverRetry).count();
-        outcome.failure = Error(e.kind, tr(lang_, Msg::failover_in_progress, {e.message, std::to_string(secs)}));
+        outcome.failure = Error(e.kind, tr(Msg::failover_in_progress, {e.message, std::to_string(secs)}));
         break;
       }
     }
@@ -219,7 +219,7 @@ Result<Reply> Session::status() {
   auto reply = (*client)->status();
   node_.last_used = Clock::now();
   if (reply) learn_members(*reply);
-  if (!reply) return Error(reply.error().kind, describe_transport_error(reply.error(), address(), lang_));
+  if (!reply) return Error(reply.error().kind, describe_transport_error(reply.error(), address()));
   return reply;
 }
 

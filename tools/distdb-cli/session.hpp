@@ -31,7 +31,7 @@ namespace distdb::cli {
 
 // A transport error from distdb::Client as one line for the user, e.g.
 // "cannot connect to 127.0.0.1:5000: connection refused".
-std::string describe_transport_error(const Error& error, const std::string& address, Lang lang);
+std::string describe_transport_error(const Error& error, const std::string& address);
 
 class Session {
  public:
@@ -48,7 +48,7 @@ class Session {
   // How long replies saying a failover is in progress are retried.
   static constexpr std::chrono::milliseconds kFailoverRetry{3000};
 
-  Session(std::string host, std::uint16_t port, Lang lang, ClientOptions options = {});
+  Session(std::string host, std::uint16_t port, ClientOptions options = {});
 
   // Points the session at another node; the next request connects to it.
   void set_node(std::string host, std::uint16_t port);
@@ -90,7 +90,6 @@ class Session {
   // Moves node_ to another known member that answers STATUS; false if none does.
   bool fail_over();
 
-  Lang lang_;
   ClientOptions options_;
   Link node_;
   Link coordinator_;

@@ -87,22 +87,22 @@ std::string Shell::prompt() const {
 }
 
 void Shell::print_banner() {
-  out_ << tr(options_.lang, Msg::banner_title, {DISTDB_VERSION}) << '\n'
-       << tr(options_.lang, Msg::banner_hint) << "\n\n";
+  out_ << tr(Msg::banner_title, {DISTDB_VERSION}) << '\n'
+       << tr(Msg::banner_hint) << "\n\n";
 }
 
 std::optional<std::pair<std::string, std::uint16_t>> Shell::ask_node() {
-  auto answer = read_line(tr(options_.lang, Msg::prompt_node_ip));
+  auto answer = read_line(tr(Msg::prompt_node_ip));
   if (!answer) return std::nullopt;
   std::string host(trim(*answer));
   if (host.empty()) host = kDefaultHost;
   for (;;) {
-    answer = read_line(tr(options_.lang, Msg::prompt_node_port));
+    answer = read_line(tr(Msg::prompt_node_port));
     if (!answer) return std::nullopt;
     const std::string_view text = trim(*answer);
     if (text.empty()) return std::make_pair(host, kDefaultPort);
     if (auto port = parse_port(text)) return std::make_pair(host, *port);
-    err_ << tr(options_.lang, Msg::invalid_port, {std::string(text)}) << '\n';
+    err_ << tr(Msg::invalid_port, {std::string(text)}) << '\n';
   }
 }
 
@@ -130,12 +130,12 @@ int Shell::run_interactive(bool ask_for_node) {
   for (;;) {
     const auto line = read_line(prompt());
     if (!line) {  // Ctrl-D
-      out_ << '\n' << tr(options_.lang, Msg::bye) << '\n';
+      out_ << '\n' << tr(Msg::bye) << '\n';
       break;
     }
     if (reader_ != nullptr) reader_->remember(*line);
     if (feed_line(*line) == Flow::stop) {
-      out_ << tr(options_.lang, Msg::bye) << '\n';
+      out_ << tr(Msg::bye) << '\n';
       break;
     }
   }
@@ -206,7 +206,7 @@ Shell::Flow Shell::run_command(std::string_view line) {
   const std::vector<std::string> args(words.begin() + 1, words.end());
   if (name == ":exit" || name == ":quit") return Flow::stop;
   if (name == ":help") {
-    out_ << tr(options_.lang, Msg::help_text) << '\n';
+    out_ << tr(Msg::help_text) << '\n';
     if (options_.interactive) out_ << '\n';
     out_.flush();
     return Flow::go_on;
@@ -217,7 +217,7 @@ Shell::Flow Shell::run_command(std::string_view line) {
   if (name == ":timer") return command_timer(args);
   if (name == ":node") return command_node(args);
   out_.flush();
-  err_ << tr(options_.lang, Msg::unknown_command, {name}) << '\n';
+  err_ << tr(Msg::unknown_command, {name}) << '\n';
   return after_failure(false);
 }
 
@@ -239,16 +239,15 @@ std::optional<Reply> Shell::fetch_status() {
 }
 
 Shell::Flow Shell::command_info() {
-  const Lang lang = options_.lang;
-  out_ << tr(lang, Msg::info_address, {session_.address()}) << '\n';
+  out_ << tr(Msg::info_address, {session_.address()}) << '\n';
   const auto reply = fetch_status();
   if (!reply) return options_.interactive || options_.force ? Flow::go_on : Flow::stop;
-  out_ << tr(lang, Msg::info_node, {std::to_string(reply->node)}) << '\n';
+  out_ << tr(Msg::info_node, {std::to_string(reply->node)}) << '\n';
   const std::vector<MemberStatus> members = parse_status(reply->result);
   if (const MemberStatus* c = find_coordinator(members)) {
-    out_ << tr(lang, Msg::info_coordinator, {std::to_string(c->id), c->address()}) << '\n';
+    out_ << tr(Msg::info_coordinator, {std::to_string(c->id), c->address()}) << '\n';
   } else {
-    out_ << tr(lang, Msg::info_coordinator_unknown) << '\n';
+    out_ << tr(Msg::info_coordinator_unknown) << '\n';
   }
   print_table(out_, reply->result, printer_.options().table);
   if (options_.interactive) out_ << '\n';
@@ -262,8 +261,8 @@ Shell::Flow Shell::command_status() {
   const std::vector<MemberStatus> members = parse_status(reply->result);
   print_table(out_, status_table(members), printer_.options().table);
   const auto epoch = cluster_epoch(members);
-  out_ << (epoch ? tr(options_.lang, Msg::status_epoch, {std::to_string(*epoch)})
-                 : tr(options_.lang, Msg::status_epoch_unknown))
+  out_ << (epoch ? tr(Msg::status_epoch, {std::to_string(*epoch)})
+                 : tr(Msg::status_epoch_unknown))
        << '\n';
   if (options_.interactive) out_ << '\n';
   out_.flush();
@@ -275,9 +274,9 @@ Shell::Flow Shell::command_leader() {
   if (!reply) return options_.interactive || options_.force ? Flow::go_on : Flow::stop;
   const std::vector<MemberStatus> members = parse_status(reply->result);
   if (const MemberStatus* c = find_coordinator(members)) {
-    out_ << tr(options_.lang, Msg::info_coordinator, {std::to_string(c->id), c->address()}) << '\n';
+    out_ << tr(Msg::info_coordinator, {std::to_string(c->id), c->address()}) << '\n';
   } else {
-    out_ << tr(options_.lang, Msg::info_coordinator_unknown) << '\n';
+    out_ << tr(Msg::info_coordinator_unknown) << '\n';
   }
   if (options_.interactive) out_ << '\n';
   out_.flush();
@@ -289,10 +288,10 @@ Shell::Flow Shell::command_timer(const std::vector<std::string>& args) {
     printer_.set_show_timing(iequals(args[0], "on"));
   } else if (!args.empty()) {
     out_.flush();
-    err_ << tr(options_.lang, Msg::timer_usage) << '\n';
+    err_ << tr(Msg::timer_usage) << '\n';
     return after_failure(false);
   }
-  out_ << tr(options_.lang, printer_.options().show_timing ? Msg::timer_state_on : Msg::timer_state_off) << '\n';
+  out_ << tr(printer_.options().show_timing ? Msg::timer_state_on : Msg::timer_state_off) << '\n';
   if (options_.interactive) out_ << '\n';
   out_.flush();
   return Flow::go_on;
@@ -302,7 +301,7 @@ Shell::Flow Shell::command_node(const std::vector<std::string>& args) {
   std::optional<std::pair<std::string, std::uint16_t>> target;
   if (args.empty()) {
     if (!options_.interactive) {
-      err_ << tr(options_.lang, Msg::node_usage) << '\n';
+      err_ << tr(Msg::node_usage) << '\n';
       return after_failure(false);
     }
     target = ask_node();
@@ -313,12 +312,12 @@ Shell::Flow Shell::command_node(const std::vector<std::string>& args) {
     if (auto port = parse_port(args[1])) {
       target = std::make_pair(args[0], *port);
     } else {
-      err_ << tr(options_.lang, Msg::invalid_port, {args[1]}) << '\n';
+      err_ << tr(Msg::invalid_port, {args[1]}) << '\n';
       return after_failure(false);
     }
   }
   if (!target) {
-    err_ << tr(options_.lang, Msg::node_usage) << '\n';
+    err_ << tr(Msg::node_usage) << '\n';
     return after_failure(false);
   }
   session_.set_node(target->first, target->second);

@@ -30,7 +30,6 @@ constexpr std::uint16_t kDefaultPort = 5000;
 std::optional<std::uint16_t> parse_port(std::string_view text);
 
 struct ShellOptions {
-  Lang lang = Lang::en;
   bool interactive = false;  // a terminal: prompts, banner, the shell survives every error
   bool force = false;        // non-interactive: go on after a failed statement
 };

@@ -13,49 +13,35 @@
 #include <pthread.h>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "distdb/distdb.hpp"
+#include "translation.hpp"
 #include "util/log_internal.hpp"
 
 namespace {
+
+using distdb::tools::translate;
 
 constexpr int kExitStartFailed = 1;
 constexpr int kExitUsage = 2;
 
 // The prototype printed its startup lines in Portuguese; its users get them
-// that way again under a Portuguese locale.
-bool portuguese_locale() {
-  for (const char* var : {"LC_ALL", "LC_MESSAGES", "LANG"}) {
-    const char* value = std::getenv(var);
-    if (value != nullptr && *value != '\0') return std::string(value).rfind("pt", 0) == 0;
-  }
-  return false;
-}
-
-struct StartupWords {
-  const char* node;
-  const char* started_on;
-  const char* coordinator;
-  const char* no_coordinator;
-};
-
-const StartupWords& startup_words() {
-  static const StartupWords english{"Node", "started on", "Current coordinator",
-                                    "none yet (waiting for an election)"};
-  static const StartupWords portuguese{"Nó", "iniciado em", "Coordenador atual",
-                                       "nenhum ainda (aguardando eleição)"};
-  return portuguese_locale() ? portuguese : english;
+// that way again under a Portuguese locale (po/pt.po). The rest of the log
+// stays English: it is read by operators' tools and by search engines.
+std::string startup_line(const char* pattern, const std::vector<std::string>& args) {
+  return distdb::tools::fill_placeholders(translate(pattern), args);
 }
 
 std::string coordinator_line(const distdb::Node& node) {
-  const auto& w = startup_words();
-  if (auto c = node.coordinator()) return std::string(w.node) + " " + std::to_string(*c);
-  return w.no_coordinator;
+  if (auto c = node.coordinator()) return startup_line(N_("[*] Current coordinator: Node {0}"), {std::to_string(*c)});
+  return translate(N_("[*] Current coordinator: none yet (waiting for an election)"));
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  distdb::tools::init_translation();
   CLI::App app{"distdb-node: one node of a distdb cluster"};
   std::string config_path;
   std::string log_level_text;
@@ -100,10 +86,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "distdb-node: cannot start node %u: %s\n", config->id, st.error().message.c_str());
     return kExitStartFailed;
   }
-  const auto& words = startup_words();
-  DISTDB_LOG(info) << "[*] " << words.node << " " << node.id() << " " << words.started_on << " " << config->ip
-                   << ":" << node.port();
-  DISTDB_LOG(info) << "[*] " << words.coordinator << ": " << coordinator_line(node);
+  DISTDB_LOG(info) << startup_line(N_("[*] Node {0} started on {1}"),
+                                   {std::to_string(node.id()), config->ip + ":" + std::to_string(node.port())});
+  DISTDB_LOG(info) << coordinator_line(node);
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
