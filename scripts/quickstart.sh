@@ -22,6 +22,8 @@ scripts/deps.sh
 export DISTDB_BUILD_DIR=${DISTDB_BUILD_DIR:-build}
 scripts/build.sh >/dev/null
 bin="$root/$DISTDB_BUILD_DIR/tools"
+# Translated messages (LANG=pt_BR.UTF-8) straight from the build tree.
+export DISTDB_LOCALEDIR=${DISTDB_LOCALEDIR:-$root/$DISTDB_BUILD_DIR/po}
 
 base_port=${DISTDB_QUICKSTART_PORT:-5000}
 if [[ $mode == script ]]; then

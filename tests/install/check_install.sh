@@ -21,3 +21,16 @@ ninja -C "$scratch/host-build" >/dev/null
 out=$(LD_LIBRARY_PATH="$libdir" "$scratch/host-build/host_app" "$scratch")
 echo "$out"
 [[ "$out" == "answer=42" ]]
+
+# The tools' translations are installed beside them and found relative to the
+# executable, wherever the tree was copied to.
+mo=$(find "$scratch/root" -path '*/share/locale/pt/LC_MESSAGES/distdb.mo' | head -n 1)
+cli=$(find "$scratch/root" -path '*/bin/distdb-cli' | head -n 1)
+if [[ -n "$cli" && -n "$mo" ]]; then
+  help=$(env -u LC_ALL -u LC_MESSAGES -u LANGUAGE -u DISTDB_LOCALEDIR LANG=pt_BR.UTF-8 \
+    LD_LIBRARY_PATH="$libdir" "$cli" --help)
+  grep -q "Executa estes comandos SQL" <<<"$help" || { echo "installed distdb-cli does not find its catalog" >&2; exit 1; }
+  echo "translations: found beside the installed tools"
+elif [[ -n "$cli" ]]; then
+  echo "translations: not built (nls disabled or msgfmt missing)"
+fi
