@@ -1,114 +1,25 @@
 // distdb-cli on a real pseudo-terminal, as a user at a keyboard sees it:
 // banner and prompt, a statement, recalling it with the up arrow, the history
-// kept in a file for the next session, :exit.
+// kept in a file for the next session, Ctrl-C, the seed's questions, :node,
+// :info, :status, :exit.
 #include <doctest/doctest.h>
 
-#include <poll.h>
-#include <pty.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "node_fixture.hpp"
+#include "pty_cli.hpp"
 
 using namespace distdb::test;
 using namespace std::chrono_literals;
 
 namespace {
 
-#ifdef DISTDB_CLI_HAVE_LIBEDIT
-constexpr const char* kUpArrow = "\x1b[A";
-#endif
-
-// distdb-cli started on the slave side of a new pseudo-terminal.
-class PtyCli {
- public:
-  PtyCli(const std::vector<std::string>& args, const std::string& histfile) {
-    const char* bin = std::getenv("DISTDB_CLI_BIN");
-    if (bin == nullptr) throw std::runtime_error("DISTDB_CLI_BIN is not set (run through meson test)");
-    std::vector<std::string> argv{bin};
-    argv.insert(argv.end(), args.begin(), args.end());
-    winsize size{};
-    size.ws_row = 24;
-    size.ws_col = 120;
-    pid_ = forkpty(&master_, nullptr, nullptr, &size);
-    if (pid_ < 0) throw std::runtime_error("forkpty failed");
-    if (pid_ == 0) {
-      std::vector<char*> cargs;
-      for (auto& a : argv) cargs.push_back(a.data());
-      cargs.push_back(nullptr);
-      for (const char* var : {"LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE"}) unsetenv(var);
-      setenv("TERM", "xterm", 1);
-      setenv("DISTDB_HISTFILE", histfile.c_str(), 1);
-      execv(cargs[0], cargs.data());
-      _exit(127);
-    }
-  }
-  ~PtyCli() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (master_ >= 0) close(master_);
-  }
-  PtyCli(const PtyCli&) = delete;
-  PtyCli& operator=(const PtyCli&) = delete;
-
-  void type(const std::string& keys) {
-    if (::write(master_, keys.data(), keys.size()) != static_cast<ssize_t>(keys.size())) {
-      throw std::runtime_error("write to the pseudo-terminal failed");
-    }
-  }
-
-  // Reads until `text` has appeared in what was read since the last call;
-  // true if it did before `timeout`. Everything read is in seen().
-  bool expect(const std::string& text, std::chrono::milliseconds timeout = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      const auto at = fresh_.find(text);
-      if (at != std::string::npos) {
-        fresh_.erase(0, at + text.size());
-        return true;
-      }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return false;
-      pollfd p{master_, POLLIN, 0};
-      if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-      char buf[4096];
-      const ssize_t n = ::read(master_, buf, sizeof buf);
-      if (n <= 0) return fresh_.find(text) != std::string::npos;  // EIO: the shell is gone
-      seen_.append(buf, static_cast<std::size_t>(n));
-      fresh_.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-
-  const std::string& seen() const { return seen_; }
-
-  // The exit status, or -1 if the shell is still running after `timeout`.
-  int wait_exit(std::chrono::milliseconds timeout = 10s) {
-    int status = 0;
-    const bool done = wait_until([&] { return waitpid(pid_, &status, WNOHANG) == pid_; }, timeout);
-    if (!done) return -1;
-    exited_ = true;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-
- private:
-  pid_t pid_ = -1;
-  int master_ = -1;
-  bool exited_ = false;
-  std::string seen_;
-  std::string fresh_;
-};
+std::string prompt_for(int port) { return "distdb [127.0.0.1:" + std::to_string(port) + "]> "; }
 
 #ifdef DISTDB_CLI_HAVE_LIBEDIT
 std::string read_file(const std::string& path) {
@@ -131,7 +42,7 @@ TEST_SUITE("cli") {
     {
       PtyCli cli({"-P", std::to_string(node.port())}, histfile);
       REQUIRE_MESSAGE(cli.expect("SQL statements end with ';'"), cli.seen());
-      REQUIRE_MESSAGE(cli.expect(prompt), cli.seen());
+      REQUIRE_MESSAGE(cli.expect_prompt(prompt), cli.seen());
       cli.type("SELECT 41+1 AS v;\r");
       CHECK_MESSAGE(cli.expect("| 42 |\r\n+----+\r\n1 row in set ("), cli.seen());
       CHECK_MESSAGE(cli.expect("Node executor: 1\r\n\r\n" + prompt), cli.seen());
@@ -140,7 +51,7 @@ TEST_SUITE("cli") {
       CHECK_MESSAGE(cli.expect("SELECT 41+1 AS v;"), cli.seen());
       cli.type("\r");  // ...and runs again
       CHECK_MESSAGE(cli.expect("| 42 |"), cli.seen());
-      CHECK_MESSAGE(cli.expect(prompt), cli.seen());
+      CHECK_MESSAGE(cli.expect_prompt(prompt), cli.seen());
 #endif
       cli.type(":exit\r");
       CHECK_MESSAGE(cli.expect("Bye\r\n"), cli.seen());
@@ -153,7 +64,7 @@ TEST_SUITE("cli") {
     CHECK(saved.find(":exit") != std::string::npos);
     {
       PtyCli cli({"-P", std::to_string(node.port())}, histfile);
-      REQUIRE_MESSAGE(cli.expect(prompt), cli.seen());
+      REQUIRE_MESSAGE(cli.expect_prompt(prompt), cli.seen());
       cli.type(kUpArrow);
       CHECK_MESSAGE(cli.expect(":exit"), cli.seen());
       cli.type(kUpArrow);
@@ -162,12 +73,155 @@ TEST_SUITE("cli") {
       CHECK_MESSAGE(cli.expect("| 42 |"), cli.seen());
       // Keys are typed at the prompt: typed ahead, the terminal (not yet in
       // the editor's raw mode) would take Ctrl-D for itself.
-      CHECK_MESSAGE(cli.expect(prompt), cli.seen());
-      cli.type("\x04");  // Ctrl-D on an empty line leaves too
+      CHECK_MESSAGE(cli.expect_prompt(prompt), cli.seen());
+      cli.type(kCtrlD);  // Ctrl-D on an empty line leaves too
       CHECK_MESSAGE(cli.expect("Bye"), cli.seen());
       CHECK(cli.wait_exit() == 0);
     }
 #endif
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  }
+
+  TEST_CASE("Ctrl-C at the prompt drops the line and a statement begun on earlier lines; the shell stays") {
+    NodeProcess node;
+    REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
+    const std::string dir = make_temp_dir("distdb-cli-pty");
+    const std::string prompt = prompt_for(node.port());
+    PtyCli cli({"-P", std::to_string(node.port())}, dir + "/history");
+    REQUIRE_MESSAGE(cli.expect_prompt(prompt), cli.seen());
+    cli.type("SELECT 1 AS\r");  // unfinished: continues on the next line
+    REQUIRE_MESSAGE(cli.expect("    -> "), cli.seen());
+    cli.type(kCtrlC);
+    REQUIRE_MESSAGE(cli.expect_prompt(prompt), cli.seen());
+    cli.type("SELECT 9");  // typed, never entered
+    REQUIRE_MESSAGE(cli.expect("SELECT 9"), cli.seen());
+    cli.type(kCtrlC);
+    REQUIRE_MESSAGE(cli.expect_prompt(prompt), cli.seen());
+    // Had either fragment survived, this would be a syntax error.
+    cli.type("SELECT 2 AS v;\r");
+    CHECK_MESSAGE(cli.expect("| 2 |\r\n+---+\r\n1 row in set ("), cli.seen());
+    CHECK(cli.seen().find("ERROR") == std::string::npos);
+    CHECK_MESSAGE(cli.expect_prompt(prompt), cli.seen());
+    cli.type(":exit\r");
+    CHECK_MESSAGE(cli.expect("Bye\r\n"), cli.seen());
+    CHECK(cli.wait_exit() == 0);
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  }
+
+  TEST_CASE("Ctrl-C while a statement runs: it is not recalled; a second Ctrl-C leaves at once, exit 130") {
+    NodeProcess node;
+    REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
+    const std::string dir = make_temp_dir("distdb-cli-pty");
+    const std::string prompt = prompt_for(node.port());
+    // A read that keeps the node busy for a few seconds.
+    const std::string slow =
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000000) "
+        "SELECT count(*) AS n FROM c;\r";
+    const std::string first_notice = "The statement was sent and cannot be recalled; waiting for its outcome";
+    // Types the statement, then presses Ctrl-C until the shell says it is
+    // running. Keys typed while the terminal is still switching to the
+    // editor's mode can reach it after Ctrl-C, which then drops the line (as
+    // it should): a fresh prompt says so, and the statement is typed again.
+    const auto run_and_interrupt = [&](PtyCli& cli) {
+      return wait_until(
+          [&] {
+            cli.type(slow);
+            // Ctrl-C reaches the shell at once, ahead of keys it has not read
+            // yet: wait for the editor to have taken the line (its echo, then
+            // the new line it starts on Enter).
+            if (!cli.expect("AS n FROM c;\r\n")) return false;
+            for (;;) {
+              cli.type(kCtrlC);
+              if (cli.expect(first_notice, 300ms)) return true;
+              if (cli.fresh().find(prompt) != std::string::npos) {
+                (void)cli.expect_prompt(prompt);  // dropped: type it again
+                return false;
+              }
+            }
+          },
+          30s);
+    };
+    {
+      PtyCli cli({"-P", std::to_string(node.port())}, dir + "/history");
+      REQUIRE_MESSAGE(cli.expect_prompt(prompt), cli.seen());
+      REQUIRE_MESSAGE(run_and_interrupt(cli), cli.seen());
+      // One press: the outcome still arrives, and the shell goes on.
+      CHECK_MESSAGE(cli.expect("| 10000000 |", 60s), cli.seen());
+      CHECK_MESSAGE(cli.expect_prompt(prompt), cli.seen());
+      cli.type("SELECT 5 AS v;\r");
+      CHECK_MESSAGE(cli.expect("| 5 |"), cli.seen());
+      CHECK_MESSAGE(cli.expect_prompt(prompt), cli.seen());
+      cli.type(":exit\r");
+      CHECK(cli.wait_exit() == 0);
+    }
+    {
+      PtyCli cli({"-P", std::to_string(node.port())}, dir + "/history");
+      REQUIRE_MESSAGE(cli.expect_prompt(prompt), cli.seen());
+      REQUIRE_MESSAGE(run_and_interrupt(cli), cli.seen());
+      cli.type(kCtrlC);
+      CHECK_MESSAGE(cli.expect("Left without waiting: the statement may or may not have taken effect"), cli.seen());
+      CHECK(cli.wait_exit() == 130);
+      CHECK(cli.seen().find("| 10000000 |") == std::string::npos);
+    }
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  }
+
+  TEST_CASE("the seed's flow in Portuguese: asks IP and port, :info, :status, :node to another node, :exit") {
+    NodeProcess first;
+    NodeProcess second("", 7);
+    REQUIRE_MESSAGE(first.wait_ready(), first.process().output());
+    REQUIRE_MESSAGE(second.wait_ready(), second.process().output());
+    const std::string dir = make_temp_dir("distdb-cli-pty");
+    PtyCli cli({}, dir + "/history", {{"LANG", "pt_BR.UTF-8"}});
+    REQUIRE_MESSAGE(cli.expect("IP do nó middleware: "), cli.seen());
+    cli.type("127.0.0.1\r");
+    REQUIRE_MESSAGE(cli.expect("Porta do nó: "), cli.seen());
+    cli.type(std::to_string(first.port()) + "\r");
+    REQUIRE_MESSAGE(cli.expect("Comandos: :node [HOST PORTA], :info, :status"), cli.seen());
+    REQUIRE_MESSAGE(cli.expect_prompt(prompt_for(first.port())), cli.seen());
+
+    // A single node elects itself; :info names it as coordinator.
+    REQUIRE(wait_until(
+        [&] {
+          cli.type(":info\r");
+          const bool known = cli.expect("Coordenador: Nó 1 (127.0.0.1:" + std::to_string(first.port()) + ")", 1s);
+          (void)cli.expect_prompt(prompt_for(first.port()));
+          return known;
+        },
+        10s));
+    cli.type(":info\r");
+    CHECK_MESSAGE(cli.expect("Endereço: 127.0.0.1:" + std::to_string(first.port()) + "\r\nId do nó: 1\r\n"),
+                  cli.seen());
+    CHECK_MESSAGE(cli.expect_prompt(prompt_for(first.port())), cli.seen());
+
+    cli.type(":status\r");
+    CHECK_MESSAGE(cli.expect("| id | address"), cli.seen());
+    CHECK_MESSAGE(cli.expect("|  1 | 127.0.0.1:" + std::to_string(first.port())), cli.seen());
+    CHECK_MESSAGE(cli.expect("| coordinator |"), cli.seen());
+    CHECK_MESSAGE(cli.expect("Época: "), cli.seen());
+    CHECK_MESSAGE(cli.expect_prompt(prompt_for(first.port())), cli.seen());
+
+    // :node without arguments asks again, with the seed's questions.
+    cli.type(":node\r");
+    REQUIRE_MESSAGE(cli.expect("IP do nó middleware: "), cli.seen());
+    cli.type("127.0.0.1\r");
+    REQUIRE_MESSAGE(cli.expect("Porta do nó: "), cli.seen());
+    cli.type(std::to_string(second.port()) + "\r");
+    REQUIRE_MESSAGE(cli.expect_prompt(prompt_for(second.port())), cli.seen());
+    cli.type(":info\r");
+    CHECK_MESSAGE(cli.expect("Id do nó: 7\r\n"), cli.seen());
+    CHECK_MESSAGE(cli.expect_prompt(prompt_for(second.port())), cli.seen());
+    // ...and with HOST PORT it goes straight there.
+    cli.type(":node 127.0.0.1 " + std::to_string(first.port()) + "\r");
+    REQUIRE_MESSAGE(cli.expect_prompt(prompt_for(first.port())), cli.seen());
+    cli.type(":bogus\r");
+    CHECK_MESSAGE(cli.expect("comando desconhecido ':bogus'"), cli.seen());
+    cli.type(":exit\r");
+    CHECK_MESSAGE(cli.expect("Até logo\r\n"), cli.seen());
+    CHECK(cli.wait_exit() == 0);
     std::error_code ignored;
     std::filesystem::remove_all(dir, ignored);
   }

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "interrupt.hpp"
 #include "line_reader.hpp"
 #include "messages.hpp"
 #include "reply_printer.hpp"
@@ -111,6 +112,9 @@ int main(int argc, char** argv) {
   cli::Shell shell(session, printer, std::cin, std::cout, std::cerr, shell_options, editor.get());
 
   if (has_execute) return shell.run_text(execute);
-  if (interactive) return shell.run_interactive(ask_for_node);
+  if (interactive) {
+    const cli::InterruptHandler ctrl_c;
+    return shell.run_interactive(ask_for_node);
+  }
   return shell.run_batch();
 }

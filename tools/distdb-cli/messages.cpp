@@ -69,6 +69,8 @@ constexpr std::array kMessages{
   Entry{Msg::timer_state_off, N_("Timer is off")},
   Entry{Msg::timer_usage, N_("usage: :timer on|off")},
   Entry{Msg::bye, N_("Bye")},
+  Entry{Msg::interrupt_while_running, N_("The statement was sent and cannot be recalled; waiting for its outcome (Ctrl-C again to leave without it)")},
+  Entry{Msg::interrupt_abandoned, N_("Left without waiting: the statement may or may not have taken effect")},
 };
 // clang-format on
 

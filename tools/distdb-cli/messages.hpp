@@ -63,6 +63,8 @@ enum class Msg {
   timer_state_off,
   timer_usage,
   bye,
+  interrupt_while_running,
+  interrupt_abandoned,
   count_  // not a message: the number of them
 };
 

@@ -2,11 +2,23 @@
 
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <sstream>
+
+#include "interrupt.hpp"
 
 namespace distdb::cli {
 
 namespace {
+
+// Marks a call that talks to the cluster, for Ctrl-C (see interrupt.hpp).
+class Running {
+ public:
+  Running() { InterruptHandler::begin_running(); }
+  ~Running() { InterruptHandler::end_running(); }
+  Running(const Running&) = delete;
+  Running& operator=(const Running&) = delete;
+};
 
 bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
@@ -63,8 +75,22 @@ std::optional<std::string> Shell::read_line(const std::string& prompt) {
   if (reader_ != nullptr) return reader_->read_line(prompt);
   out_ << prompt << std::flush;
   std::string line;
-  if (!std::getline(in_, line)) return std::nullopt;
+  if (!std::getline(in_, line)) {
+    if (InterruptHandler::take_interrupt()) {
+      // The read was interrupted, not at its end: the stream can go on.
+      in_.clear();
+      std::clearerr(stdin);
+      interrupted_ = true;
+    }
+    return std::nullopt;
+  }
   return line;
+}
+
+bool Shell::take_interrupted() {
+  const bool was = interrupted_ || InterruptHandler::take_interrupt();
+  interrupted_ = false;
+  return was;
 }
 
 int Shell::exit_code() const {
@@ -93,12 +119,18 @@ void Shell::print_banner() {
 
 std::optional<std::pair<std::string, std::uint16_t>> Shell::ask_node() {
   auto answer = read_line(tr(Msg::prompt_node_ip));
-  if (!answer) return std::nullopt;
+  if (!answer) {
+    (void)take_interrupted();  // Ctrl-C while asking: leave, as the seed's client did
+    return std::nullopt;
+  }
   std::string host(trim(*answer));
   if (host.empty()) host = kDefaultHost;
   for (;;) {
     answer = read_line(tr(Msg::prompt_node_port));
-    if (!answer) return std::nullopt;
+    if (!answer) {
+      (void)take_interrupted();
+      return std::nullopt;
+    }
     const std::string_view text = trim(*answer);
     if (text.empty()) return std::make_pair(host, kDefaultPort);
     if (auto port = parse_port(text)) return std::make_pair(host, *port);
@@ -129,6 +161,14 @@ int Shell::run_interactive(bool ask_for_node) {
   print_banner();
   for (;;) {
     const auto line = read_line(prompt());
+    if (!line && take_interrupted()) {
+      if (reader_ != nullptr) out_ << "^C";  // the editor's raw mode does not echo it; a plain terminal does
+      // Ctrl-C at the prompt: the line, and any statement begun on earlier
+      // lines, are dropped; nothing was sent.
+      splitter_.clear();
+      out_ << '\n';
+      continue;
+    }
     if (!line) {  // Ctrl-D
       out_ << '\n' << tr(Msg::bye) << '\n';
       break;
@@ -194,7 +234,10 @@ Shell::Flow Shell::finish_pending() {
 }
 
 Shell::Flow Shell::run_statement(const std::string& sql) {
-  const Outcome outcome = session_.run(sql, [this](const PeerConfig& c) { printer_.redirect_notice(c); });
+  const Outcome outcome = [&] {
+    const Running running;
+    return session_.run(sql, [this](const PeerConfig& c) { printer_.redirect_notice(c); });
+  }();
   printer_.print(outcome);
   if (outcome.succeeded()) return Flow::go_on;
   return after_failure(outcome.connection_failed());
@@ -222,7 +265,10 @@ Shell::Flow Shell::run_command(std::string_view line) {
 }
 
 std::optional<Reply> Shell::fetch_status() {
-  auto status = session_.status();
+  auto status = [&] {
+    const Running running;
+    return session_.status();
+  }();
   if (status && status->status == ReplyStatus::ok) return std::move(*status);
   Outcome outcome;
   if (status) {
@@ -321,6 +367,7 @@ Shell::Flow Shell::command_node(const std::vector<std::string>& args) {
     return after_failure(false);
   }
   session_.set_node(target->first, target->second);
+  const Running running;
   if (auto st = session_.connect(); !st) {
     err_ << st.error().message << '\n';
     return after_failure(true);

@@ -64,8 +64,11 @@ class Shell {
   Flow command_timer(const std::vector<std::string>& args);
   // The node's STATUS answer; nullopt after printing why there is none.
   std::optional<Reply> fetch_status();
-  // Shows `prompt`, reads a line (through the reader when there is one).
+  // Shows `prompt`, reads a line (through the reader when there is one);
+  // nullopt at the end of input or when Ctrl-C interrupted the read.
   std::optional<std::string> read_line(const std::string& prompt);
+  // Whether the last nullopt from read_line() was Ctrl-C; clears it.
+  bool take_interrupted();
   Flow command_node(const std::vector<std::string>& args);
   // The seed's two prompts; nullopt at end of input.
   std::optional<std::pair<std::string, std::uint16_t>> ask_node();
@@ -87,6 +90,7 @@ class Shell {
   StatementSplitter splitter_;
   bool statement_failed_ = false;
   bool connection_failed_ = false;
+  bool interrupted_ = false;
 };
 
 }  // namespace distdb::cli
