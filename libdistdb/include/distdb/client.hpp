@@ -10,7 +10,10 @@
 //
 // - Client::connect(host, port): bound to that one node. query() returns
 //   REDIRECT replies and transport errors as they come; follow_redirects and
-//   retry_for_ms are ignored. distdb-cli and the tests use this.
+//   retry_for_ms are ignored. A connection the node closed while idle is
+//   noticed before the next request and reopened; if the node cannot be
+//   reached, the request fails with ErrorKind::unavailable and nothing of it
+//   was sent. distdb-cli and the tests use this.
 //
 // - Client::connect_cluster(seeds): for applications that should not need to
 //   know the topology. It connects to any reachable seed, learns the members

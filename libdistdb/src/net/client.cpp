@@ -169,6 +169,10 @@ struct Client::Impl {
   }
 
   Result<std::uint64_t> send(const wire::Request& request) {
+    // A connection the node closed while idle (it stopped or was killed) is
+    // replaced before anything is written on it: otherwise the request
+    // would leave into a dead socket and its outcome would look unknown.
+    if (idle_connection_lost()) disconnect();
     if (auto st = ensure_connected(); !st) return st.error();
     std::string line = wire::encode_request(request);
     line.push_back('\n');
