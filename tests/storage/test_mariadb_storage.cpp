@@ -158,12 +158,15 @@ TEST_CASE("XA commit, rollback, unknown id") {
   must(s->execute_in("t.1", "INSERT INTO t VALUES (1, 'one')"));
   CHECK_FALSE(s->execute("SELECT 1").ok());  // execute() inside a transaction is refused
   must_ok(s->prepare("t.1"));
-  // After prepare the same connection can start the next transaction...
+  // After prepare the same storage can start the next transaction...
   must_ok(s->begin("t.2"));
   must(s->execute_in("t.2", "INSERT INTO t VALUES (2, 'two')"));
   must_ok(s->prepare("t.2"));
-  // ...and another connection can commit the first one.
-  must_ok(other->commit("t.1"));
+  // ...while another cannot decide one that is still held (the server
+  // keeps it bound to the session that prepared it)...
+  CHECK_FALSE(other->commit("t.1").ok());
+  // ...and each is decided by the storage that prepared it.
+  must_ok(s->commit("t.1"));
   must_ok(s->rollback("t.2"));
   CHECK(count(*other, "t") == 1);
   CHECK(count(*s, "t") == 1);
@@ -177,6 +180,59 @@ TEST_CASE("XA commit, rollback, unknown id") {
   const auto left = s->recover();
   REQUIRE(left.ok());
   CHECK(left->empty());
+}
+
+TEST_CASE("a prepared transaction outlives its storage: the next one to open the database decides it") {
+  // What a restarted node does: its old sessions are gone, the prepared
+  // transactions are not. Repeated, because deciding too early (while the
+  // server still tears the old session down) once answered OK without
+  // committing.
+  auto other = open_db();
+  {
+    auto setup = fresh();
+  }
+  for (int i = 0; i < 30; ++i) {
+    const std::string id = "gone." + std::to_string(i);
+    {
+      auto s = open_db();
+      must_ok(s->begin(id));
+      must(s->execute_in(id, "INSERT INTO t VALUES (" + std::to_string(100 + i) + ", 'kept')"));
+      must_ok(s->prepare(id));
+    }
+    const auto listed = other->recover();
+    REQUIRE(listed.ok());
+    CHECK(std::find(listed->begin(), listed->end(), id) != listed->end());
+    must_ok(other->commit(id));
+  }
+  CHECK(count(*other, "t") == 30);
+  // Committed for real: nothing is left prepared, and no row lock is held
+  // (an update of every row would wait for one).
+  const auto left = other->recover();
+  REQUIRE(left.ok());
+  CHECK(left->empty());
+  must(other->execute("SET SESSION innodb_lock_wait_timeout = 2"));
+  must(other->execute("UPDATE t SET v = 'checked'"));
+}
+
+TEST_CASE("steady traffic reuses sessions: no connection per transaction") {
+  auto s = fresh();
+  auto probe = open_db();
+  const auto connections = [&] {
+    auto rs = probe->execute("SHOW GLOBAL STATUS LIKE 'Connections'");
+    REQUIRE(rs.ok());
+    return std::stoll(std::get<std::string>(rs->rows.at(0).at(1)));
+  };
+  const long long before = connections();
+  for (int i = 0; i < 50; ++i) {
+    const std::string id = "steady." + std::to_string(i);
+    must_ok(s->begin(id));
+    must(s->execute_in(id, "INSERT INTO t VALUES (" + std::to_string(200 + i) + ", 'x')"));
+    must_ok(s->prepare(id));
+    must_ok(s->commit(id));
+  }
+  // One spare session at most, opened by the first transaction's prepare.
+  CHECK(connections() - before <= 2);
+  CHECK(count(*s, "t") == 50);
 }
 
 TEST_CASE("an XA PREPARE survives kill -9 of the server") {
