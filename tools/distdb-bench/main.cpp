@@ -1,0 +1,180 @@
+// distdb-bench: load generator and latency meter, for one MariaDB server
+// (the baseline) or a distdb cluster, with the same statements on both.
+//
+//   distdb-bench --target direct --db 127.0.0.1:3306 --workload insert --threads 4 --seconds 10
+//   distdb-bench --target cluster --nodes 127.0.0.1:5000,127.0.0.1:5001 --workload point-select --json
+//
+// Exit status: 0 the run took place and statements succeeded, 1 the run
+// failed (setup failed, a thread could not connect, or no statement
+// succeeded), 2 usage.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include <cctype>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "options.hpp"
+#include "report.hpp"
+#include "runner.hpp"
+#include "target.hpp"
+
+namespace {
+
+using distdb::bench::Endpoint;
+using distdb::bench::Options;
+using distdb::bench::TargetKind;
+using distdb::bench::WorkloadKind;
+
+constexpr int kExitOk = 0;
+constexpr int kExitRunFailed = 1;
+constexpr int kExitUsage = 2;
+
+constexpr const char* kFooter =
+    "The benchmark creates its own table (DROP TABLE IF EXISTS, then CREATE TABLE\n"
+    "<table> (id BIGINT PRIMARY KEY, k INT, v VARCHAR(64))), pre-fills it with --rows\n"
+    "rows for point-select and mixed (multi-row INSERTs), runs the threads together\n"
+    "for --warmup then --seconds seconds, and drops the table unless --keep.\n"
+    "Workloads: insert (a new row per statement, ids unique per thread), point-select\n"
+    "(a random existing id), mixed (point-selects with probability --read-ratio,\n"
+    "otherwise an UPDATE of a random existing row).\n"
+    "Figures count statements started after the warmup; latencies are of statements\n"
+    "that succeeded, errors are counted by kind. A progress line goes to stderr every\n"
+    "second when stderr is a terminal.\n"
+    "--pipeline N keeps N statements in flight on each connection; a node runs a\n"
+    "connection's statements one at a time, in order, so this saves network round\n"
+    "trips but does not let one connection's writes share a replication round.\n"
+    "\n"
+    "Exit status: 0 success, 1 the run failed (setup, connections, or no statement\n"
+    "succeeded), 2 usage.";
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "distdb-bench: %s (see --help)\n", message.c_str());
+  return kExitUsage;
+}
+
+bool valid_table_name(const std::string& name) {
+  if (name.empty() || name.size() > 64 || std::isdigit(static_cast<unsigned char>(name[0])) != 0)
+    return false;
+  for (char c : name) {
+    if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '_') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace bench = distdb::bench;
+  CLI::App app{
+      "distdb-bench: throughput and latency of a distdb cluster, or of one MariaDB server as the baseline"};
+  app.set_version_flag("--version", std::string("distdb-bench ") + DISTDB_VERSION);
+  app.footer(kFooter);
+
+  Options o;
+  std::string db_text;
+  std::vector<std::string> node_texts;
+  const std::map<std::string, TargetKind> targets{{"direct", TargetKind::direct},
+                                                  {"cluster", TargetKind::cluster}};
+  const std::map<std::string, WorkloadKind> workloads{{"insert", WorkloadKind::insert},
+                                                      {"point-select", WorkloadKind::point_select},
+                                                      {"mixed", WorkloadKind::mixed}};
+
+  app.add_option("--target", o.target, "What to load: one MariaDB server, or distdb nodes")
+      ->required()
+      ->transform(CLI::CheckedTransformer(targets))
+      ->option_text("direct|cluster");
+  app.add_option("--db", db_text, "direct: the MariaDB server")->option_text("HOST:PORT");
+  app.add_option("--user", o.user, "direct: MariaDB user (default root)");
+  app.add_option("--password", o.password, "direct: MariaDB password (default empty)");
+  app.add_option("--database", o.database, "direct: database, created if missing (default distdb_bench)");
+  app.add_option("--nodes", node_texts, "cluster: the nodes; thread i connects to node i mod count")
+      ->delimiter(',')
+      ->option_text("HOST:PORT,...");
+  app.add_flag("--coordinator-only", o.coordinator_only,
+               "cluster: every thread connects to the coordinator (found with STATUS) rather than spreading "
+               "over the nodes, which forward writes to it");
+  app.add_option("--pipeline", o.pipeline, "cluster: statements outstanding per connection (default 1)")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--workload", o.workload, "What each statement does (default insert)")
+      ->transform(CLI::CheckedTransformer(workloads))
+      ->option_text("insert|point-select|mixed");
+  auto* ratio_opt =
+      app.add_option("--read-ratio", o.read_ratio, "mixed: share of point-selects (default 0.5)")
+          ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--threads", o.threads, "Threads, one connection each (default 1)")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--seconds", o.seconds, "Measured duration (default 10)")->check(CLI::PositiveNumber);
+  app.add_option("--warmup", o.warmup, "Unmeasured load before it (default 2)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--rows", o.rows, "Rows pre-filled for point-select and mixed (default 10000)")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1000000000}));
+  app.add_option("--table", o.table, "The benchmark's table (default bench_t)");
+  app.add_flag("--keep", o.keep, "Leave the table in place at the end");
+  auto* seed_opt = app.add_option("--seed", o.seed, "Seed of the generated ids and values (default random)");
+  app.add_flag("--json", o.json, "Print one JSON object instead of text");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+
+  if (o.target == TargetKind::direct) {
+    if (db_text.empty()) return usage_error("--target direct needs --db HOST:PORT");
+    auto db = bench::parse_endpoint(db_text);
+    if (!db) return usage_error("--db: expected HOST:PORT, got '" + db_text + "'");
+    o.db = *db;
+    if (!node_texts.empty() || o.coordinator_only)
+      return usage_error("--nodes and --coordinator-only are for --target cluster");
+    // The classic MariaDB protocol answers one statement at a time.
+    if (o.pipeline > 1) return usage_error("--pipeline is for --target cluster");
+  } else {
+    if (node_texts.empty()) return usage_error("--target cluster needs --nodes HOST:PORT,...");
+    for (const std::string& text : node_texts) {
+      auto node = bench::parse_endpoint(text);
+      if (!node) return usage_error("--nodes: expected HOST:PORT, got '" + text + "'");
+      o.nodes.push_back(*node);
+    }
+    if (!db_text.empty()) return usage_error("--db is for --target direct");
+  }
+  if (ratio_opt->count() > 0 && o.workload != WorkloadKind::mixed) {
+    return usage_error("--read-ratio is for --workload mixed");
+  }
+  // The name goes into the SQL as it is, on MariaDB and SQLite alike.
+  if (!valid_table_name(o.table))
+    return usage_error("--table: letters, digits and '_' only, not starting with a digit");
+  // Reported with the figures, so that a run can be repeated with --seed.
+  if (seed_opt->count() == 0) o.seed = std::random_device{}();
+
+  std::unique_ptr<bench::Target> target;
+  if (o.target == TargetKind::direct) {
+    auto direct = bench::make_direct_target(o);
+    if (!direct) return usage_error(direct.error().message);
+    target = std::move(*direct);
+  } else {
+    target = bench::make_cluster_target(o);
+  }
+
+  const bench::RunResult run = bench::run_benchmark(o, *target, isatty(STDERR_FILENO) == 1);
+  if (o.json) {
+    std::fputs(bench::to_json(o, run).c_str(), stdout);
+  } else {
+    bench::print_text(stdout, o, run);
+  }
+  // The text report says why the run failed; the JSON one is for programs,
+  // so a person also gets the reason on stderr.
+  if (!run.ran && o.json) {
+    std::fprintf(stderr, "distdb-bench: %s\n", run.failure.c_str());
+  } else if (run.ran && !bench::run_succeeded(run)) {
+    std::fprintf(stderr, "distdb-bench: no statement succeeded\n");
+  }
+  return bench::run_succeeded(run) ? kExitOk : kExitRunFailed;
+}

@@ -1,0 +1,55 @@
+// The parameters of one benchmark run, as given on the command line.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace distdb::bench {
+
+enum class TargetKind { direct, cluster };
+enum class WorkloadKind { insert, point_select, mixed };
+
+const char* to_string(TargetKind kind);
+const char* to_string(WorkloadKind kind);
+
+struct Endpoint {
+  std::string host;
+  std::uint16_t port = 0;
+
+  std::string to_string() const { return host + ":" + std::to_string(port); }
+};
+
+// "HOST:PORT" (the last ':' separates them, so "[::1]:3306" is not needed
+// and not supported); nullopt when malformed or the port is not 1..65535.
+std::optional<Endpoint> parse_endpoint(std::string_view text);
+
+struct Options {
+  TargetKind target = TargetKind::direct;
+
+  // --target direct
+  Endpoint db;
+  std::string user = "root";
+  std::string password;
+  std::string database = "distdb_bench";
+
+  // --target cluster
+  std::vector<Endpoint> nodes;
+  bool coordinator_only = false;
+  int pipeline = 1;  // requests outstanding per connection
+
+  WorkloadKind workload = WorkloadKind::insert;
+  double read_ratio = 0.5;  // mixed only
+  int threads = 1;
+  double seconds = 10;
+  double warmup = 2;
+  std::int64_t rows = 10000;  // pre-filled for point-select and mixed
+  std::string table = "bench_t";
+  bool keep = false;
+  std::uint64_t seed = 0;
+  bool json = false;
+};
+
+}  // namespace distdb::bench
