@@ -14,8 +14,13 @@
 
 namespace distdb::test {
 
-ClusterProcesses::ClusterProcesses(int n, Backend backend, const std::string& database, std::string extra_json)
-    : backend_(backend), database_(database), extra_json_(std::move(extra_json)), dir_(make_temp_dir("distdb-cluster")) {
+ClusterProcesses::ClusterProcesses(int n, Backend backend, const std::string& database,
+                                   std::string extra_json, PeerPort peer_port)
+    : backend_(backend),
+      database_(database),
+      extra_json_(std::move(extra_json)),
+      peer_port_(std::move(peer_port)),
+      dir_(make_temp_dir("distdb-cluster")) {
   for (int i = 0; i < n; ++i) ports_.push_back(free_port());
   processes_.resize(static_cast<std::size_t>(n));
   if (backend_ == Backend::mariadb) {
@@ -54,7 +59,8 @@ std::string ClusterProcesses::config_json(int id) const {
   bool first = true;
   for (int p = 1; p <= size(); ++p) {
     if (p == id) continue;
-    out << (first ? "" : ", ") << "{\"id\": " << p << ", \"ip\": \"127.0.0.1\", \"port\": " << port(p) << "}";
+    const int peer = peer_port_ ? peer_port_(id, p) : port(p);
+    out << (first ? "" : ", ") << "{\"id\": " << p << ", \"ip\": \"127.0.0.1\", \"port\": " << peer << "}";
     first = false;
   }
   out << "],\n  \"timeouts\": {\"heartbeat_interval_ms\": 50, \"heartbeat_timeout_ms\": 400},\n"
@@ -78,6 +84,11 @@ void ClusterProcesses::kill(int id) {
   if (!slot) return;
   slot->signal(SIGKILL);
   slot->wait_exit(std::chrono::seconds(10));
+}
+
+void ClusterProcesses::signal(int id, int sig) {
+  auto& slot = processes_.at(static_cast<std::size_t>(id - 1));
+  if (slot) slot->signal(sig);
 }
 
 bool ClusterProcesses::running(int id) {

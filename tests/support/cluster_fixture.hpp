@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,18 +19,29 @@ class ClusterProcesses {
  public:
   enum class Backend { sqlite, mariadb };
 
+  // The port node `from` lists for member `to` in its config (its `peers`
+  // entry). By default `to`'s own port; the fault runner (tests/fault) points
+  // each directed pair at its own proxy, so that it can cut links. Node
+  // identity on peer links is the `from` id inside each frame, not the
+  // address, which is what makes this work.
+  using PeerPort = std::function<int(int from, int to)>;
+
   // `database` names the MariaDB database each node uses (dropped first), or
   // is ignored for SQLite. Nodes get ids 1..n.
   // `extra_json` is spliced into every node's top-level config object.
-  ClusterProcesses(int n, Backend backend, const std::string& database, std::string extra_json = "");
+  ClusterProcesses(int n, Backend backend, const std::string& database, std::string extra_json = "",
+                   PeerPort peer_port = {});
   ~ClusterProcesses();
 
   int size() const { return static_cast<int>(ports_.size()); }
   int port(int id) const { return ports_.at(static_cast<std::size_t>(id - 1)); }
   void start(int id);
   void kill(int id);  // SIGKILL
+  void signal(int id, int sig);  // any signal (SIGSTOP/SIGCONT for pauses)
   bool running(int id);
   std::string log(int id) const;
+  // Where the configs and the node logs (node<id>.log, appended across restarts) live.
+  const std::string& dir() const { return dir_; }
 
   // Polls STATUS on `via` until `coordinator` is coordinator and every
   // running node is in its view (or the deadline passes).
@@ -50,6 +62,7 @@ class ClusterProcesses {
   Backend backend_;
   std::string database_;
   std::string extra_json_;
+  PeerPort peer_port_;
   std::string dir_;
   std::vector<int> ports_;
   std::vector<std::unique_ptr<Process>> processes_;

@@ -255,7 +255,11 @@ struct Node::Impl final : TransportHandler {
 
   void start_read(ConnectionId conn, std::optional<std::uint64_t> id, std::string sql) {
     const bool queued = pool->submit([this, conn, id, sql = std::move(sql)](Result<Storage*> storage) {
-      Reply reply = run_query(id, sql, storage);
+      Reply reply;
+      {
+        ReadGate::Read read(replication->read_gate());  // not during a full copy's install
+        reply = run_query(id, sql, storage);
+      }
       finish_query(conn, wire::encode_reply(reply));
     });
     if (!queued) {
@@ -475,9 +479,12 @@ Result<ResultSet> Node::execute(std::string_view sql) {
   }
   auto promise = std::make_shared<std::promise<Result<ResultSet>>>();
   auto future = promise->get_future();
-  const bool queued = impl_->pool->submit([promise, sql = std::string(sql)](Result<Storage*> storage) {
-    promise->set_value(storage ? (*storage)->execute(sql) : Result<ResultSet>(storage.error()));
-  });
+  ReplicationDriver* replication = impl_->replication.get();
+  const bool queued =
+      impl_->pool->submit([promise, replication, sql = std::string(sql)](Result<Storage*> storage) {
+        ReadGate::Read read(replication->read_gate());  // not during a full copy's install
+        promise->set_value(storage ? (*storage)->execute(sql) : Result<ResultSet>(storage.error()));
+      });
   if (!queued) return Error(ErrorKind::unavailable, "node is stopping");
   return future.get();
 }

@@ -133,7 +133,15 @@ void ReplicationDriver::executor_loop() {
       task = std::move(tasks_.front());
       tasks_.pop_front();
     }
-    post(executor->perform(task));
+    if (std::holds_alternative<core::InstallSnapshot>(task.op)) {
+      // No local read may see the tables while they are replaced.
+      read_gate_.begin_install();
+      core::StorageDone done = executor->perform(task);
+      read_gate_.end_install();
+      post(std::move(done));
+    } else {
+      post(executor->perform(task));
+    }
   }
 }
 

@@ -23,9 +23,10 @@
 #include <variant>
 #include <vector>
 
-#include "distdb/core/replica.hpp"
 #include "distdb/config.hpp"
+#include "distdb/core/replica.hpp"
 #include "distdb/storage.hpp"
+#include "node/read_gate.hpp"
 
 namespace distdb {
 
@@ -57,6 +58,10 @@ class ReplicationDriver {
   void start();
   void stop();
 
+  // Local reads pass through this gate; it is closed while a full copy of
+  // the data is installed (read_gate.hpp).
+  ReadGate& read_gate() { return read_gate_; }
+
   // Thread-safe.
   void on_peer_message(core::Envelope envelope);
   void propose(core::ClientTag tag, std::string sql);
@@ -83,6 +88,7 @@ class ReplicationDriver {
   std::deque<Event> events_;                 // guarded by mutex_
   bool stopping_ = false;                    // guarded by mutex_
   std::deque<core::StorageTask> tasks_;      // guarded by mutex_
+  ReadGate read_gate_;
   std::condition_variable tasks_ready_;
   std::unique_ptr<core::Replica> replica_;   // created by the executor thread, then used by the core thread only
   bool replica_ready_ = false;               // guarded by mutex_

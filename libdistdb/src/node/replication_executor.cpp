@@ -92,6 +92,13 @@ ReplicationExecutor::ReplicationExecutor(Storage& storage, Storage& reader,
       mariadb_(storage.backend_name() == "mariadb") {}
 
 core::StorageDone ReplicationExecutor::perform(const core::StorageTask& task) {
+  if (auto st = resolve_in_doubt(); !st) {
+    StorageDone done = failed(st.error());
+    done.id = task.id;
+    DISTDB_LOG(warn) << "replication storage: " << core::storage_op_name(task.op)
+                     << " not attempted: " << done.error.message;
+    return done;
+  }
   StorageDone done = std::visit(
       [&](const auto& op) -> StorageDone {
         using T = std::decay_t<decltype(op)>;
@@ -110,6 +117,45 @@ core::StorageDone ReplicationExecutor::perform(const core::StorageTask& task) {
     DISTDB_LOG(warn) << "replication storage: " << core::storage_op_name(task.op) << " failed: " << done.error.message;
   }
   return done;
+}
+
+void ReplicationExecutor::note_failed_prepare(const TxnId& txn, const Error& error) {
+  // An SQL error is a definite answer (nothing prepared); only a lost or
+  // unreachable connection leaves the outcome open. SQLite never gets here
+  // with a surviving prepare: its prepared state dies with the connection.
+  if (error.kind == ErrorKind::sql || !storage_.prepare_survives_crash()) return;
+  if (std::find(in_doubt_.begin(), in_doubt_.end(), txn) == in_doubt_.end()) in_doubt_.push_back(txn);
+}
+
+Status ReplicationExecutor::resolve_in_doubt() {
+  if (in_doubt_.empty()) return {};
+  // XA RECOVER is the authority on what is prepared: XA ROLLBACK answers
+  // "unknown XID" also for a transaction still attached to a session the
+  // server has not finished tearing down (mariadb_storage.cpp, point 2).
+  auto listed = storage_.recover();
+  if (!listed) return listed.error();
+  for (auto it = in_doubt_.begin(); it != in_doubt_.end();) {
+    if (std::find(listed->begin(), listed->end(), *it) == listed->end()) {
+      it = in_doubt_.erase(it);  // never prepared, or already resolved
+      continue;
+    }
+    if (auto st = storage_.rollback(*it); !st) return st;
+    DISTDB_LOG(info)
+        << "[*] Rolled back transaction " << *it
+        << ", prepared before the database connection was lost (its prepare had been reported failed)";
+    ++it;  // dropped once XA RECOVER no longer lists it
+  }
+  if (in_doubt_.empty()) return {};
+  auto again = storage_.recover();
+  if (!again) return again.error();
+  std::erase_if(in_doubt_, [&](const TxnId& txn) {
+    return std::find(again->begin(), again->end(), txn) == again->end();
+  });
+  if (in_doubt_.empty()) return {};
+  return Error(ErrorKind::storage_unavailable,
+               "transaction " + in_doubt_.front() +
+                   " may be prepared on the database and could not be rolled back yet (its session is still "
+                   "being torn down)");
 }
 
 Result<core::RecoveredState> ReplicationExecutor::recover() {
@@ -241,6 +287,7 @@ StorageDone ReplicationExecutor::prepare_entry(const core::PrepareEntry& op) {
   }
   if (auto st = storage_.prepare(txn); !st) {
     (void)storage_.rollback(txn);
+    note_failed_prepare(txn, st.error());
     return failed(st.error());
   }
   if (!storage_.prepare_survives_crash()) open_txn_ = txn;
@@ -273,9 +320,29 @@ StorageDone ReplicationExecutor::commit_entry(const core::CommitEntry& op) {
     autocommitted_.reset();  // applied when "prepared"
     return {};
   }
-  if (auto st = storage_.commit(txn_id_for(op.id)); !st) return failed(st.error());
+  if (auto st = storage_.commit(txn_id_for(op.id)); !st) {
+    if (already_committed(op.id, st.error())) {
+      open_txn_.reset();
+      return {};
+    }
+    return failed(st.error());
+  }
   open_txn_.reset();
   return {};
+}
+
+bool ReplicationExecutor::already_committed(const EntryId& id, const Error& commit_error) {
+  // An XA COMMIT whose answer was lost (the server crashed right after
+  // committing) is retried by the core, and the retry is told "unknown XID"
+  // (1397) for ever: the transaction is gone because it committed. Its
+  // distdb_log row, written in the same transaction, says so; the same
+  // position with the same epoch is the same entry (I1). Found by
+  // tests/fault: a coordinator whose database was killed during XA COMMIT
+  // retried it until another node was elected.
+  constexpr int kXaerNota = 1397;
+  if (!mariadb_ || commit_error.kind != ErrorKind::sql || commit_error.code != kXaerNota) return false;
+  auto rs = storage_.execute("SELECT epoch FROM distdb_log WHERE seq = " + std::to_string(id.seq));
+  return rs && !rs->rows.empty() && as_u64(rs->rows[0][0]).value_or(0) == id.origin;
 }
 
 StorageDone ReplicationExecutor::rollback_entry(const core::RollbackEntry& op) {
@@ -297,7 +364,31 @@ StorageDone ReplicationExecutor::apply_entries(const core::ApplyEntries& op) {
   auto applied = read_applied(storage_);
   if (!applied) return failed(applied.error());
   EntryId at = *applied;
+  // A failure part-way must still say how many entries were committed:
+  // they are durable, and a core that believes it is further behind than
+  // its database asks for entries the database already holds, which then
+  // look like a divergence (found by tests/fault: a database server killed
+  // during catch-up left its node unable to rejoin).
+  auto fail = [&done](const Error& e) {
+    StorageDone f = failed(e);
+    f.applied_count = done.applied_count;
+    return f;
+  };
   for (const Entry& entry : op.entries) {
+    if (entry.id.seq <= at.seq) {
+      // Already committed here by an earlier ApplyEntries whose answer was
+      // lost (the connection dropped after a commit went through): the same
+      // position holding the same entry id is the same entry, since only
+      // one coordinator ever ordered entries in an epoch (I1).
+      auto rs = storage_.execute("SELECT epoch FROM distdb_log WHERE seq = " + std::to_string(entry.id.seq));
+      if (!rs) return fail(rs.error());
+      if (rs->rows.empty() || as_u64(rs->rows[0][0]).value_or(0) != entry.id.origin) {
+        done.diverged = true;  // not an entry we hold: a full copy sorts it out
+        return done;
+      }
+      ++done.applied_count;
+      continue;
+    }
     if (entry.id.seq != at.seq + 1) {
       // Our recorded position is not where the log continues (e.g. a DDL
       // entry applied for a coordinator that was then deposed).
@@ -309,21 +400,21 @@ StorageDone ReplicationExecutor::apply_entries(const core::ApplyEntries& op) {
       for (const auto& st : entry.statements) {
         auto rs = storage_.execute(st.sql);
         const bool ok = rs.ok();
-        if (!ok && rs.error().kind != ErrorKind::sql) return failed(rs.error());
+        if (!ok && rs.error().kind != ErrorKind::sql) return fail(rs.error());
         if (ok != st.expect_ok || (!ok && rs.error().code != st.expect_code)) {
           done.diverged = true;
           return done;
         }
       }
-      if (auto st = record_entry(nullptr, entry, {}); !st) return failed(st.error());
+      if (auto st = record_entry(nullptr, entry, {}); !st) return fail(st.error());
     } else {
       const TxnId txn = txn_id_for(entry.id);
-      if (auto st = storage_.begin(txn); !st) return failed(st.error());
+      if (auto st = storage_.begin(txn); !st) return fail(st.error());
       bool diverged = false;
       Error error;
       if (!run_statements(txn, entry, true, outcomes, diverged, error)) {
         (void)storage_.rollback(txn);
-        return failed(error);
+        return fail(error);
       }
       if (diverged) {
         (void)storage_.rollback(txn);
@@ -331,11 +422,16 @@ StorageDone ReplicationExecutor::apply_entries(const core::ApplyEntries& op) {
         return done;
       }
       Status st = record_entry(&txn, entry, {});
-      if (st) st = storage_.prepare(txn);
+      bool prepare_sent = false;
+      if (st) {
+        prepare_sent = true;
+        st = storage_.prepare(txn);
+      }
       if (st) st = storage_.commit(txn);
       if (!st) {
         (void)storage_.rollback(txn);
-        return failed(st.error());
+        if (prepare_sent) note_failed_prepare(txn, st.error());
+        return fail(st.error());
       }
     }
     at = entry.id;

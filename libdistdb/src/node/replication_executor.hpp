@@ -66,6 +66,12 @@ class ReplicationExecutor {
                       std::vector<core::StatementOutcome>& outcomes, bool& diverged, Error& error);
   Status record_entry(const TxnId* txn, const core::Entry& entry, const std::vector<core::StatementOutcome>& outcomes);
   Result<core::EntryId> read_applied(Storage& from);
+  // A prepare whose answer was lost may have prepared the transaction all
+  // the same; see in_doubt_ below.
+  void note_failed_prepare(const TxnId& txn, const Error& error);
+  // Whether a commit that failed had in fact gone through earlier.
+  bool already_committed(const core::EntryId& id, const Error& commit_error);
+  Status resolve_in_doubt();
   bool entry_has_ddl(const core::Entry& entry) const;
   std::string quote(const std::string& text) const;
 
@@ -77,6 +83,16 @@ class ReplicationExecutor {
   bool mariadb_;
   std::optional<core::EntryId> autocommitted_;  // a DDL entry applied at "prepare", awaiting its decision
   bool diverged_ = false;                       // such an entry was abandoned: a full copy is needed
+  // Transactions whose XA PREPARE (or the COMMIT after it, in catch-up) lost
+  // its connection: the server may have prepared them before it went away,
+  // and a prepared transaction outlives the session and even a server
+  // crash. The core was told the task failed, so it counts on nothing here:
+  // each must be rolled back before the next task, or it would hold its row
+  // locks for ever (every later entry touching those rows waits, then fails
+  // with a lock wait timeout) and block a replay of the same entry (same
+  // XA id). A node restart resolves them through recover(); these are for a
+  // node that keeps running while its database server restarts.
+  std::vector<TxnId> in_doubt_;
 };
 
 // The transaction id of an entry, and back.

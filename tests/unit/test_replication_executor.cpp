@@ -1,0 +1,242 @@
+// ReplicationExecutor against a scripted fake database: what it does when
+// the database goes away in the middle of a task. Both cases were found by
+// the fault test (tests/fault, docs/fault-testing.md) killing a node's
+// MariaDB server while the node kept running.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <map>
+#include <set>
+#include <string>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "node/read_gate.hpp"
+#include "node/replication_executor.hpp"
+
+namespace {
+
+using namespace distdb;
+
+// A database with XA semantics reduced to what the executor relies on: a
+// prepared transaction survives a lost connection, the applied position and
+// the log commit with their transaction. `fail_*` make the next such call
+// fail as a lost connection does, after (prepare) or before (commit) the
+// server did the work.
+class FakeDatabase final : public Storage {
+ public:
+  std::string_view backend_name() const override { return "mariadb"; }
+  bool prepare_survives_crash() const override { return true; }
+
+  Result<ResultSet> execute(std::string_view sql) override {
+    if (down) return Error(ErrorKind::storage_unavailable, "down");
+    ResultSet rs;
+    const std::string s(sql);
+    unsigned long long seq = 0;
+    if (s.rfind("SELECT epoch, seq FROM distdb_applied", 0) == 0) {
+      rs.columns = {"epoch", "seq"};
+      rs.rows.push_back({static_cast<std::int64_t>(applied_epoch), static_cast<std::int64_t>(applied_seq)});
+    } else if (std::sscanf(s.c_str(), "SELECT epoch FROM distdb_log WHERE seq = %llu", &seq) == 1) {
+      rs.columns = {"epoch"};
+      if (auto it = log.find(seq); it != log.end())
+        rs.rows.push_back({static_cast<std::int64_t>(it->second)});
+    }
+    return rs;
+  }
+
+  Status begin(const TxnId& id) override {
+    if (down) return Error(ErrorKind::storage_unavailable, "down");
+    open = id;
+    pending = {};
+    return {};
+  }
+
+  Result<ResultSet> execute_in(const TxnId&, std::string_view sql) override {
+    if (down) return Error(ErrorKind::outcome_unknown, "lost");
+    const std::string s(sql);
+    unsigned long long epoch = 0;
+    unsigned long long seq = 0;
+    if (std::sscanf(s.c_str(), "UPDATE distdb_applied SET epoch = %llu, seq = %llu", &epoch, &seq) == 2) {
+      pending.epoch = epoch;
+      pending.seq = seq;
+    }
+    return ResultSet{};
+  }
+
+  Status prepare(const TxnId& id) override {
+    prepared[id] = pending;
+    open.clear();
+    if (fail_prepare) {  // the server prepared it, then the connection was lost
+      fail_prepare = false;
+      down = true;
+      return Error(ErrorKind::outcome_unknown, "connection lost during XA PREPARE");
+    }
+    return {};
+  }
+
+  Status commit(const TxnId& id) override {
+    if (down) return Error(ErrorKind::storage_unavailable, "down");
+    if (fail_commit_of == id) {
+      down = true;
+      return Error(ErrorKind::outcome_unknown, "connection lost before XA COMMIT");
+    }
+    auto it = prepared.find(id);
+    if (it == prepared.end()) return Error(ErrorKind::sql, "XAER_NOTA: Unknown XID", 1397);
+    applied_epoch = it->second.epoch;
+    applied_seq = it->second.seq;
+    log[it->second.seq] = it->second.epoch;
+    prepared.erase(it);
+    if (lose_commit_answer) {  // committed, then the connection was lost
+      lose_commit_answer = false;
+      down = true;
+      return Error(ErrorKind::outcome_unknown, "connection lost during XA COMMIT");
+    }
+    return {};
+  }
+
+  Status rollback(const TxnId& id) override {
+    if (open == id) open.clear();
+    if (down) return {};  // what MariadbStorage says for a transaction open on a lost connection
+    prepared.erase(id);
+    ++rollbacks;
+    return {};
+  }
+
+  Result<std::vector<TxnId>> recover() override {
+    if (down) return Error(ErrorKind::storage_unavailable, "down");
+    std::vector<TxnId> ids;
+    for (const auto& [id, position] : prepared) ids.push_back(id);
+    return ids;
+  }
+
+  Status ping() override { return {}; }
+
+  struct Position {
+    std::uint64_t epoch = 0;
+    std::uint64_t seq = 0;
+  };
+  bool down = false;
+  bool fail_prepare = false;
+  bool lose_commit_answer = false;
+  TxnId fail_commit_of;
+  TxnId open;
+  Position pending;
+  std::map<TxnId, Position> prepared;
+  std::uint64_t applied_epoch = 0;
+  std::uint64_t applied_seq = 0;
+  std::map<std::uint64_t, std::uint64_t> log;  // seq -> epoch
+  int rollbacks = 0;
+};
+
+core::Entry entry(std::uint64_t seq, std::uint64_t epoch) {
+  core::Entry e;
+  e.id = {seq, epoch};
+  e.statements.push_back({"INSERT INTO t VALUES (" + std::to_string(seq) + ")", true, 0});
+  return e;
+}
+
+core::StorageDone perform(ReplicationExecutor& executor, core::StorageOp op) {
+  return executor.perform(core::StorageTask{1, std::move(op)});
+}
+
+}  // namespace
+
+TEST_CASE("executor: a prepare whose answer was lost is rolled back before the next task") {
+  FakeDatabase db;
+  ReplicationExecutor executor(db, db, nullptr, 1000);
+  db.fail_prepare = true;
+  auto done = perform(executor, core::PrepareEntry{entry(1, 1)});
+  CHECK_FALSE(done.ok);
+  REQUIRE(db.prepared.count("ddb-1-1") == 1);  // the server kept it: it holds its locks
+
+  // While the server is down, nothing else runs (and it stays remembered).
+  done = perform(executor, core::PersistPromise{2});
+  CHECK_FALSE(done.ok);
+  CHECK(db.prepared.count("ddb-1-1") == 1);
+
+  db.down = false;  // the server is back, the transaction prepared again
+  done = perform(executor, core::PersistPromise{2});
+  CHECK(done.ok);
+  CHECK(db.prepared.empty());
+  CHECK(db.rollbacks == 1);
+
+  // Once resolved, it is not looked at again.
+  done = perform(executor, core::PersistPromise{3});
+  CHECK(done.ok);
+  CHECK(db.rollbacks == 1);
+}
+
+TEST_CASE("executor: a catch-up that fails part-way reports the entries it committed") {
+  FakeDatabase db;
+  ReplicationExecutor executor(db, db, nullptr, 1000);
+  db.fail_commit_of = "ddb-3-1";
+  auto done = perform(executor, core::ApplyEntries{{entry(1, 1), entry(2, 1), entry(3, 1)}});
+  CHECK_FALSE(done.ok);
+  CHECK(done.applied_count == 2);
+  CHECK(db.applied_seq == 2);
+  // Entry 3 was prepared when the connection went: it must not stay so.
+  db.down = false;
+  db.fail_commit_of.clear();
+  done = perform(executor, core::ApplyEntries{{entry(3, 1)}});
+  CHECK(done.ok);
+  CHECK(done.applied_count == 1);
+  CHECK(db.applied_seq == 3);
+  CHECK(db.prepared.empty());
+}
+
+TEST_CASE("executor: catch-up skips entries the database already holds, and only those") {
+  FakeDatabase db;
+  ReplicationExecutor executor(db, db, nullptr, 1000);
+  REQUIRE(perform(executor, core::ApplyEntries{{entry(1, 1), entry(2, 1)}}).ok);
+
+  // The core lost the answer and asks again from entry 1: nothing is applied
+  // twice, and the batch counts as applied.
+  auto done = perform(executor, core::ApplyEntries{{entry(1, 1), entry(2, 1), entry(3, 2)}});
+  CHECK(done.ok);
+  CHECK_FALSE(done.diverged);
+  CHECK(done.applied_count == 3);
+  CHECK(db.applied_seq == 3);
+
+  // The same position with another epoch is another entry: a divergence.
+  done = perform(executor, core::ApplyEntries{{entry(3, 5), entry(4, 5)}});
+  CHECK(done.diverged);
+  CHECK(done.applied_count == 0);
+  CHECK(db.applied_seq == 3);
+}
+
+TEST_CASE("executor: a commit retried after its answer was lost succeeds, and only if it went through") {
+  FakeDatabase db;
+  ReplicationExecutor executor(db, db, nullptr, 1000);
+  REQUIRE(perform(executor, core::PrepareEntry{entry(1, 1)}).ok);
+  db.lose_commit_answer = true;
+  CHECK_FALSE(perform(executor, core::CommitEntry{{1, 1}}).ok);
+  db.down = false;
+  // The retry finds no such transaction: its log row shows it committed.
+  CHECK(perform(executor, core::CommitEntry{{1, 1}}).ok);
+  // A transaction that is unknown and not in the log did not commit.
+  CHECK_FALSE(perform(executor, core::CommitEntry{{2, 1}}).ok);
+}
+
+TEST_CASE("read gate: an install waits for running reads, and new reads wait for the install") {
+  ReadGate gate;
+  std::atomic<int> step{0};
+  gate.enter_read();  // a read is running
+  std::thread installer([&] {
+    gate.begin_install();
+    step = 1;  // only once the read has left
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    step = 2;
+    gate.end_install();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(step == 0);
+  gate.leave_read();
+  while (step == 0) std::this_thread::yield();
+  {
+    ReadGate::Read read(gate);  // waits for the install to end
+    CHECK(step == 2);
+  }
+  installer.join();
+}
