@@ -50,6 +50,9 @@ constexpr const char* kFooter =
     "--pipeline N keeps N statements in flight on each connection; a node runs a\n"
     "connection's statements one at a time, in order, so this saves network round\n"
     "trips but does not let one connection's writes share a replication round.\n"
+    "--timeline MS adds \"timeline\": {interval_ms, start_unix_ms, ok: [...], errors: [...]}\n"
+    "to the JSON: statements completed in each MS-long interval from the start (the\n"
+    "wall-clock start_unix_ms), warmup included, e.g. to time a failover.\n"
     "\n"
     "Exit status: 0 success, 1 the run failed (setup, connections, or no statement\n"
     "succeeded), 2 usage.";
@@ -119,6 +122,11 @@ int main(int argc, char** argv) {
   app.add_flag("--keep", o.keep, "Leave the table in place at the end");
   auto* seed_opt = app.add_option("--seed", o.seed, "Seed of the generated ids and values (default random)");
   app.add_flag("--json", o.json, "Print one JSON object instead of text");
+  app.add_option("--timeline", o.timeline_ms,
+                 "Also report successes and errors per MS milliseconds, by completion time, from the start "
+                 "(warmup included) to the end; with --json only")
+      ->check(CLI::Range(1, 60000))
+      ->option_text("MS");
 
   try {
     app.parse(argc, argv);
@@ -145,6 +153,7 @@ int main(int argc, char** argv) {
     }
     if (!db_text.empty()) return usage_error("--db is for --target direct");
   }
+  if (o.timeline_ms > 0 && !o.json) return usage_error("--timeline needs --json");
   if (ratio_opt->count() > 0 && o.workload != WorkloadKind::mixed) {
     return usage_error("--read-ratio is for --workload mixed");
   }

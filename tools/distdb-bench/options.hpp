@@ -50,6 +50,9 @@ struct Options {
   bool keep = false;
   std::uint64_t seed = 0;
   bool json = false;
+  // When > 0: also count completions per interval of this many ms, from the
+  // start (warmup included), for failover measurements.
+  int timeline_ms = 0;
 };
 
 }  // namespace distdb::bench

@@ -111,6 +111,24 @@ void put_parameters(JsonWriter& w, const Options& o, const RunResult& run) {
   put(w, "table", o.table);
   put(w, "keep", o.keep);
   put(w, "seed", o.seed);
+  if (o.timeline_ms > 0) put(w, "timeline_ms", std::int64_t{o.timeline_ms});
+  w.EndObject();
+}
+
+void put_counts(JsonWriter& w, const char* key, const std::vector<std::uint64_t>& counts) {
+  w.Key(key);
+  w.StartArray();
+  for (std::uint64_t c : counts) w.Uint64(c);
+  w.EndArray();
+}
+
+void put_timeline(JsonWriter& w, const Options& o, const RunResult& run) {
+  w.Key("timeline");
+  w.StartObject();
+  put(w, "interval_ms", std::int64_t{o.timeline_ms});
+  put(w, "start_unix_ms", run.start_unix_ms);
+  put_counts(w, "ok", run.timeline.ok);
+  put_counts(w, "errors", run.timeline.errors);
   w.EndObject();
 }
 
@@ -187,6 +205,7 @@ std::string to_json(const Options& o, const RunResult& run) {
     w.EndObject();
   }
   w.EndObject();
+  if (o.timeline_ms > 0 && run.ran) put_timeline(w, o, run);
   w.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize()) + "\n";
 }

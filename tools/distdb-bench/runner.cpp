@@ -37,6 +37,25 @@ void OpStats::merge(const OpStats& other) {
   error_count += other.error_count;
 }
 
+void Timeline::record(std::size_t interval, bool succeeded) {
+  if (interval >= ok.size()) {
+    ok.resize(interval + 1, 0);
+    errors.resize(interval + 1, 0);
+  }
+  ++(succeeded ? ok : errors)[interval];
+}
+
+void Timeline::merge(const Timeline& other) {
+  if (other.ok.size() > ok.size()) {
+    ok.resize(other.ok.size(), 0);
+    errors.resize(other.ok.size(), 0);
+  }
+  for (std::size_t i = 0; i < other.ok.size(); ++i) {
+    ok[i] += other.ok[i];
+    errors[i] += other.errors[i];
+  }
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -58,8 +77,11 @@ double seconds_between(Clock::time_point from, Clock::time_point to) {
 
 // When the threads measure, decided once they have all connected.
 struct Schedule {
+  Clock::time_point start;         // when the threads start loading
   Clock::time_point measure_from;  // the end of the warmup
   Clock::time_point deadline;      // no statement starts at or after this
+  // --timeline: the width of its intervals (0: no timeline).
+  std::chrono::milliseconds timeline_interval{0};
 };
 
 struct Worker {
@@ -69,6 +91,7 @@ struct Worker {
   std::unique_ptr<Connection> connection;
   std::optional<Error> connect_error;
   OpStats stats;
+  Timeline timeline;
   Clock::time_point last_completion{};  // of a measured statement
   // Warmup included; read by the progress line while the thread runs.
   std::atomic<std::uint64_t> completed{0};
@@ -89,6 +112,10 @@ void account(Worker& w, const Schedule& schedule, const Statement& statement, co
              Clock::time_point started, Clock::time_point finished) {
   w.completed.fetch_add(1, std::memory_order_relaxed);
   if (!result.ok) w.failed.fetch_add(1, std::memory_order_relaxed);
+  if (schedule.timeline_interval.count() > 0) {
+    w.timeline.record(static_cast<std::size_t>((finished - schedule.start) / schedule.timeline_interval),
+                      result.ok);
+  }
   // A statement counts when it started after the warmup, so the warmup's
   // slow start (cold caches, connection setup on the nodes) stays out.
   if (started >= schedule.measure_from) {
@@ -292,6 +319,11 @@ RunResult run_benchmark(const Options& options, Target& target, bool progress) {
   }
   connected.wait();
   const Clock::time_point start = Clock::now();
+  run.start_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  schedule.start = start;
+  schedule.timeline_interval = std::chrono::milliseconds(options.timeline_ms);
   const auto failed =
       std::find_if(workers.begin(), workers.end(), [](const auto& w) { return w->connect_error; });
   if (failed != workers.end()) {
@@ -315,6 +347,7 @@ RunResult run_benchmark(const Options& options, Target& target, bool progress) {
     Clock::time_point last = schedule.measure_from;
     for (const auto& w : workers) {
       run.stats.merge(w->stats);
+      run.timeline.merge(w->timeline);
       last = std::max(last, w->last_completion);
     }
     run.measured_seconds = seconds_between(schedule.measure_from, last);

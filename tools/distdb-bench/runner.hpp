@@ -35,6 +35,16 @@ struct OpStats {
   std::uint64_t op_count() const { return ok_count() + error_count; }
 };
 
+// Completions per interval (--timeline), by completion time from the start
+// of the run, warmup included. Each thread fills its own, merged afterwards.
+struct Timeline {
+  std::vector<std::uint64_t> ok;
+  std::vector<std::uint64_t> errors;
+
+  void record(std::size_t interval, bool succeeded);
+  void merge(const Timeline& other);
+};
+
 struct RunResult {
   // False when the run could not take place (target or table setup failed,
   // a thread could not connect); `failure` says why.
@@ -44,6 +54,8 @@ struct RunResult {
   double measured_seconds = 0;  // from the end of the warmup to the last measured completion
   double prefill_seconds = 0;
   std::vector<Endpoint> endpoints;  // where the threads connected
+  Timeline timeline;                // --timeline only
+  std::int64_t start_unix_ms = 0;   // the wall-clock time of the start, for --timeline
 };
 
 // `progress`: print a line on stderr every second (for a terminal).
