@@ -112,6 +112,55 @@ TEST_CASE("writes are replicated to every node, forwarded or redirected to the c
   expect_identical(c, 20);
 }
 
+TEST_CASE("failing statements batched with others leave no trace, and the others apply, on every node") {
+  ClusterProcesses c(3, kBackend, "distdb_cluster");
+  REQUIRE_MESSAGE(c.wait_for_coordinator(3, 20s), c.log(3));
+  must_ok(c.query(3, "CREATE TABLE teste (id INT PRIMARY KEY)"));
+  must_ok(c.query(3, "INSERT INTO teste VALUES (1)"));
+  // Four clients at once, so that the coordinator puts several statements in
+  // one entry: good inserts, duplicates, and multi-row inserts that fail on
+  // their last row (the whole statement must be undone, its first rows too).
+  constexpr int kClients = 4;
+  constexpr int kPerClient = 40;
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+  std::atomic<int> other{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < kClients; ++t) {
+    clients.emplace_back([&, t] {
+      auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(1 + t % 3)));
+      if (!client) {
+        other += kPerClient;
+        return;
+      }
+      for (int i = 0; i < kPerClient; ++i) {
+        const int base = 1000 * (t + 1) + i;
+        std::string sql;
+        switch (i % 3) {
+          case 0: sql = "INSERT INTO teste VALUES (" + std::to_string(base) + ")"; break;
+          case 1: sql = "INSERT INTO teste VALUES (1)"; break;  // duplicate
+          default: sql = "INSERT INTO teste VALUES (" + std::to_string(base + 500) + "), (1)"; break;
+        }
+        auto r = client->query(sql);
+        if (r && r->status == ReplyStatus::ok) {
+          ++ok;
+        } else if (r && r->status == ReplyStatus::error && r->error && r->error->kind == ErrorKind::sql) {
+          ++failed;
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  for (auto& th : clients) th.join();
+  CHECK(other.load() == 0);
+  const int good_per_client = (kPerClient + 2) / 3;  // i % 3 == 0
+  CHECK(ok.load() == kClients * good_per_client);
+  CHECK(failed.load() == kClients * kPerClient - ok.load());
+  expect_identical(c, 1 + static_cast<std::size_t>(kClients * good_per_client));
+  for (std::int64_t id : ids_on(c, 2)) CHECK((id == 1 || id % 1000 < 500));  // no first row of a failed multi-row insert
+}
+
 TEST_CASE("kill -9 of the coordinator: writes resume on the new one; it returns, catches up, takes over") {
   ClusterProcesses c(3, kBackend, "distdb_cluster");
   REQUIRE_MESSAGE(c.wait_for_coordinator(3, 20s), c.log(3));
