@@ -147,24 +147,11 @@ done
 for i in 0 1 2; do scripts/mariadb-sandbox.sh start "$i"; done
 mariadb_version=$("$(command -v mariadbd || echo /usr/sbin/mariadbd)" --version 2>/dev/null | sed 's/^.* Ver //' || true)
 
+# shellcheck source=lib/node-config.sh
+source "$root/scripts/lib/node-config.sh"
 write_config() {  # the prototype's format; default timeouts
-  local id=$1 peers="" p
-  for p in 1 2 3; do
-    [[ $p == "$id" ]] && continue
-    peers+="${peers:+, }{\"id\": $p, \"ip\": \"127.0.0.1\", \"port\": $(port_of "$p")}"
-  done
-  cat >"$run_dir/config$id.json" <<JSON
-{
-  "local_node": {
-    "id": $id,
-    "ip": "127.0.0.1",
-    "port": $(port_of "$id"),
-    "db_config": {"user": "root", "password": "", "host": "127.0.0.1",
-                  "port": $(db_of "$id"), "database": "distdb_bench_node"}
-  },
-  "peers": [$peers]
-}
-JSON
+  write_node_config "$run_dir/config$1.json" "$1" \
+    "\"db_config\": {\"user\": \"root\", \"password\": \"\", \"host\": \"127.0.0.1\", \"port\": $(db_of "$1"), \"database\": \"distdb_bench_node\"}"
 }
 
 start_node() {

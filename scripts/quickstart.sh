@@ -35,23 +35,10 @@ mkdir -p "$run_dir"
 
 port_of() { echo $((base_port + $1 - 1)); }
 
+# shellcheck source=lib/node-config.sh
+source "$root/scripts/lib/node-config.sh"
 write_config() {  # the seed's format, plus the storage extension
-  local id=$1 peers="" p
-  for p in 1 2 3; do
-    [[ $p == "$id" ]] && continue
-    peers+="${peers:+, }{\"id\": $p, \"ip\": \"127.0.0.1\", \"port\": $(port_of "$p")}"
-  done
-  cat > "$run_dir/config$id.json" <<JSON
-{
-  "local_node": {
-    "id": $id,
-    "ip": "127.0.0.1",
-    "port": $(port_of "$id"),
-    "storage": {"backend": "sqlite", "path": "node$id.db"}
-  },
-  "peers": [$peers]
-}
-JSON
+  write_node_config "$run_dir/config$1.json" "$1" "\"storage\": {\"backend\": \"sqlite\", \"path\": \"node$1.db\"}"
 }
 
 pids=()
