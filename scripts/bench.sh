@@ -179,13 +179,15 @@ coordinator_seen_by() { status_of "$1" | awk -F'\t' '$3 == "coordinator" { print
 applied_of() { status_of "$1" | awk -F'\t' -v id="$1" '$1 == id { print $6 }'; }
 
 # Until every node agrees on one coordinator, which has every member alive,
-# in its view and at its own position (prints the coordinator's id).
+# in its view and at its own position (prints the coordinator's id). With
+# every member up that is node 3, the highest id: a lower one that won an
+# election first hands over to it shortly after.
 readonly settle_timeout_s=60
 wait_settled() {
   local deadline=$((SECONDS + settle_timeout_s)) c rows
   while ((SECONDS < deadline)); do
     c=$(coordinator_seen_by 3)
-    if [[ -n $c && $(coordinator_seen_by 1) == "$c" && $(coordinator_seen_by 2) == "$c" ]]; then
+    if [[ $c == 3 && $(coordinator_seen_by 1) == "$c" && $(coordinator_seen_by 2) == "$c" ]]; then
       rows=$(status_of "$c")
       if [[ $(awk -F'\t' '$4 == "yes" && $5 == "yes"' <<<"$rows" | wc -l) == 3 &&
             $(awk -F'\t' '{ print $6 }' <<<"$rows" | sort -u | wc -l) == 1 ]]; then

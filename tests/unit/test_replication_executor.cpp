@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <atomic>
 #include <chrono>
@@ -50,6 +51,7 @@ class FakeDatabase final : public Storage {
     if (down) return Error(ErrorKind::storage_unavailable, "down");
     open = id;
     pending = {};
+    pending_log.clear();
     return {};
   }
 
@@ -61,12 +63,16 @@ class FakeDatabase final : public Storage {
     if (std::sscanf(s.c_str(), "UPDATE distdb_applied SET epoch = %llu, seq = %llu", &epoch, &seq) == 2) {
       pending.epoch = epoch;
       pending.seq = seq;
+    } else if (std::sscanf(s.c_str(), "INSERT INTO distdb_log (seq, epoch, statements) VALUES (%llu, %llu", &seq,
+                           &epoch) == 2) {
+      pending_log[seq] = epoch;  // a transaction may hold several entries (catch-up)
     }
     return ResultSet{};
   }
 
   Status prepare(const TxnId& id) override {
     prepared[id] = pending;
+    prepared_log[id] = pending_log;
     open.clear();
     if (fail_prepare) {  // the server prepared it, then the connection was lost
       fail_prepare = false;
@@ -86,7 +92,8 @@ class FakeDatabase final : public Storage {
     if (it == prepared.end()) return Error(ErrorKind::sql, "XAER_NOTA: Unknown XID", 1397);
     applied_epoch = it->second.epoch;
     applied_seq = it->second.seq;
-    log[it->second.seq] = it->second.epoch;
+    for (const auto& [seq, epoch] : prepared_log[id]) log[seq] = epoch;
+    prepared_log.erase(id);
     prepared.erase(it);
     if (lose_commit_answer) {  // committed, then the connection was lost
       lose_commit_answer = false;
@@ -124,6 +131,8 @@ class FakeDatabase final : public Storage {
   TxnId open;
   Position pending;
   std::map<TxnId, Position> prepared;
+  std::map<std::uint64_t, std::uint64_t> pending_log;                  // seq -> epoch, in the open transaction
+  std::map<TxnId, std::map<std::uint64_t, std::uint64_t>> prepared_log;
   std::uint64_t applied_epoch = 0;
   std::uint64_t applied_seq = 0;
   std::map<std::uint64_t, std::uint64_t> log;  // seq -> epoch
@@ -171,19 +180,26 @@ TEST_CASE("executor: a prepare whose answer was lost is rolled back before the n
 TEST_CASE("executor: a catch-up that fails part-way reports the entries it committed") {
   FakeDatabase db;
   ReplicationExecutor executor(db, db, nullptr, 1000);
-  db.fail_commit_of = "ddb-3-1";
-  auto done = perform(executor, core::ApplyEntries{{entry(1, 1), entry(2, 1), entry(3, 1)}});
+  // Two transactions: the first kCatchUpBatch entries, then two more whose
+  // commit loses the connection.
+  constexpr std::uint64_t kFirst = ReplicationExecutor::kCatchUpBatch;
+  std::vector<core::Entry> entries;
+  for (std::uint64_t seq = 1; seq <= kFirst + 2; ++seq) entries.push_back(entry(seq, 1));
+  db.fail_commit_of = "ddb-" + std::to_string(kFirst + 1) + "-1";
+  auto done = perform(executor, core::ApplyEntries{entries});
   CHECK_FALSE(done.ok);
-  CHECK(done.applied_count == 2);
-  CHECK(db.applied_seq == 2);
-  // Entry 3 was prepared when the connection went: it must not stay so.
+  CHECK(done.applied_count == kFirst);
+  CHECK(db.applied_seq == kFirst);
+  // The second transaction was prepared when the connection went: it must
+  // not stay so, and the rest is applied on the next try.
   db.down = false;
   db.fail_commit_of.clear();
-  done = perform(executor, core::ApplyEntries{{entry(3, 1)}});
+  done = perform(executor, core::ApplyEntries{{entry(kFirst + 1, 1), entry(kFirst + 2, 1)}});
   CHECK(done.ok);
-  CHECK(done.applied_count == 1);
-  CHECK(db.applied_seq == 3);
+  CHECK(done.applied_count == 2);
+  CHECK(db.applied_seq == kFirst + 2);
   CHECK(db.prepared.empty());
+  CHECK(db.log.size() == kFirst + 2);  // every entry's log row, not only each transaction's last
 }
 
 TEST_CASE("executor: catch-up skips entries the database already holds, and only those") {

@@ -42,6 +42,10 @@ class ReplicationExecutor {
   ReplicationExecutor(Storage& storage, Storage& reader, std::function<bool(const std::string&)> is_ddl,
                       std::size_t log_retention);
 
+  // A catch-up (ApplyEntries) commits up to this many consecutive entries
+  // in one transaction.
+  static constexpr std::size_t kCatchUpBatch = 64;
+
   core::StorageDone perform(const core::StorageTask& task);
 
   // What the core needs at start: promised epoch, last applied entry, and
