@@ -3,8 +3,8 @@
 # MariaDB servers on 127.0.0.1 (own data dirs and ports), runs every test,
 # and removes the servers again, also when a test fails.
 #
-#   scripts/test.sh                 everything
-#   scripts/test.sh --suite unit    extra arguments go to `meson test`
+#   scripts/test.sh                 everything, then the sanitizer build (scripts/sanitize.sh)
+#   scripts/test.sh --suite unit    extra arguments go to `meson test` (no sanitizer build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -31,6 +31,12 @@ export DISTDB_REQUIRE_MARIADB=1
 
 status=0
 meson test -C "$DISTDB_BUILD_DIR" --print-errorlogs "$@" || status=$?
+
+# The whole suite (no arguments) also runs the core and the unit tests under
+# the address and undefined-behaviour sanitizers; DISTDB_SANITIZE=0 skips it.
+if [[ $# -eq 0 && ${DISTDB_SANITIZE:-1} != 0 ]]; then
+  scripts/sanitize.sh || status=1
+fi
 
 # One closing line with the counts of test cases, over every test program
 # (a test program that failed as a whole is counted once more).
