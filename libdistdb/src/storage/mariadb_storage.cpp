@@ -125,6 +125,12 @@ bool is_connection_lost(unsigned int code) {
 
 bool is_client_error(unsigned int code) { return code >= 2000 && code < 3000; }
 
+// XA_RB*: the server rolled the transaction back itself (for XA ROLLBACK,
+// the outcome asked for).
+bool is_xa_rolled_back(unsigned int code) {
+  return code == kErXaRbrollback || code == kErXaRbtimeout || code == kErXaRbdeadlock;
+}
+
 std::string quote_identifier(const std::string& name) {
   std::string out = "`";
   for (const char c : name) {
@@ -327,7 +333,7 @@ class MariadbStorage final : public Storage {
       Status st = decide_on_held(*held, "ROLLBACK");
       if (st || st.error().kind != ErrorKind::sql) return st;
       const auto code = static_cast<unsigned int>(st.error().code);
-      if (code == kErXaerNota || code == kErXaRbrollback || code == kErXaRbtimeout || code == kErXaRbdeadlock) return {};
+      if (code == kErXaerNota || is_xa_rolled_back(code)) return {};
       return st;
     }
     const bool was_open = state_ != TxnState::none;
@@ -344,7 +350,7 @@ class MariadbStorage final : public Storage {
     const Error& e = rs.error();
     const auto code = static_cast<unsigned int>(e.code);
     if (e.kind == ErrorKind::sql &&
-        (code == kErXaerNota || code == kErXaRbrollback || code == kErXaRbtimeout || code == kErXaRbdeadlock)) {
+        (code == kErXaerNota || is_xa_rolled_back(code))) {
       return {};  // unknown, or already rolled back: the outcome asked for
     }
     // A transaction that was never prepared dies with its session, so a
@@ -431,8 +437,7 @@ class MariadbStorage final : public Storage {
       if (MYSQL_RES* res = mysql_store_result(conn)) mysql_free_result(res);
     }
     const bool lost = !ok && (is_connection_lost(code) || is_client_error(code));
-    const bool settled = ok || code == kErXaerNota || code == kErXaRbrollback || code == kErXaRbtimeout ||
-                         code == kErXaRbdeadlock;
+    const bool settled = ok || code == kErXaerNota || is_xa_rolled_back(code);
     if (lost) {
       departed_threads_.push_back(mysql_thread_id(conn));
       mysql_close(conn);
@@ -503,7 +508,7 @@ class MariadbStorage final : public Storage {
       Error e = rs.error();
       const auto code = static_cast<unsigned int>(e.code);
       if (e.kind != ErrorKind::sql) return e;
-      if (is_rollback && (code == kErXaRbrollback || code == kErXaRbtimeout || code == kErXaRbdeadlock)) return {};
+      if (is_rollback && is_xa_rolled_back(code)) return {};
       if (code != kErXaerNota) return e;
       if (!still_prepared(id)) {
         if (is_rollback) return {};  // unknown: the outcome asked for
