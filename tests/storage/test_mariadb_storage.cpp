@@ -130,11 +130,80 @@ TEST_CASE("SQL errors carry the server's code") {
   CHECK(dup.error().kind == ErrorKind::sql);
   CHECK(dup.error().code == 1062);
   CHECK(dup.error().message.find("Duplicate") != std::string::npos);
-  // Several statements in one call are refused (no CLIENT_MULTI_STATEMENTS).
+  // Several statements in one call are refused (the session's
+  // multi-statement mode, on for execute_batch_in(), is off for such text).
   auto two = s->execute("INSERT INTO t VALUES (5, 'x'); INSERT INTO t VALUES (6, 'y')");
   REQUIRE_FALSE(two.ok());
   CHECK(two.error().code == 1064);
   CHECK(count(*s, "t") == 1);
+}
+
+TEST_CASE("a batch runs like one statement after another and stops at the first failure") {
+  auto s = fresh();
+  must(s->execute("CREATE TABLE ai (id INT AUTO_INCREMENT PRIMARY KEY, x INT UNIQUE)"));
+  must_ok(s->begin("batch-1"));
+  const std::vector<std::string_view> first = {
+      "INSERT INTO ai (x) VALUES (10)",
+      "INSERT INTO ai (x) VALUES (20), (30)",
+      "UPDATE ai SET x = x + 1 WHERE x >= 20;",
+      "INSERT INTO ai (x) VALUES (10)",  // duplicate: fails, and the server stops here
+      "INSERT INTO ai (x) VALUES (40)",
+  };
+  auto results = s->execute_batch_in("batch-1", first);
+  REQUIRE(results.size() == 4);
+  CHECK(must(std::move(results[0])).last_insert_id == 1);
+  CHECK(must(std::move(results[1])).rows_affected == 2);
+  CHECK(must(std::move(results[2])).rows_affected == 2);
+  REQUIRE_FALSE(results[3].ok());
+  CHECK(results[3].error().kind == ErrorKind::sql);
+  CHECK(results[3].error().code == 1062);
+  // The transaction goes on after the failed statement.
+  const std::vector<std::string_view> rest = {"INSERT INTO ai (x) VALUES (40)", "DELETE FROM ai WHERE x = 21"};
+  auto more = s->execute_batch_in("batch-1", rest);
+  REQUIRE(more.size() == 2);
+  CHECK(must(std::move(more[0])).last_insert_id == 5);  // 4 went to the failed insert
+  CHECK(must(std::move(more[1])).rows_affected == 1);
+  must_ok(s->prepare("batch-1"));
+  must_ok(s->commit("batch-1"));
+  auto rows = must(s->execute("SELECT x FROM ai ORDER BY x"));
+  REQUIRE(rows.rows.size() == 3);
+  CHECK(std::get<std::int64_t>(rows.rows[0][0]) == 10);
+  CHECK(std::get<std::int64_t>(rows.rows[1][0]) == 31);
+  CHECK(std::get<std::int64_t>(rows.rows[2][0]) == 40);
+}
+
+TEST_CASE("a batch never lets a client's text run as two statements") {
+  auto s = fresh();
+  must_ok(s->begin("batch-2"));
+  // Each of these would split differently if joined as it is: they run
+  // alone, with multi-statements off, and the server refuses them whole.
+  const std::vector<std::string_view> hostile = {
+      "INSERT INTO t VALUES (1, 'a')",
+      "INSERT INTO t VALUES (2, 'b'); INSERT INTO t VALUES (3, 'c')",
+  };
+  auto results = s->execute_batch_in("batch-2", hostile);
+  REQUIRE(results.size() == 2);
+  CHECK(results[0].ok());
+  REQUIRE_FALSE(results[1].ok());
+  CHECK(results[1].error().code == 1064);
+  // A string left open would swallow the next statement if joined; alone it
+  // is a syntax error, and the statement after it runs by itself.
+  const std::vector<std::string_view> open_string = {
+      "INSERT INTO t VALUES (4, 'd\\'); INSERT INTO t VALUES (5, 'e') -- ')",
+      "INSERT INTO t VALUES (6, 'f')",
+  };
+  auto second = s->execute_batch_in("batch-2", open_string);
+  REQUIRE(second.size() == 1);
+  CHECK_FALSE(second[0].ok());
+  auto third = s->execute_batch_in("batch-2", {open_string[1]});
+  REQUIRE(third.size() == 1);
+  CHECK(third[0].ok());
+  must_ok(s->prepare("batch-2"));
+  must_ok(s->commit("batch-2"));
+  auto ids = must(s->execute("SELECT id FROM t ORDER BY id"));
+  REQUIRE(ids.rows.size() == 2);
+  CHECK(std::get<std::int64_t>(ids.rows[0][0]) == 1);
+  CHECK(std::get<std::int64_t>(ids.rows[1][0]) == 6);
 }
 
 TEST_CASE("a missing database is created") {

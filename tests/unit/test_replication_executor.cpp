@@ -55,16 +55,28 @@ class FakeDatabase final : public Storage {
     return {};
   }
 
+  std::vector<Result<ResultSet>> execute_batch_in(const TxnId& id,
+                                                  const std::vector<std::string_view>& statements) override {
+    ++batches;
+    return Storage::execute_batch_in(id,
+                                     statements);  // one at a time, stopping at a failure, as MariaDB does
+  }
+
   Result<ResultSet> execute_in(const TxnId&, std::string_view sql) override {
     if (down) return Error(ErrorKind::outcome_unknown, "lost");
     const std::string s(sql);
+    if (s.rfind("INSERT INTO t ", 0) == 0) {
+      if (s.find("'dup'") != std::string::npos) return Error(ErrorKind::sql, "Duplicate entry 'dup'", 1062);
+      ++rows_inserted;
+    }
+    if (s.rfind("INSERT INTO distdb_log", 0) == 0) last_log_row = s;
     unsigned long long epoch = 0;
     unsigned long long seq = 0;
     if (std::sscanf(s.c_str(), "UPDATE distdb_applied SET epoch = %llu, seq = %llu", &epoch, &seq) == 2) {
       pending.epoch = epoch;
       pending.seq = seq;
-    } else if (std::sscanf(s.c_str(), "INSERT INTO distdb_log (seq, epoch, statements) VALUES (%llu, %llu", &seq,
-                           &epoch) == 2) {
+    } else if (std::sscanf(s.c_str(), "INSERT INTO distdb_log (seq, epoch, statements) VALUES (%llu, %llu",
+                           &seq, &epoch) == 2) {
       pending_log[seq] = epoch;  // a transaction may hold several entries (catch-up)
     }
     return ResultSet{};
@@ -131,12 +143,15 @@ class FakeDatabase final : public Storage {
   TxnId open;
   Position pending;
   std::map<TxnId, Position> prepared;
-  std::map<std::uint64_t, std::uint64_t> pending_log;                  // seq -> epoch, in the open transaction
+  std::map<std::uint64_t, std::uint64_t> pending_log;  // seq -> epoch, in the open transaction
   std::map<TxnId, std::map<std::uint64_t, std::uint64_t>> prepared_log;
   std::uint64_t applied_epoch = 0;
   std::uint64_t applied_seq = 0;
   std::map<std::uint64_t, std::uint64_t> log;  // seq -> epoch
   int rollbacks = 0;
+  int batches = 0;           // execute_batch_in() calls
+  int rows_inserted = 0;     // successful INSERT INTO t statements (rolled back ones included)
+  std::string last_log_row;  // the last INSERT INTO distdb_log statement
 };
 
 core::Entry entry(std::uint64_t seq, std::uint64_t epoch) {
@@ -255,4 +270,52 @@ TEST_CASE("read gate: an install waits for running reads, and new reads wait for
     CHECK(step == 2);
   }
   installer.join();
+}
+
+TEST_CASE(
+    "executor: an entry's statements and bookkeeping go as one batch, resumed after a failed statement") {
+  FakeDatabase db;
+  ReplicationExecutor executor(db, db, nullptr, 1000);
+  core::Entry e = entry(1, 1);
+  e.statements.push_back({"INSERT INTO t VALUES ('dup')", true, 0});
+  e.statements.push_back({"INSERT INTO t VALUES (3)", true, 0});
+  auto done = perform(executor, core::PrepareEntry{e});
+  REQUIRE(done.ok);
+  REQUIRE(done.outcomes.size() == 3);
+  CHECK(done.outcomes[0].ok);
+  CHECK_FALSE(done.outcomes[1].ok);
+  CHECK(done.outcomes[1].code == 1062);
+  CHECK(done.outcomes[2].ok);
+  CHECK(db.rows_inserted == 2);
+  // Two batches: the first stopped at the failed statement, the second ran
+  // the rest and the bookkeeping, whose log row holds the real outcomes.
+  CHECK(db.batches == 2);
+  CHECK(db.last_log_row.find("[\"INSERT INTO t VALUES (''dup'')\",false,1062]") != std::string::npos);
+  CHECK(db.last_log_row.find("[\"INSERT INTO t VALUES (3)\",true,0]") != std::string::npos);
+}
+
+TEST_CASE("executor: catch-up sends a run of entries as one batch and checks every logged outcome") {
+  FakeDatabase db;
+  ReplicationExecutor executor(db, db, nullptr, 1000);
+  std::vector<core::Entry> entries;
+  for (std::uint64_t seq = 1; seq <= 10; ++seq) entries.push_back(entry(seq, 1));
+  entries[4].statements.push_back({"INSERT INTO t VALUES ('dup')", false, 1062});  // failed everywhere
+  auto done = perform(executor, core::ApplyEntries{entries});
+  REQUIRE(done.ok);
+  CHECK_FALSE(done.diverged);
+  CHECK(done.applied_count == 10);
+  CHECK(db.applied_seq == 10);
+  CHECK(db.log.size() == 10);
+  CHECK(db.rows_inserted == 10);
+  CHECK(db.batches == 2);  // resumed once, after the statement logged as failed
+
+  // A statement that fails here but succeeded in the log: a divergence,
+  // and nothing of the run is kept.
+  std::vector<core::Entry> more = {entry(11, 1), entry(12, 1)};
+  more[1].statements.push_back({"INSERT INTO t VALUES ('dup')", true, 0});
+  done = perform(executor, core::ApplyEntries{more});
+  CHECK(done.diverged);
+  CHECK(done.applied_count == 0);
+  CHECK(db.applied_seq == 10);
+  CHECK(db.prepared.empty());
 }

@@ -60,6 +60,15 @@ class DISTDB_API Storage {
   virtual Status begin(const TxnId& id) = 0;
   // Runs a statement inside the open transaction `id`.
   virtual Result<ResultSet> execute_in(const TxnId& id, std::string_view sql) = 0;
+  // Runs `statements` in order inside the open transaction `id`, exactly as
+  // that many execute_in() calls would, and stops at the first one that
+  // fails: the answer has one result per statement run, every one OK but
+  // perhaps the last. A backend may send several statements in one round
+  // trip (MariaDB does, for the plain INSERT/UPDATE/DELETE/REPLACE
+  // statements whose text provably splits back the same way); the default
+  // runs them one at a time.
+  virtual std::vector<Result<ResultSet>> execute_batch_in(const TxnId& id,
+                                                          const std::vector<std::string_view>& statements);
   // Ends the work of `id` and makes it ready to commit (the "yes" vote).
   virtual Status prepare(const TxnId& id) = 0;
   // Commits a prepared transaction (possibly one found by recover()).

@@ -25,6 +25,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "distdb/core/replica.hpp"
 #include "distdb/core/storage_ops.hpp"
@@ -63,12 +64,28 @@ class ReplicationExecutor {
   core::StorageDone read_snapshot();
   core::StorageDone install_snapshot(const core::InstallSnapshot& op);
 
-  // Runs the entry's statements inside open transaction `txn`, recording each
-  // outcome; when `expected` is set, stops at the first outcome that differs.
-  // Returns false on a storage (not SQL) failure.
-  bool run_statements(const TxnId& txn, const core::Entry& entry, bool expected,
-                      std::vector<core::StatementOutcome>& outcomes, bool& diverged, Error& error);
-  Status record_entry(const TxnId* txn, const core::Entry& entry, const std::vector<core::StatementOutcome>& outcomes);
+  // Runs the entry's statements inside open transaction `txn`, recording
+  // each outcome, then records the entry itself (its position and log row)
+  // in the same transaction; when `expected` is set, stops at the first
+  // outcome that differs from the one the entry carries. Returns false on a
+  // storage (not SQL) failure.
+  bool store_entry(const TxnId& txn, const core::Entry& entry, bool expected,
+                   std::vector<core::StatementOutcome>& outcomes, bool& diverged, Error& error);
+  // A statement's outcome; `usable` false (and `error` set) when the
+  // failure is the storage's or takes the whole transaction with it.
+  core::StatementOutcome outcome_of(const Result<ResultSet>& rs, bool& usable, Error& error) const;
+  // The bookkeeping statements that record `entry` as applied.
+  std::vector<std::string> record_statements(const core::Entry& entry,
+                                             const std::vector<core::StatementOutcome>& outcomes) const;
+  // The distdb_log row of `entry`.
+  std::string log_row_statement(const core::Entry& entry,
+                                const std::vector<core::StatementOutcome>& outcomes) const;
+  // Replays decided entries (catch-up) in open transaction `txn`, with
+  // their bookkeeping; sets `diverged` at the first outcome that differs
+  // from the logged one. Returns false on a storage failure.
+  bool replay_run(const TxnId& txn, const std::vector<const core::Entry*>& run, bool& diverged, Error& error);
+  Status record_entry_autocommit(const core::Entry& entry,
+                                 const std::vector<core::StatementOutcome>& outcomes);
   Result<core::EntryId> read_applied(Storage& from);
   // A prepare whose answer was lost may have prepared the transaction all
   // the same; see in_doubt_ below.

@@ -12,7 +12,7 @@
 //
 // Two-phase commit uses XA:
 //   begin    XA START 'id'
-//   prepare  XA END 'id'; XA PREPARE 'id'
+//   prepare  XA END 'id'; XA PREPARE 'id'   (one round trip)
 //   commit   XA COMMIT 'id'
 //   rollback [XA END 'id';] XA ROLLBACK 'id'   (unknown id = success)
 //   recover  XA RECOVER
@@ -59,6 +59,20 @@
 // After a restart of the node itself, its old sessions ended with its
 // process, well before the new process has started, connected and
 // recovered.
+//
+// Round trips. A replicated write's statements are most of its cost when
+// each is a round trip of its own, so sessions are opened with
+// CLIENT_MULTI_STATEMENTS and execute_batch_in() sends a run of statements
+// joined by ";" in one request. That is only safe for text the server is
+// certain to split back exactly at our separators: sql::single_statement()
+// (sql/statement_boundary.hpp) proves it for each statement, whatever the
+// session's sql_mode, and only plain INSERT/UPDATE/DELETE/REPLACE are
+// joined (one result each, so results map to statements one to one). The
+// server stops at the first statement that fails; the rest are sent again
+// after it. Every other text goes alone, and one that is not provably a
+// single statement (a client's "SELECT 1; DROP TABLE t" among them) runs
+// with multi-statements switched off for that request, so the flag never
+// lets a client run two statements where it could run one before.
 #include "storage/mariadb_storage.hpp"
 
 #include <mysql.h>
@@ -76,6 +90,8 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "sql/statement_boundary.hpp"
 
 namespace distdb {
 namespace {
@@ -96,6 +112,11 @@ constexpr auto kDepartureDeadline = std::chrono::seconds(10);
 constexpr std::size_t kMaxSpareSessions = 2;
 
 constexpr unsigned int kBinaryCharset = 63;
+
+// The most statement text execute_batch_in() joins into one request (well
+// under max_allowed_packet, 16 MiB by default in 10.11).
+constexpr std::size_t kMaxJoinedBytes = 1 << 20;
+constexpr std::string_view kSeparator = "\n;\n";
 
 // Server error codes (mysqld_error.h has them, but not every version of it
 // has every name).
@@ -129,6 +150,35 @@ bool is_client_error(unsigned int code) { return code >= 2000 && code < 3000; }
 // the outcome asked for).
 bool is_xa_rolled_back(unsigned int code) {
   return code == kErXaRbrollback || code == kErXaRbtimeout || code == kErXaRbdeadlock;
+}
+
+// The first word of a statement, uppercased, after blanks and /* */
+// comments; empty when it starts otherwise.
+std::string leading_keyword(std::string_view sql) {
+  std::size_t i = 0;
+  for (;;) {
+    while (i < sql.size() && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r')) ++i;
+    if (sql.substr(i, 2) != "/*") break;
+    const auto close = sql.find("*/", i + 2);
+    if (close == std::string_view::npos) return {};
+    i = close + 2;
+  }
+  std::string word;
+  while (i < sql.size() && ((sql[i] >= 'a' && sql[i] <= 'z') || (sql[i] >= 'A' && sql[i] <= 'Z'))) {
+    word += static_cast<char>(sql[i] >= 'a' ? sql[i] - 'a' + 'A' : sql[i]);
+    ++i;
+  }
+  return word;
+}
+
+// A statement execute_batch_in() may join with others: provably one
+// statement (see the top of the file), giving exactly one result.
+std::optional<std::string_view> joinable(std::string_view sql) {
+  auto text = sql::single_statement(sql);
+  if (!text) return std::nullopt;
+  const std::string keyword = leading_keyword(*text);
+  if (keyword != "INSERT" && keyword != "UPDATE" && keyword != "DELETE" && keyword != "REPLACE") return std::nullopt;
+  return text;
 }
 
 std::string quote_identifier(const std::string& name) {
@@ -295,15 +345,52 @@ class MariadbStorage final : public Storage {
     return query(sql);
   }
 
+  std::vector<Result<ResultSet>> execute_batch_in(const TxnId& id,
+                                                  const std::vector<std::string_view>& statements) override {
+    std::vector<Result<ResultSet>> results;
+    if (auto st = check_active(id, "execute_in"); !st) {
+      results.emplace_back(st.error());
+      return results;
+    }
+    results.reserve(statements.size());
+    std::vector<std::string_view> run;
+    std::size_t i = 0;
+    while (i < statements.size()) {
+      // The longest run of joinable statements from i (one at least).
+      run.clear();
+      std::size_t bytes = 0;
+      while (i + run.size() < statements.size()) {
+        auto text = joinable(statements[i + run.size()]);
+        if (!text || (!run.empty() && bytes + text->size() > kMaxJoinedBytes)) break;
+        bytes += text->size() + kSeparator.size();
+        run.push_back(*text);
+      }
+      if (run.size() < 2) {
+        results.push_back(query(statements[i]));
+        ++i;
+      } else {
+        query_joined(run, results);
+        i += run.size();
+      }
+      if (!results.back()) break;
+    }
+    return results;
+  }
+
   Status prepare(const TxnId& id) override {
     if (auto st = check_active(id, "prepare"); !st) return st;
     if (state_ == TxnState::active) {
-      auto ended = query(xa("END", id));
-      if (!ended) return ended.error();
+      const std::string end = xa("END", id);
+      const std::string prepare = xa("PREPARE", id);
+      std::vector<Result<ResultSet>> results;
+      query_joined({end, prepare}, results);
+      if (!results[0]) return results[0].error();
       state_ = TxnState::idle;
+      if (!results[1]) return results[1].error();
+    } else {
+      auto prepared = query(xa("PREPARE", id));
+      if (!prepared) return prepared.error();
     }
-    auto prepared = query(xa("PREPARE", id));
-    if (!prepared) return prepared.error();
     forget_txn();
     // This session now belongs to the prepared transaction (point 1 at the
     // top) until commit() or rollback(); the next statement takes another.
@@ -545,8 +632,10 @@ class MariadbStorage final : public Storage {
     set_options(conn);
     const char* socket = config_.unix_socket.empty() ? nullptr : config_.unix_socket.c_str();
     const char* database = config_.database.empty() ? nullptr : config_.database.c_str();
+    // Multi-statements are on for execute_batch_in(); query() switches
+    // them off for any text that is not provably one statement.
     if (mysql_real_connect(conn, config_.host.c_str(), config_.user.c_str(), config_.password.c_str(), database,
-                           config_.port, socket, 0) != nullptr) {
+                           config_.port, socket, CLIENT_MULTI_STATEMENTS) != nullptr) {
       return conn;
     }
     const unsigned int code = mysql_errno(conn);
@@ -625,24 +714,26 @@ class MariadbStorage final : public Storage {
     return Error(ErrorKind::sql, message + " (MariaDB " + std::to_string(code) + ")", static_cast<int>(code));
   }
 
-  // Runs one statement (the server refuses several: no CLIENT_MULTI_STATEMENTS).
+  // Runs one statement. Text that is not provably a single statement runs
+  // with multi-statements off, so the server refuses a second one in it as
+  // it would on a session opened without them.
   Result<ResultSet> query(std::string_view sql) {
     if (auto st = ensure_connected(); !st) return st.error();
-    if (mysql_real_query(conn_, sql.data(), sql.size()) != 0) return call_error(sql);
-    Result<ResultSet> out = ResultSet{};
-    MYSQL_RES* res = mysql_store_result(conn_);
-    if (res != nullptr) {
-      ResultGuard guard(res);
-      out = read_result(res);
-    } else if (mysql_field_count(conn_) > 0) {
-      return call_error(sql);  // rows were due but could not be read
-    } else {
-      ResultSet rs;
-      const auto affected = mysql_affected_rows(conn_);
-      rs.rows_affected = affected == static_cast<my_ulonglong>(-1) ? 0 : affected;
-      rs.last_insert_id = mysql_insert_id(conn_);
-      out = std::move(rs);
+    const bool single = sql::single_statement(sql).has_value();
+    if (!single && mysql_set_server_option(conn_, MYSQL_OPTION_MULTI_STATEMENTS_OFF) != 0) return call_error(sql);
+    Result<ResultSet> out = run_query(sql);
+    if (!single && conn_ != nullptr && !broken_ && mysql_set_server_option(conn_, MYSQL_OPTION_MULTI_STATEMENTS_ON) != 0) {
+      Error e = call_error(sql);  // the session is unusable for batches now: start a fresh one next time
+      mark_broken();
+      if (out) return e;
     }
+    return out;
+  }
+
+  Result<ResultSet> run_query(std::string_view sql) {
+    if (mysql_real_query(conn_, sql.data(), sql.size()) != 0) return call_error(sql);
+    Result<ResultSet> out = current_result(sql);
+    if (!out) return out;
     // A CALL returns a trailing status result; drain anything left so that
     // the session stays usable for the next statement.
     for (int more = mysql_next_result(conn_); more == 0; more = mysql_next_result(conn_)) {
@@ -650,6 +741,66 @@ class MariadbStorage final : public Storage {
     }
     if (mysql_errno(conn_) != 0) return call_error(sql);
     return out;
+  }
+
+  // The result of the statement the session has just answered.
+  Result<ResultSet> current_result(std::string_view sql) {
+    MYSQL_RES* res = mysql_store_result(conn_);
+    if (res != nullptr) {
+      ResultGuard guard(res);
+      return read_result(res);
+    }
+    if (mysql_field_count(conn_) > 0) return call_error(sql);  // rows were due but could not be read
+    ResultSet rs;
+    const auto affected = mysql_affected_rows(conn_);
+    rs.rows_affected = affected == static_cast<my_ulonglong>(-1) ? 0 : affected;
+    rs.last_insert_id = mysql_insert_id(conn_);
+    return rs;
+  }
+
+  // Sends `statements` (each provably one statement giving one result)
+  // joined in one request and appends one result per statement the server
+  // ran: it stops at the first that fails, whose error is the last result.
+  void query_joined(const std::vector<std::string_view>& statements, std::vector<Result<ResultSet>>& results) {
+    if (auto st = ensure_connected(); !st) {
+      results.emplace_back(st.error());
+      return;
+    }
+    std::string text;
+    for (const std::string_view sql : statements) {
+      if (!text.empty()) text += kSeparator;
+      text += sql;
+    }
+    if (mysql_real_query(conn_, text.data(), text.size()) != 0) {
+      results.emplace_back(call_error(statements[0]));
+      return;
+    }
+    for (std::size_t k = 0;; ++k) {
+      results.push_back(current_result(statements[k]));
+      if (!results.back()) return;
+      const int more = mysql_next_result(conn_);
+      if (more > 0) {  // the next statement failed (or the connection went)
+        if (k + 1 < statements.size()) {
+          results.emplace_back(call_error(statements[k + 1]));
+        } else {
+          results.back() = call_error(statements[k]);
+        }
+        return;
+      }
+      if (k + 1 == statements.size()) {
+        if (more == 0) {
+          // More results than statements: the text did not split as
+          // proven. Never expected; the session's state is unknown.
+          mark_broken();
+          results.back() = Error(ErrorKind::internal, "MariaDB returned more results than statements sent");
+        }
+        return;
+      }
+      if (more < 0) {
+        results.emplace_back(Error(ErrorKind::internal, "MariaDB returned fewer results than statements sent"));
+        return;
+      }
+    }
   }
 
   DbConfig config_;

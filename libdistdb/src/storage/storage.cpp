@@ -14,6 +14,17 @@ namespace distdb {
 
 Storage::~Storage() = default;
 
+std::vector<Result<ResultSet>> Storage::execute_batch_in(const TxnId& id,
+                                                         const std::vector<std::string_view>& statements) {
+  std::vector<Result<ResultSet>> results;
+  results.reserve(statements.size());
+  for (const std::string_view sql : statements) {
+    results.push_back(execute_in(id, sql));
+    if (!results.back()) break;
+  }
+  return results;
+}
+
 bool is_valid_txn_id(std::string_view id) {
   // The id is spliced into XA statements between single quotes, so this
   // character set is also what keeps those statements injection-free.
