@@ -27,9 +27,10 @@
 //
 // Outbound links to peers (send_to_peer) are separate from the connections
 // above: one PeerLink per configured peer, connected when there is something
-// to send, retried with capped exponential back-off. Their queue is shared
-// with the callers' threads (under peers_mutex_); everything else about them
-// lives on the io thread. Each connection attempt bumps the link's
+// to send, retried with capped exponential back-off. Their queue, and the
+// descriptor a sender may write to directly while the link is idle, are
+// shared with the callers' threads (under peers_mutex_); everything else
+// about them lives on the io thread. Each connection attempt bumps the link's
 // generation, and every completion handler checks it, so a late callback of
 // an abandoned socket never touches its successor.
 #include <asio.hpp>
@@ -110,6 +111,12 @@ struct PeerLink {
   std::size_t queued_bytes = 0;
   std::uint64_t dropped = 0;  // frames dropped for the bound, not yet logged
   bool kick_posted = false;   // a kick() is on its way to the io thread
+  // The connected socket while the io thread is not writing on it and
+  // nothing is queued: send_to_peer() then writes the frame itself, saving
+  // a hand-off to the io thread on every protocol message (two per round
+  // on the coordinator and on each member). -1 otherwise; set to -1 before
+  // the socket closes.
+  int direct_fd = -1;
 
   // The io thread only.
   enum class State { idle, connecting, connected, backing_off };
@@ -276,6 +283,14 @@ class TcpTransport final : public Transport {
     {
       std::lock_guard lock(peers_mutex_);
       if (peers_stopped_) return;
+      if (link->direct_fd >= 0 && link->queued.empty()) {
+        const ssize_t n = ::send(link->direct_fd, frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n == static_cast<ssize_t>(frame.size())) return;
+        // The rest goes first in the queue, for the io thread; after an
+        // error, its write fails the same way and the link reconnects.
+        if (n > 0) frame.erase(0, static_cast<std::size_t>(n));
+        link->direct_fd = -1;
+      }
       link->queued_bytes += frame.size();
       link->queued.push_back(std::move(frame));
       // The newest frame always stays, whatever its size.
@@ -407,6 +422,8 @@ class TcpTransport final : public Transport {
         link->queued.pop_front();
       }
       dropped = std::exchange(link->dropped, 0);
+      // Idle and connected: the next frame may be written by its sender.
+      link->direct_fd = batch->empty() ? link->socket.native_handle() : -1;
     }
     if (dropped > 0) {
       DISTDB_LOG(debug) << "peer " << link->config.id << ": " << dropped << " frames dropped (queue full)";
@@ -491,6 +508,10 @@ class TcpTransport final : public Transport {
   // Abandons the link's current socket: every handler still pending for it
   // sees a newer generation and returns.
   void reset_link_socket(PeerLink& link) {
+    {
+      std::lock_guard lock(peers_mutex_);
+      link.direct_fd = -1;  // no sender writes into the descriptor once closed (and maybe reused)
+    }
     ++link.generation;
     ++link.deadline_armed;
     link.write_in_flight = false;
