@@ -236,6 +236,34 @@ for workload in $workloads; do
   done
 done
 
+# --- 3b. what two-phase commit costs the database itself ------------------------
+
+# The floor under a replicated write's latency, without distdb: the same
+# single-row INSERT as autocommit statements, and as XA transactions (XA
+# START, INSERT, XA END, XA PREPARE, XA COMMIT: what every member runs), each
+# statement its own round trip from the mariadb client, one connection,
+# against the direct run's server.
+xa_cost="$run_dir/xa-cost.json"
+if [[ " $workloads " == *" insert "* ]]; then
+  xa_count=2000
+  xa_client=(mariadb --no-defaults -h 127.0.0.1 -P "$(db_of 1)" -u root)
+  "${xa_client[@]}" -e "CREATE DATABASE IF NOT EXISTS distdb_bench_xa;
+    DROP TABLE IF EXISTS distdb_bench_xa.t; CREATE TABLE distdb_bench_xa.t (id INT PRIMARY KEY, v INT)"
+  awk -v n="$xa_count" 'BEGIN { for (i = 1; i <= n; i++) printf "INSERT INTO t VALUES (%d, 1);\n", i }' \
+    >"$run_dir/xa-plain.sql"
+  awk -v n="$xa_count" 'BEGIN { for (i = 1; i <= n; i++) {
+      printf "XA START '"'"'x%d'"'"';\nINSERT INTO t VALUES (%d, 2);\nXA END '"'"'x%d'"'"';\n", i, n + i, i
+      printf "XA PREPARE '"'"'x%d'"'"';\nXA COMMIT '"'"'x%d'"'"';\n", i, i } }' >"$run_dir/xa-xa.sql"
+  t0=$(now_ms)
+  "${xa_client[@]}" distdb_bench_xa <"$run_dir/xa-plain.sql"
+  t1=$(now_ms)
+  "${xa_client[@]}" distdb_bench_xa <"$run_dir/xa-xa.sql"
+  t2=$(now_ms)
+  "${xa_client[@]}" -e "DROP DATABASE distdb_bench_xa"
+  printf '{"transactions": %d, "plain_ms": %d, "xa_ms": %d}\n' "$xa_count" $((t1 - t0)) $((t2 - t1)) >"$xa_cost"
+  log "XA cost: $xa_count autocommit INSERTs in $((t1 - t0)) ms, $xa_count XA transactions in $((t2 - t1)) ms"
+fi
+
 # --- 4. failover --------------------------------------------------------------
 
 # distdb-bench inserts with 4 threads spread over the three nodes (the nodes

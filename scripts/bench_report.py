@@ -146,6 +146,14 @@ def catchup_figures(c):
                 cluster_writes_per_s_while_stopped=c["writes"] / (c["write_ms"] / 1000.0) if c["write_ms"] else None)
 
 
+def xa_cost_figures(x):
+    if not x or not x.get("transactions"):
+        return None
+    n = x["transactions"]
+    plain, xa = x["plain_ms"] / n, x["xa_ms"] / n
+    return dict(x, plain_ms_each=plain, xa_ms_each=xa, ratio=xa / plain if plain else None)
+
+
 def soak_figures(samples):
     if not samples:
         return None
@@ -340,6 +348,28 @@ def catchup_lines(c):
     return [method, "", md_table(header, [row]), ""]
 
 
+def xa_cost_lines(x, runs):
+    if not x:
+        return None
+    direct = run_of(runs, "insert", 1, "direct")
+    direct_p50 = latency_ms(direct, "p50", "writes") if direct else None
+    text = (f"The same single-row `INSERT`, {x['transactions']:,} times, through the `mariadb` client on one "
+            "connection to the direct run's server: as autocommit statements, and as XA transactions "
+            "(`XA START`, `INSERT`, `XA END`, `XA PREPARE`, `XA COMMIT`, each its own round trip), which is "
+            "what every member runs for a replicated write (distdb sends the statements with the bookkeeping "
+            "in one request and `XA END` with `XA PREPARE` in another, saving two of those round trips). No "
+            "distdb process is involved: this is the database's own price of a prepared, durable vote and a "
+            "separate commit, paid before any message between nodes.")
+    header = ["autocommit INSERT", "XA transaction of one INSERT", "ratio"]
+    row = [f"{x['plain_ms_each']:.3f} ms", f"{x['xa_ms_each']:.3f} ms", fmt(x["ratio"], ".2f") + " ×"]
+    lines = [text, "", md_table(header, [row]), ""]
+    if direct_p50:
+        lines += [f"Against the single-thread direct insert p50 of this run ({direct_p50:.3f} ms), the XA "
+                  f"sequence alone is {x['xa_ms_each'] / direct_p50:.2f} ×, before the coordinator's two "
+                  "exchanges with the members (prepare and vote, decide and acknowledgement).", ""]
+    return lines
+
+
 def memory_lines(soak):
     if not soak:
         return None
@@ -392,6 +422,8 @@ def write_page(path, results, charts, chart_dir):
         out += [f"![{name[:-4]}]({chart_dir}/{name})", ""]
     for workload in s["workloads"]:
         out += [f"### {WORKLOAD_TITLES.get(workload, workload)}", "", workload_table(results["runs"], workload), ""]
+    out += section("What two-phase commit costs the database", xa_cost_lines(results.get("xa_cost"), results["runs"]),
+                   "Not measured in this run (it runs with the insert workload).")
     out += section("Failover", failover_lines(results["failover"]))
     out += section("Catch-up", catchup_lines(results["catchup"]))
     out += section("Memory", memory_lines(results["soak"]),
@@ -421,6 +453,8 @@ def main():
     failovers = [failover_figures(e) for e in read_jsonl(os.path.join(rd, "failover.jsonl"))]
     catchup_raw = read_jsonl(os.path.join(rd, "catchup.json"))
     catchup = catchup_figures(catchup_raw[0] if catchup_raw else None)
+    xa_raw = read_jsonl(os.path.join(rd, "xa-cost.json"))
+    xa_cost = xa_cost_figures(xa_raw[0] if xa_raw else None)
     soak_samples = read_jsonl(os.path.join(rd, "soak.jsonl"))
     soak = soak_figures(soak_samples)
     results = {
@@ -438,6 +472,7 @@ def main():
         "failover": failovers,
         "failover_raw": read_jsonl(os.path.join(rd, "failover.jsonl")),
         "catchup": catchup,
+        "xa_cost": xa_cost,
         "soak": soak,
         "soak_samples": soak_samples,
     }
