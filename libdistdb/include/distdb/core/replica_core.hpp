@@ -171,8 +171,15 @@ class DISTDB_API ReplicaCore {
   std::map<ClientTag, Forward> forwards_;
 
   // Coordinator side: forwarded writes by (forwarder, tag), so that a
-  // duplicated ForwardedWrite never runs twice.
-  static constexpr std::size_t kAnsweredForwardsKept = 65536;
+  // duplicated ForwardedWrite never runs twice. A duplicate can only be the
+  // network delivering a frame twice (a forwarder never sends a write again,
+  // and the TCP transport drops rather than re-sends a batch whose write
+  // failed), and arrives close behind the original: the last 4,096 answers
+  // cover that many times over. The bound is also the cache's memory: about
+  // 200 bytes an answer, under 1 MiB (it was 65,536 answers, some 13 MiB,
+  // which a node under steady forwarded load filled in its first minutes;
+  // heaptrack showed it as the whole of the coordinator's memory growth).
+  static constexpr std::size_t kAnsweredForwardsKept = 4096;
   std::set<std::pair<NodeId, ClientTag>> running_forwards_;
   std::map<std::pair<NodeId, ClientTag>, ForwardedReply> answered_forwards_;
   std::deque<std::pair<NodeId, ClientTag>> answered_order_;
