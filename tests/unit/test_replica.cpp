@@ -145,6 +145,23 @@ TEST_CASE("a write sent to a follower is forwarded to the coordinator") {
   CHECK(h.results[0].executed_by == 3);
 }
 
+TEST_CASE("a forwarded write delivered twice runs once") {
+  Harness h(3);
+  h.run(40);
+  h.r(1).propose(9, "INSERT 2");
+  h.run(5);
+  REQUIRE(h.results.size() == 1);
+  REQUIRE(h.r(3).applied().seq == 1);
+  // The network delivers the forward again, after it was answered: the
+  // coordinator answers from what it kept, and nothing runs a second time.
+  Envelope again{1, 3, ForwardedWrite{h.r(3).epoch(), 9, "INSERT 2"}};
+  h.r(3).step(again);
+  h.run(5);
+  CHECK(h.r(3).applied().seq == 1);
+  CHECK(h.r(1).applied().seq == 1);
+  CHECK(h.results.size() == 1);  // and the forwarder, already answered, reports nothing new
+}
+
 TEST_CASE("the coordinator dies: the next highest takes over and writes resume") {
   Harness h(3);
   h.run(40);
