@@ -4,6 +4,7 @@
 # and removes the servers again, also when a test fails.
 #
 #   scripts/test.sh                 everything, then the sanitizer build (scripts/sanitize.sh)
+#                                   and the fuzz targets (scripts/fuzz.sh)
 #   scripts/test.sh --suite unit    extra arguments go to `meson test` (no sanitizer build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +37,18 @@ meson test -C "$DISTDB_BUILD_DIR" --print-errorlogs "$@" || status=$?
 # the address and undefined-behaviour sanitizers; DISTDB_SANITIZE=0 skips it.
 if [[ $# -eq 0 && ${DISTDB_SANITIZE:-1} != 0 ]]; then
   scripts/sanitize.sh || status=1
+fi
+
+# ... and the node's threads under ThreadSanitizer (unit, e2e and
+# cluster-sqlite); DISTDB_TSAN=0 skips it.
+if [[ $# -eq 0 && ${DISTDB_TSAN:-1} != 0 ]]; then
+  scripts/tsan.sh || status=1
+fi
+# ... and the libFuzzer targets, each for a bounded time and then once over
+# its checked-in corpus (scripts/fuzz.sh, docs/fuzzing.md); DISTDB_FUZZ=0
+# skips them.
+if [[ $# -eq 0 && ${DISTDB_FUZZ:-1} != 0 ]]; then
+  DISTDB_FUZZ_SECONDS=${DISTDB_FUZZ_SECONDS:-20} scripts/fuzz.sh || status=1
 fi
 
 # One closing line with the counts of test cases, over every test program

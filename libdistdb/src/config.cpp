@@ -172,11 +172,11 @@ class ConfigReader {
 
 Check ConfigReader::parse(std::string_view text, rapidjson::Document& doc) const {
   if (is_blank(text)) return Error(ErrorKind::config, source_ + ": empty config (expected a JSON object)");
-  doc.Parse<kParseFlags>(text.data(), text.size());
-  if (!doc.HasParseError()) return std::nullopt;
-  const auto [line, column] = line_and_column(text, doc.GetErrorOffset());
+  const rapidjson::ParseResult result = json::parse<kParseFlags>(text, doc);
+  if (!result.IsError()) return std::nullopt;
+  const auto [line, column] = line_and_column(text, result.Offset());
   return Error(ErrorKind::config, source_ + ":" + std::to_string(line) + ":" + std::to_string(column) +
-                                      ": invalid JSON: " + rapidjson::GetParseError_En(doc.GetParseError()));
+                                      ": invalid JSON: " + rapidjson::GetParseError_En(result.Code()));
 }
 
 // Walks the whole document once: RapidJSON keeps the last of two equal keys

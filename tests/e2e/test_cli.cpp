@@ -167,6 +167,9 @@ class FakeNode {
     std::lock_guard lock(mutex_);
     for (const int fd : conn_fds_) shutdown(fd, SHUT_RDWR);
     for (auto& t : conn_threads_) t.join();
+    // Closed only here, after their threads: a descriptor closed while
+    // another thread may still shut it down could by then be someone else's.
+    for (const int fd : conn_fds_) close(fd);
   }
   FakeNode(const FakeNode&) = delete;
   FakeNode& operator=(const FakeNode&) = delete;
@@ -214,7 +217,7 @@ class FakeNode {
         ++requests_;
         std::optional<Reply> reply = request ? handler_(*request) : std::nullopt;
         if (!reply) {
-          close(fd);
+          shutdown(fd, SHUT_RDWR);  // drop the connection (closed by the destructor)
           return;
         }
         reply->id = id;
@@ -222,7 +225,7 @@ class FakeNode {
         if (send(fd, out.data(), out.size(), MSG_NOSIGNAL) < 0) break;
       }
     }
-    close(fd);
+    shutdown(fd, SHUT_RDWR);
   }
 
   Handler handler_;

@@ -452,3 +452,29 @@ TEST_CASE("codec: to_wire") {
   CHECK(std::string(to_wire(ReplyStatus::redirect)) == "REDIRECT");
   CHECK(std::string(to_wire(ReplyStatus::error)) == "ERROR");
 }
+
+// Inputs found by tests/fuzz (rapidjson 1.1.0's own number conversion
+// aborted on the first, read the second as NaN and the third wrongly; a
+// lone surrogate escape made a string that is not UTF-8).
+TEST_CASE("codec: numbers past the range of a double are refused, never misread") {
+  const Error big = decode_fails(R"({"type":"PING","x":6.111976931348626314e308})");
+  CHECK(big.message.find("invalid JSON") != std::string::npos);
+  decode_fails(R"({"type":"PING","x":1.7976931348626314e308})");
+  decode_fails(R"({"type":"PING","x":-1e400})");
+  CHECK(decode_reply(R"({"status":"OK","columns":["a"],"rows":[[1.7976931348626314e308]]})").ok() == false);
+  // Exact doubles and zeros with large exponents read as they are written.
+  auto r = decode_reply(R"({"status":"OK","columns":["a","b","c"],"rows":[[0e94, 1.7976931348623157e308, -5e-324]]})");
+  REQUIRE(r.ok());
+  REQUIRE(r->result.rows.size() == 1);
+  CHECK(same_bits(std::get<double>(r->result.rows[0][0]), 0.0));
+  CHECK(std::get<double>(r->result.rows[0][1]) == std::numeric_limits<double>::max());
+  CHECK(same_bits(std::get<double>(r->result.rows[0][2]), -std::numeric_limits<double>::denorm_min()));
+}
+
+TEST_CASE("codec: a lone surrogate escape is not text") {
+  decode_fails(R"({"type":"CLIENT_QUERY","payload":{"query":"SELECT '\udc00'"}})");
+  CHECK_FALSE(decode_reply(R"({"status":"OK","columns":["\ud800"],"rows":[]})").ok());
+  // A proper pair is fine.
+  const Request ok = decode_ok(R"({"type":"CLIENT_QUERY","payload":{"query":"SELECT '\ud83d\ude00'"}})");
+  CHECK(std::get<ClientQuery>(ok.body).query == "SELECT '\xF0\x9F\x98\x80'");
+}

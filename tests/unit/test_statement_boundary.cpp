@@ -100,3 +100,15 @@ TEST_CASE("an accepted statement joined with another is two statements, and each
     CHECK_FALSE(single_statement(twice));
   }
 }
+
+// Found by tests/fuzz: both would have let joined text run differently.
+TEST_CASE("dashes at the very end, or before DEL, are refused or read as a comment") {
+  // "1--;": the dashes are code before the ';', but a comment once the ';'
+  // is cut off and a newline follows: the server would run "... = 1".
+  CHECK_FALSE(single_statement("UPDATE t SET a = 1--;"));
+  // At the very end of the text the dashes are a comment already.
+  CHECK(joined_text("UPDATE t SET a = 1--") == "UPDATE t SET a = 1");
+  // DEL is a control character: "--" before it starts a comment, so the
+  // quote after it opens nothing and "; DROP TABLE t" is a second statement.
+  CHECK_FALSE(single_statement("SELECT 1 --\x7f '\n; DROP TABLE t; '"));
+}

@@ -246,7 +246,9 @@ struct Node::Impl final : TransportHandler {
     r.id = id;
     r.node = config.id;
     r.status = ReplyStatus::redirect;
-    PeerConfig where{coord, config.ip, bound_port};
+    // The transport's port, not bound_port: this runs on the network
+    // thread, which may serve a client before start() has stored bound_port.
+    PeerConfig where{coord, config.ip, transport->local_port()};
     if (const PeerConfig* p = member_address(coord)) where = *p;
     r.coordinator = where;
     r.message = "writes go to the coordinator, node " + std::to_string(coord);
@@ -362,7 +364,7 @@ struct Node::Impl final : TransportHandler {
     reply.result.columns = {"id", "ip", "port", "role", "alive", "in_view", "applied_seq", "epoch"};
     const ReplicationDriver::Status st = replication->status();
     auto address = [&](NodeId member) -> std::pair<std::string, std::int64_t> {
-      if (member == config.id) return {config.ip, bound_port};
+      if (member == config.id) return {config.ip, transport->local_port()};  // see redirect_reply()
       const PeerConfig* p = member_address(member);
       return p ? std::pair<std::string, std::int64_t>{p->ip, p->port} : std::pair<std::string, std::int64_t>{"", 0};
     };

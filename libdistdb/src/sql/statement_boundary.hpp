@@ -21,7 +21,10 @@
 // Lexical rules (MariaDB 10.x): '...' and "..." strings and `...`
 // identifiers, a doubled quote character standing for itself; /* ... */
 // comments (not nested); `#` and `-- ` (two dashes then a blank, a control
-// character or the end of the text) comments up to the end of the line.
+// character, DEL or the end of the text) comments up to the end of the
+// line. Text whose code ends in "--" (as in "a = 1--;") is refused: the
+// dashes are code before the ';' but would start a comment once the ';' is
+// cut off and a newline follows.
 #pragma once
 
 #include <optional>

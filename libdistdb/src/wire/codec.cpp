@@ -164,10 +164,10 @@ Error wrong_type(const std::string& field, const char* expected, const JsonValue
 
 // Parses `json` into `doc`; on failure returns a message naming the offset.
 std::optional<std::string> parse_json(std::string_view json, rapidjson::Document& doc) {
-  doc.Parse<kParseFlags>(json.data(), json.size());
-  if (!doc.HasParseError()) return std::nullopt;
-  return "invalid JSON at byte " + std::to_string(doc.GetErrorOffset()) + ": " +
-         rapidjson::GetParseError_En(doc.GetParseError());
+  const rapidjson::ParseResult result = json::parse<kParseFlags>(json, doc);
+  if (!result.IsError()) return std::nullopt;
+  return "invalid JSON at byte " + std::to_string(result.Offset()) + ": " +
+         rapidjson::GetParseError_En(result.Code());
 }
 
 // Reads an optional unsigned integer field no larger than `max`.
