@@ -394,7 +394,8 @@ def write_page(path, results, charts, chart_dir):
            "three nodes (thread i on node i mod 3; writes reaching a node that is not the coordinator are "
            "forwarded to it; reads are served by the node that receives them). The same statements run on "
            "both. The targets of issue 6 are ratios, so they are what to look at; absolute figures depend on "
-           "the machine, which here is shared by the cluster's six server processes and the load generator.",
+           "the machine, which here is shared by the cluster's six server processes and the load generator. "
+           "What the figures mean, the profiles behind them and what is left: [performance.md](performance.md).",
            ""]
     if s["quick"]:
         out += ["> **Quick mode** (`--quick`): a few seconds per measurement, fewer catch-up writes; "
