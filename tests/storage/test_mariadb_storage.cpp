@@ -362,3 +362,14 @@ TEST_CASE("a transaction open when the connection drops is gone, not silently co
   CHECK(count(*s, "t") == 0);
   CHECK(s->rollback("drop.1").ok());
 }
+
+TEST_CASE("a refused login names the server, never the password") {
+  DbConfig config = mariadb_db_config(0, kDb);
+  config.user = "distdb_no_such_user";
+  config.password = "Tr0ub4dor-and-3";
+  auto s = open_mariadb_storage(config);
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.error().kind == ErrorKind::storage_unavailable);
+  CHECK(s.error().message.find("cannot connect to MariaDB at") != std::string::npos);
+  CHECK(s.error().message.find("Tr0ub4dor") == std::string::npos);
+}

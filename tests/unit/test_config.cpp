@@ -494,3 +494,22 @@ TEST_CASE("config: load_config reads files and resolves relative sqlite paths") 
               .storage.sqlite_path == "x.db");
   }
 }
+
+TEST_CASE("config: errors never repeat the database password") {
+  const std::string secret = "Tr0ub4dor-and-3";
+  const std::string db = R"(, "db_config": {"host": "h", "user": "u", "password": ")" + secret + R"(")";
+  const std::string broken[] = {
+      make(db + R"(, "port": 70000})"),                          // a bad value after it
+      make(db + R"(, "password": "again"})"),                    // a duplicate key
+      make(db + R"(, "no_such_key": 1, "database": 5})"),         // unknown key, wrong type
+      make(db + "}", R"(, "timeouts": {"heartbeat_interval_ms": -1})"),
+      R"({"local_node": {"id": 1, "db_config": {"password": ")" + secret + R"(" "port": 1}}})",  // invalid JSON
+      R"({"local_node": {"id": 1, "db_config": {"password": ")" + secret,                        // cut off
+  };
+  for (const std::string& text : broken) {
+    CAPTURE(text);
+    const std::string message = parse_error(text);
+    CHECK(message.find(secret) == std::string::npos);
+    CHECK(message.find("Tr0ub") == std::string::npos);
+  }
+}
