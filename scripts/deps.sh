@@ -6,7 +6,7 @@
 set -euo pipefail
 
 packages=(g++ meson ninja-build pkg-config libasio-dev rapidjson-dev libmariadb-dev
-          libsqlite3-dev doctest-dev libcli11-dev libedit-dev gettext)
+          libsqlite3-dev libssl-dev doctest-dev libcli11-dev libedit-dev gettext)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(mariadb-server mariadb-client clang)
 fi

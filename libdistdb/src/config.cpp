@@ -163,6 +163,7 @@ class ConfigReader {
   Check read_log_level(const JsonValue& root, Config& cfg) const;
   Check read_timeouts(const JsonValue& root, TimeoutConfig& t) const;
   Check read_limits(const JsonValue& root, LimitConfig& l) const;
+  Check read_security(const JsonValue& root, SecurityConfig& s) const;
   Check check_members(const Config& cfg) const;
   void warn_unknown_top_level(const JsonValue& root);
 
@@ -460,6 +461,22 @@ Check ConfigReader::read_limits(const JsonValue& root, LimitConfig& l) const {
                      l.max_pending_per_connection);
 }
 
+// The secret itself never appears in a message: only its length does.
+Check ConfigReader::read_security(const JsonValue& root, SecurityConfig& s) const {
+  const JsonValue* v = find(root, "security");
+  if (v == nullptr) return std::nullopt;
+  const std::string path = "security";
+  if (auto e = expect_object(*v, path)) return e;
+  if (auto e = check_keys(*v, path, {"cluster_secret"})) return e;
+  if (auto e = read_string(*v, path, "cluster_secret", Need::optional, false, s.cluster_secret)) return e;
+  constexpr std::size_t kMinSecretBytes = 16;
+  if (!s.cluster_secret.empty() && s.cluster_secret.size() < kMinSecretBytes) {
+    return error(join(path, "cluster_secret"), "must be at least " + std::to_string(kMinSecretBytes) +
+                                                   " bytes (got " + std::to_string(s.cluster_secret.size()) + ")");
+  }
+  return std::nullopt;
+}
+
 // Ids order the election and addresses are where members are reached: both
 // must be unique across the cluster as this node sees it.
 Check ConfigReader::check_members(const Config& cfg) const {
@@ -491,7 +508,8 @@ Check ConfigReader::check_members(const Config& cfg) const {
 void ConfigReader::warn_unknown_top_level(const JsonValue& root) {
   for (auto it = root.MemberBegin(); it != root.MemberEnd(); ++it) {
     const std::string_view name = json::text(it->name);
-    if (name == "local_node" || name == "peers" || name == "log_level" || name == "timeouts" || name == "limits") {
+    if (name == "local_node" || name == "peers" || name == "log_level" || name == "timeouts" || name == "limits" ||
+        name == "security") {
       continue;
     }
     warn(join("", name), "unknown key, ignored");
@@ -512,6 +530,7 @@ Result<Config> ConfigReader::read(std::string_view text) {
   if (auto e = read_log_level(doc, cfg)) return *e;
   if (auto e = read_timeouts(doc, cfg.timeouts)) return *e;
   if (auto e = read_limits(doc, cfg.limits)) return *e;
+  if (auto e = read_security(doc, cfg.security)) return *e;
   if (auto e = check_members(cfg)) return *e;
   warn_unknown_top_level(doc);
   cfg.warnings = std::move(warnings_);

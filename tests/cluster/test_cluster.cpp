@@ -10,7 +10,11 @@
 #include <thread>
 
 #include "cluster_fixture.hpp"
+#include "distdb/core/messages.hpp"
+#include "node_fixture.hpp"
 #include "process.hpp"
+#include "wire/peer_auth.hpp"
+#include "wire/peer_codec.hpp"
 #ifdef DISTDB_CLUSTER_MARIADB
 #include "distdb/storage.hpp"
 #include "mariadb_env.hpp"
@@ -110,6 +114,76 @@ TEST_CASE("writes are replicated to every node, forwarded or redirected to the c
   CHECK(nondeterministic.error->message.find("UNIX_TIMESTAMP") != std::string::npos);
 
   expect_identical(c, 20);
+}
+
+TEST_CASE("with a cluster secret members replicate, and forged or replayed peer messages never reach the storage") {
+  const std::string secret = "the cluster's secret, 32 bytes..";
+  ClusterProcesses c(3, kBackend, "distdb_cluster", R"("security": {"cluster_secret": ")" + secret + R"("})");
+  REQUIRE_MESSAGE(c.wait_for_coordinator(3, 20s), c.log(3));
+  must_ok(c.query(1, "CREATE TABLE teste (id INT PRIMARY KEY)"));
+  must_ok(c.query(2, "INSERT INTO teste VALUES (1)"));
+  expect_identical(c, 1);
+
+  // What a rogue host would send node 1 in node 3's name: the Prepare and
+  // Decide of the next entry, in the current epoch after node 1's last
+  // entry, inserting 666 — which node 1 would apply if it believed them —
+  // and a heartbeat claiming a far higher epoch.
+  // Node 1's own applied position and epoch, from its STATUS.
+  const auto position_of_node_1 = [&]() -> std::pair<std::uint64_t, std::uint64_t> {
+    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(1)));
+    REQUIRE(client.ok());
+    auto status = client->status();
+    REQUIRE(status.ok());
+    for (const Row& row : status->result.rows) {
+      if (std::get<std::int64_t>(row.at(0)) != 1) continue;
+      return {static_cast<std::uint64_t>(std::get<std::int64_t>(row.at(6))),
+              static_cast<std::uint64_t>(std::get<std::int64_t>(row.at(7)))};
+    }
+    return {0, 0};
+  };
+  // (STATUS is refreshed on the core's ticks: wait for both entries.)
+  REQUIRE(wait_until([&] { return position_of_node_1().first >= 2; }, 10s));
+  const auto [seq, epoch] = position_of_node_1();
+  core::Entry entry;
+  entry.id = {seq + 1, epoch};
+  entry.statements.push_back({"INSERT INTO teste VALUES (666)", true, 0});
+  const std::vector<core::Message> forged = {
+      core::Prepare{epoch, {seq, epoch}, entry},
+      core::Decide{epoch, entry.id},
+      core::Heartbeat{epoch + 50, 3, true, entry.id, {1, 2, 3}},
+  };
+  // One connection per kind: a node logs the first refusal of a connection
+  // (then every 1000th), so that a flood cannot fill its log.
+  wire::PeerAuth wrong_secret("not the cluster's secret at all");
+  RawConnection unsigned_frames(c.port(1));
+  RawConnection foreign_frames(c.port(1));
+  REQUIRE(unsigned_frames.connected());
+  REQUIRE(foreign_frames.connected());
+  for (const core::Message& m : forged) {
+    const std::string frame = wire::encode_peer(core::Envelope{3, 1, m});
+    REQUIRE(unsigned_frames.write(frame + "\n"));
+    REQUIRE(foreign_frames.write(wrong_secret.sign(frame) + "\n"));
+  }
+  // A frame signed with the right secret, played twice: only the first
+  // counts (it is a harmless stale heartbeat of epoch 0 here).
+  wire::PeerAuth holder(secret);
+  const std::string once = holder.sign(wire::encode_peer(core::Envelope{2, 1, core::Heartbeat{}}));
+  RawConnection replayer(c.port(1));
+  REQUIRE(replayer.write(once + "\n"));
+  REQUIRE(replayer.write(once + "\n"));
+
+  const auto logged = [&](const char* what) { return c.log(1).find(what) != std::string::npos; };
+  REQUIRE_MESSAGE(wait_until([&] { return logged("no authenticator") && logged("wrong authenticator") &&
+                                          logged("a replay"); }, 10s),
+                  c.log(1));
+  // Nothing of it took effect: the same epoch (a believed heartbeat would
+  // have made node 1 promise epoch + 50), the same coordinator, no row 666,
+  // and writes go on.
+  CHECK(position_of_node_1().second == epoch);
+  CHECK(c.coordinator_seen_by(1) == 3);
+  must_ok(c.query(1, "INSERT INTO teste VALUES (2)"));
+  expect_identical(c, 2);
+  CHECK(ids_on(c, 1) == std::vector<std::int64_t>{1, 2});
 }
 
 TEST_CASE("failing statements batched with others leave no trace, and the others apply, on every node") {

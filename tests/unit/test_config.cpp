@@ -513,3 +513,18 @@ TEST_CASE("config: errors never repeat the database password") {
     CHECK(message.find("Tr0ub") == std::string::npos);
   }
 }
+
+TEST_CASE("config: security.cluster_secret") {
+  CHECK(parse_ok(make()).security.cluster_secret.empty());
+  const std::string secret = "sixteen bytes at least";
+  CHECK(parse_ok(make("", R"(, "security": {"cluster_secret": ")" + secret + R"("})")).security.cluster_secret ==
+        secret);
+  const std::string short_error = parse_error(make("", R"(, "security": {"cluster_secret": "tooshort"})"));
+  CHECK(short_error == "config.json: security.cluster_secret: must be at least 16 bytes (got 8)");
+  CHECK(short_error.find("tooshort") == std::string::npos);
+  CHECK(starts_with(parse_error(make("", R"(, "security": {"cluster_secert": "x"})")),
+                    "config.json: security.cluster_secert: unknown key"));
+  CHECK(parse_error(make("", R"(, "security": {"cluster_secret": 7})")) ==
+        "config.json: security.cluster_secret: expected a string, got an integer");
+  CHECK(parse_error(make("", R"(, "security": "on")")) == "config.json: security: expected an object, got a string");
+}

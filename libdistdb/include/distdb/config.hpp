@@ -79,6 +79,15 @@ enum class LogLevel { trace, debug, info, warn, error, off };
 DISTDB_API const char* to_string(LogLevel level);
 DISTDB_API std::optional<LogLevel> parse_log_level(const std::string& text);
 
+// Authentication of the messages between members (docs/security.md).
+struct SecurityConfig {
+  // Every member must hold the same secret (at least 16 bytes); each peer
+  // message then carries an HMAC-SHA256 of it and anti-replay numbers, and
+  // peer messages without a valid one are refused. Empty: peer messages are
+  // not authenticated (a warning says so at startup).
+  std::string cluster_secret;
+};
+
 struct Config {
   NodeId id = 0;
   std::string ip;             // the address peers and clients use
@@ -88,6 +97,7 @@ struct Config {
   StorageConfig storage;
   TimeoutConfig timeouts;
   LimitConfig limits;
+  SecurityConfig security;
   LogLevel log_level = LogLevel::info;
   std::vector<std::string> warnings;  // ignored keys and the like, for the caller to log
 };

@@ -30,6 +30,7 @@
 #include "sql/statement.hpp"
 #include "util/log_internal.hpp"
 #include "wire/codec.hpp"
+#include "wire/peer_auth.hpp"
 #include "wire/peer_codec.hpp"
 
 namespace distdb {
@@ -49,6 +50,7 @@ struct Session {
   bool input_ended = false;  // no more requests will be read
   bool closing = false;      // close() was called
   bool peer = false;         // carries a member's replication messages
+  std::uint64_t refused_peer_frames = 0;  // unauthenticated ones (logged: the first, then every 1000th)
 };
 
 std::string plural(std::uint64_t n, const char* word) {
@@ -58,9 +60,12 @@ std::string plural(std::uint64_t n, const char* word) {
 }  // namespace
 
 struct Node::Impl final : TransportHandler {
-  explicit Impl(Config cfg) : config(std::move(cfg)) {}
+  explicit Impl(Config cfg) : config(std::move(cfg)), peer_auth(config.security.cluster_secret) {}
 
   Config config;
+  // Signs what the replication core sends (its thread); checks what peers
+  // send (the network thread only).
+  wire::PeerAuth peer_auth;
   std::unique_ptr<Transport> transport;
   std::unique_ptr<StoragePool> pool;
   std::unique_ptr<ReplicationDriver> replication;
@@ -111,7 +116,15 @@ struct Node::Impl final : TransportHandler {
 
   void on_frame(ConnectionId conn, std::string frame) override {
     if (wire::is_peer_frame(frame)) {
-      auto envelope = wire::decode_peer(frame);
+      // Authenticated first (with a cluster secret), before anything in the
+      // frame is believed: a refused frame goes no further.
+      wire::PeerAuth::Token token;
+      auto verified = peer_auth.verify(frame, token);
+      if (!verified) {
+        refuse_peer_frame(conn, verified.error());
+        return;
+      }
+      auto envelope = wire::decode_peer(*verified);
       if (!envelope) {
         DISTDB_LOG(warn) << "connection " << conn << ": bad peer message: " << envelope.error().message;
         return;
@@ -119,6 +132,10 @@ struct Node::Impl final : TransportHandler {
       if (envelope->to != config.id || member_address(envelope->from) == nullptr) {
         DISTDB_LOG(warn) << "connection " << conn << ": peer message from " << envelope->from << " to "
                          << envelope->to << " ignored (not a member, or not for this node)";
+        return;
+      }
+      if (auto fresh = peer_auth.accept(envelope->from, token); !fresh) {
+        refuse_peer_frame(conn, fresh.error());
         return;
       }
       {
@@ -155,6 +172,20 @@ struct Node::Impl final : TransportHandler {
       s.queue.push_back({request->id, std::move(*request), {}});
     }
     pump(conn, s);
+  }
+
+  // Logs a refused peer frame: the first of a connection, then every
+  // 1000th, so that a flood cannot fill the log.
+  void refuse_peer_frame(ConnectionId conn, const Error& why) {
+    std::uint64_t count = 0;
+    {
+      std::lock_guard lock(sessions_mutex);
+      count = ++sessions[conn].refused_peer_frames;
+    }
+    if (count == 1 || count % 1000 == 0) {
+      DISTDB_LOG(warn) << "[!] connection " << conn << ": " << why.message
+                       << (count > 1 ? " (" + std::to_string(count) + " so far on this connection)" : "");
+    }
   }
 
   void on_input_end(ConnectionId conn, const Error* error) override {
@@ -405,7 +436,9 @@ Status Node::start() {
   Impl* impl = impl_.get();
   impl_->replication = std::make_unique<ReplicationDriver>(
       cfg, ReplicationDriver::Callbacks{
-               [impl](NodeId to, std::string frame) { impl->transport->send_to_peer(to, std::move(frame)); },
+               [impl](NodeId to, std::string frame) {
+                 impl->transport->send_to_peer(to, impl->peer_auth.sign(std::move(frame)));
+               },
                [impl](core::WriteResult r) { impl->on_write_result(std::move(r)); }});
   if (auto st = impl_->transport->start(*impl_); !st) {
     impl_->pool->stop();
@@ -415,6 +448,10 @@ Status Node::start() {
     return st;
   }
   impl_->bound_port = impl_->transport->local_port();
+  if (!impl_->peer_auth.enabled() && !cfg.peers.empty()) {
+    DISTDB_LOG(warn) << "[!] Peer messages are not authenticated: anyone who reaches this port can speak for a "
+                        "member. Set security.cluster_secret on every member (docs/security.md).";
+  }
   impl_->replication->start();
   impl_->running = true;
   // Open the storage now, so that the log says at once whether it is there.
