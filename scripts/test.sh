@@ -48,7 +48,7 @@ fi
 # its checked-in corpus (scripts/fuzz.sh, docs/fuzzing.md); DISTDB_FUZZ=0
 # skips them.
 if [[ $# -eq 0 && ${DISTDB_FUZZ:-1} != 0 ]]; then
-  DISTDB_FUZZ_SECONDS=${DISTDB_FUZZ_SECONDS:-10} scripts/fuzz.sh || status=1
+  DISTDB_FUZZ_SECONDS=${DISTDB_FUZZ_SECONDS:-5} scripts/fuzz.sh || status=1
 fi
 
 # One closing line with the counts of test cases, over every test program

@@ -722,10 +722,12 @@ class MariadbStorage final : public Storage {
     const bool single = sql::single_statement(sql).has_value();
     if (!single && mysql_set_server_option(conn_, MYSQL_OPTION_MULTI_STATEMENTS_OFF) != 0) return call_error(sql);
     Result<ResultSet> out = run_query(sql);
-    if (!single && conn_ != nullptr && !broken_ && mysql_set_server_option(conn_, MYSQL_OPTION_MULTI_STATEMENTS_ON) != 0) {
-      Error e = call_error(sql);  // the session is unusable for batches now: start a fresh one next time
+    if (!single && conn_ != nullptr && !broken_ &&
+        mysql_set_server_option(conn_, MYSQL_OPTION_MULTI_STATEMENTS_ON) != 0) {
+      // The statement's own result stands; the session, unusable for
+      // batches now, is replaced before the next call (an open transaction
+      // on it is lost, as with any broken session).
       mark_broken();
-      if (out) return e;
     }
     return out;
   }
