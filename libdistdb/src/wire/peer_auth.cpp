@@ -51,13 +51,18 @@ Error refused(const std::string& why) {
 PeerAuth::PeerAuth(std::string secret, std::function<std::int64_t()> clock_ms)
     : secret_(std::move(secret)),
       clock_ms_(clock_ms ? std::move(clock_ms) : std::function<std::int64_t()>(system_clock_ms)),
-      session_(random_session()) {}
+      session_(random_session()) {
+  if (!enabled()) return;
+  hmac_.reset(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
+  if (!hmac_) throw std::runtime_error("HMAC is not available from OpenSSL");
+}
+
+void PeerAuth::MacFree::operator()(evp_mac_st* mac) const { EVP_MAC_free(mac); }
 
 std::string PeerAuth::mac_hex(std::string_view frame, std::string_view numbers) const {
   unsigned char digest[EVP_MAX_MD_SIZE];
   std::size_t length = 0;
-  EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-  EVP_MAC_CTX* ctx = mac != nullptr ? EVP_MAC_CTX_new(mac) : nullptr;
+  EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(hmac_.get());
   char digest_name[] = "SHA256";
   const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
                                OSSL_PARAM_construct_end()};
@@ -70,7 +75,6 @@ std::string PeerAuth::mac_hex(std::string_view frame, std::string_view numbers) 
       EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(numbers.data()), numbers.size()) == 1 &&
       EVP_MAC_final(ctx, digest, &length, sizeof digest) == 1;
   EVP_MAC_CTX_free(ctx);
-  EVP_MAC_free(mac);
   if (!ok) throw std::runtime_error("HMAC-SHA256 is not available from OpenSSL");
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex;

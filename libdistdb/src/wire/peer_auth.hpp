@@ -40,11 +40,14 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "distdb/config.hpp"
 #include "distdb/error.hpp"
+
+struct evp_mac_st;  // OpenSSL's EVP_MAC
 
 namespace distdb::wire {
 
@@ -82,7 +85,14 @@ class PeerAuth {
  private:
   std::string mac_hex(std::string_view frame, std::string_view numbers) const;
 
+  struct MacFree {
+    void operator()(evp_mac_st* mac) const;
+  };
+
   std::string secret_;
+  // OpenSSL's HMAC, fetched once (a provider lookup) rather than per
+  // message; a fetched algorithm may be used from several threads.
+  std::unique_ptr<evp_mac_st, MacFree> hmac_;
   std::function<std::int64_t()> clock_ms_;
   std::uint64_t session_ = 0;
   std::atomic<std::uint64_t> counter_{0};
