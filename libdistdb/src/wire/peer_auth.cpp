@@ -57,7 +57,9 @@ PeerAuth::PeerAuth(std::string secret, std::function<std::int64_t()> clock_ms)
   if (!hmac_) throw std::runtime_error("HMAC is not available from OpenSSL");
 }
 
-void PeerAuth::MacFree::operator()(evp_mac_st* mac) const { EVP_MAC_free(mac); }
+void PeerAuth::MacFree::operator()(evp_mac_st* mac) const {
+  EVP_MAC_free(mac);
+}
 
 std::string PeerAuth::mac_hex(std::string_view frame, std::string_view numbers) const {
   unsigned char digest[EVP_MAX_MD_SIZE];
