@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -204,6 +205,104 @@ TEST_CASE("a batch never lets a client's text run as two statements") {
   REQUIRE(ids.rows.size() == 2);
   CHECK(std::get<std::int64_t>(ids.rows[0][0]) == 1);
   CHECK(std::get<std::int64_t>(ids.rows[1][0]) == 6);
+}
+
+TEST_CASE("statements, XA END and XA PREPARE in one batch") {
+  auto s = fresh();
+  auto other = open_db();
+  const auto prepared_ids = [&] {
+    auto ids = other->recover();
+    REQUIRE(ids.ok());
+    return *ids;
+  };
+  const auto listed = [&](const std::string& id) {
+    const auto ids = prepared_ids();
+    return std::find(ids.begin(), ids.end(), id) != ids.end();
+  };
+
+  // Everything joinable: the transaction starts, runs, ends and prepares.
+  must_ok(s->begin("bp.1"));
+  std::optional<Status> prepared;
+  auto results = s->execute_batch_and_prepare(
+      "bp.1", {"INSERT INTO t VALUES (1, 'a')", "INSERT INTO t VALUES (2, 'b')"}, prepared);
+  REQUIRE(results.size() == 2);
+  CHECK(results[0].ok());
+  CHECK(results[1].ok());
+  REQUIRE(prepared.has_value());
+  must_ok(*prepared);
+  CHECK(listed("bp.1"));
+  must_ok(s->commit("bp.1"));
+  CHECK(count(*other, "t") == 2);
+
+  // A failed statement stops the batch before XA END: the transaction stays
+  // open, unprepared, and goes on from the next statement.
+  must_ok(s->begin("bp.2"));
+  results = s->execute_batch_and_prepare(
+      "bp.2", {"INSERT INTO t VALUES (3, 'c')", "INSERT INTO t VALUES (1, 'dup')", "INSERT INTO t VALUES (4, 'd')"},
+      prepared);
+  REQUIRE(results.size() == 2);
+  CHECK(results[0].ok());
+  REQUIRE_FALSE(results[1].ok());
+  CHECK(results[1].error().kind == ErrorKind::sql);
+  CHECK(results[1].error().code == 1062);
+  CHECK_FALSE(prepared.has_value());
+  CHECK_FALSE(listed("bp.2"));
+  results = s->execute_batch_and_prepare("bp.2", {"INSERT INTO t VALUES (4, 'd')"}, prepared);
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].ok());
+  REQUIRE(prepared.has_value());
+  must_ok(*prepared);
+  must_ok(s->commit("bp.2"));
+  CHECK(count(*other, "t") == 4);
+
+  // Text that cannot be joined runs alone, and the transaction still
+  // prepares.
+  must_ok(s->begin("bp.3"));
+  results = s->execute_batch_and_prepare("bp.3", {"SELECT 1", "INSERT INTO t VALUES (5, 'e')"}, prepared);
+  REQUIRE(results.size() == 2);
+  CHECK(results[0].ok());
+  CHECK(results[1].ok());
+  REQUIRE(prepared.has_value());
+  must_ok(*prepared);
+  must_ok(s->rollback("bp.3"));
+  CHECK(count(*other, "t") == 4);
+}
+
+TEST_CASE("XA START travels with the first statements") {
+  auto s = fresh();
+  auto other = open_db();
+  // Begun and rolled back before any statement: nothing reached the server,
+  // and the id is free again.
+  must_ok(s->begin("lazy.1"));
+  must_ok(s->rollback("lazy.1"));
+  must_ok(s->begin("lazy.1"));
+  // Begun and prepared with no statement: START, END and PREPARE together.
+  must_ok(s->prepare("lazy.1"));
+  auto ids = other->recover();
+  REQUIRE(ids.ok());
+  CHECK(std::find(ids->begin(), ids->end(), "lazy.1") != ids->end());
+  // XA START refused by the server (the id is taken by the prepared
+  // transaction): reported as a storage failure, never as the first
+  // statement's SQL error, and the transaction is not open.
+  must_ok(other->begin("lazy.1"));
+  auto results = other->execute_batch_in("lazy.1", {"INSERT INTO t VALUES (1, 'a')", "INSERT INTO t VALUES (2, 'b')"});
+  REQUIRE(results.size() == 1);
+  REQUIRE_FALSE(results[0].ok());
+  CHECK(results[0].error().kind != ErrorKind::sql);
+  CHECK(results[0].error().message.find("XA START") != std::string::npos);
+  CHECK_FALSE(other->execute_in("lazy.1", "INSERT INTO t VALUES (3, 'c')").ok());
+  // The same through execute_in (a statement that is sent alone).
+  must_ok(other->begin("lazy.1"));
+  auto alone = other->execute_in("lazy.1", "INSERT INTO t VALUES (1, 'a')");
+  REQUIRE_FALSE(alone.ok());
+  CHECK(alone.error().kind != ErrorKind::sql);
+  // The session is still usable.
+  must_ok(other->begin("lazy.2"));
+  must(other->execute_in("lazy.2", "INSERT INTO t VALUES (7, 'g')"));
+  must_ok(other->prepare("lazy.2"));
+  must_ok(other->commit("lazy.2"));
+  must_ok(s->rollback("lazy.1"));
+  CHECK(count(*other, "t") == 1);
 }
 
 TEST_CASE("a missing database is created") {

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <map>
 #include <set>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,13 @@ class FakeDatabase final : public Storage {
                                      statements);  // one at a time, stopping at a failure, as MariaDB does
   }
 
+  std::vector<Result<ResultSet>> execute_batch_and_prepare(const TxnId& id,
+                                                           const std::vector<std::string_view>& statements,
+                                                           std::optional<Status>& prepared) override {
+    ++batch_prepares;
+    return Storage::execute_batch_and_prepare(id, statements, prepared);  // batch, then prepare() if all ran
+  }
+
   Result<ResultSet> execute_in(const TxnId&, std::string_view sql) override {
     if (down) return Error(ErrorKind::outcome_unknown, "lost");
     const std::string s(sql);
@@ -83,6 +91,7 @@ class FakeDatabase final : public Storage {
   }
 
   Status prepare(const TxnId& id) override {
+    ++prepares;
     prepared[id] = pending;
     prepared_log[id] = pending_log;
     open.clear();
@@ -150,6 +159,8 @@ class FakeDatabase final : public Storage {
   std::map<std::uint64_t, std::uint64_t> log;  // seq -> epoch
   int rollbacks = 0;
   int batches = 0;           // execute_batch_in() calls
+  int batch_prepares = 0;    // execute_batch_and_prepare() calls
+  int prepares = 0;          // prepare() calls
   int rows_inserted = 0;     // successful INSERT INTO t statements (rolled back ones included)
   std::string last_log_row;  // the last INSERT INTO distdb_log statement
 };
@@ -273,7 +284,7 @@ TEST_CASE("read gate: an install waits for running reads, and new reads wait for
 }
 
 TEST_CASE(
-    "executor: an entry's statements and bookkeeping go as one batch, resumed after a failed statement") {
+    "executor: an entry's statements, bookkeeping and prepare go as one batch, resumed after a failed statement") {
   FakeDatabase db;
   ReplicationExecutor executor(db, db, nullptr, 1000);
   core::Entry e = entry(1, 1);
@@ -290,6 +301,9 @@ TEST_CASE(
   // Two batches: the first stopped at the failed statement, the second ran
   // the rest and the bookkeeping, whose log row holds the real outcomes.
   CHECK(db.batches == 2);
+  // Both asked for the prepare to ride along; it ran once, after the last.
+  CHECK(db.batch_prepares == 2);
+  CHECK(db.prepares == 1);
   CHECK(db.last_log_row.find("[\"INSERT INTO t VALUES (''dup'')\",false,1062]") != std::string::npos);
   CHECK(db.last_log_row.find("[\"INSERT INTO t VALUES (3)\",true,0]") != std::string::npos);
 }

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,6 +70,15 @@ class DISTDB_API Storage {
   // runs them one at a time.
   virtual std::vector<Result<ResultSet>> execute_batch_in(const TxnId& id,
                                                           const std::vector<std::string_view>& statements);
+  // execute_batch_in(), then prepare() if every statement succeeded, in one
+  // round trip where the backend can (MariaDB sends XA END and XA PREPARE
+  // with the statements). The answer is execute_batch_in()'s; `prepared`
+  // holds prepare()'s status when it ran, and is left empty when a
+  // statement stopped the batch (the transaction is then still open, as
+  // after execute_batch_in()).
+  virtual std::vector<Result<ResultSet>> execute_batch_and_prepare(const TxnId& id,
+                                                                   const std::vector<std::string_view>& statements,
+                                                                   std::optional<Status>& prepared);
   // Ends the work of `id` and makes it ready to commit (the "yes" vote).
   virtual Status prepare(const TxnId& id) = 0;
   // Commits a prepared transaction (possibly one found by recover()).

@@ -301,7 +301,8 @@ struct Node::Impl final : TransportHandler {
     }
   }
 
-  // The replication core answered a write (core thread).
+  // The replication core answered a write (network, executor or ticker
+  // thread; never with a lock of ours held).
   void on_write_result(core::WriteResult result) {
     WaitingWrite waiting;
     {

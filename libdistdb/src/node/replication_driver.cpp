@@ -13,7 +13,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-int ticks(int ms) { return std::max(1, ms / ReplicationDriver::kTickMs); }
+int ticks(int ms) {
+  return std::max(1, ms / ReplicationDriver::kTickMs);
+}
 
 core::ReplicaConfig replica_config(const Config& config) {
   core::ReplicaConfig rc;
@@ -31,8 +33,9 @@ core::ReplicaConfig replica_config(const Config& config) {
 // Statements MariaDB cannot run inside an XA transaction.
 bool is_ddl(const std::string& sql) {
   const auto c = sql::classify(sql);
-  static const char* const ddl[] = {"CREATE", "ALTER", "DROP", "TRUNCATE", "RENAME", "GRANT", "REVOKE",
-                                    "ANALYZE", "OPTIMIZE", "REPAIR", "FLUSH", "INSTALL", "UNINSTALL"};
+  static const char* const ddl[] = {"CREATE", "ALTER",   "DROP",     "TRUNCATE", "RENAME",
+                                    "GRANT",  "REVOKE",  "ANALYZE",  "OPTIMIZE", "REPAIR",
+                                    "FLUSH",  "INSTALL", "UNINSTALL"};
   for (const char* k : ddl) {
     if (c.first_keyword == k) return true;
   }
@@ -44,35 +47,98 @@ bool is_ddl(const std::string& sql) {
 ReplicationDriver::ReplicationDriver(Config config, Callbacks callbacks)
     : config_(std::move(config)), callbacks_(std::move(callbacks)) {}
 
-ReplicationDriver::~ReplicationDriver() { stop(); }
+ReplicationDriver::~ReplicationDriver() {
+  stop();
+}
 
 void ReplicationDriver::start() {
   executor_thread_ = std::thread([this] { executor_loop(); });
-  core_thread_ = std::thread([this] { core_loop(); });
+  ticker_thread_ = std::thread([this] { ticker_loop(); });
 }
 
 void ReplicationDriver::stop() {
+  stopped_.store(true);
   {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(queue_mutex_);
     stopping_ = true;
   }
-  wake_.notify_all();
   tasks_ready_.notify_all();
-  if (core_thread_.joinable()) core_thread_.join();
+  ticker_wake_.notify_all();
+  if (ticker_thread_.joinable()) ticker_thread_.join();
   if (executor_thread_.joinable()) executor_thread_.join();
 }
 
-void ReplicationDriver::post(Event event) {
-  {
-    std::lock_guard lock(mutex_);
-    events_.push_back(std::move(event));
-  }
-  wake_.notify_one();
+template <class Step>
+std::vector<core::WriteResult> ReplicationDriver::drive(Step&& step) {
+  std::vector<core::WriteResult> results;
+  std::lock_guard lock(core_mutex_);
+  if (replica_ == nullptr) return results;
+  step(*replica_);
+  perform_ready_locked(results);
+  return results;
 }
 
-void ReplicationDriver::on_peer_message(core::Envelope envelope) { post(std::move(envelope)); }
+void ReplicationDriver::perform_ready_locked(std::vector<core::WriteResult>& results) {
+  if (!replica_->has_ready()) return;
+  core::Ready ready = replica_->take_ready();
+  if (!ready.storage.empty()) {
+    {
+      std::lock_guard lock(queue_mutex_);
+      for (auto& t : ready.storage) tasks_.push_back(std::move(t));
+    }
+    tasks_ready_.notify_one();
+  }
+  // Under core_mutex_, so that the messages of successive steps leave in
+  // the order the core produced them.
+  for (auto& m : ready.messages) callbacks_.send_to_peer(m.to, wire::encode_peer(m));
+  for (auto& r : ready.results) results.push_back(std::move(r));
+}
 
-void ReplicationDriver::propose(core::ClientTag tag, std::string sql) { post(Propose{tag, std::move(sql)}); }
+void ReplicationDriver::deliver(std::vector<core::WriteResult> results) {
+  for (auto& r : results) callbacks_.on_result(std::move(r));
+}
+
+void ReplicationDriver::defer(std::vector<core::WriteResult> results) {
+  if (results.empty()) return;
+  {
+    std::lock_guard lock(queue_mutex_);
+    for (auto& r : results) deferred_.push_back(std::move(r));
+  }
+  ticker_wake_.notify_one();
+}
+
+void ReplicationDriver::on_peer_message(const core::Envelope& envelope) {
+  if (stopped_.load()) return;
+  deliver(drive([&](core::Replica& r) { r.step(envelope); }));
+}
+
+void ReplicationDriver::propose(core::ClientTag tag, std::string sql) {
+  if (stopped_.load()) {
+    // Nothing will run it: no thread is left to deliver a deferred answer,
+    // and the node, stopping, holds none of its locks here.
+    core::WriteResult r;
+    r.tag = tag;
+    r.kind = core::WriteResult::no_quorum;
+    r.message = "the node is stopping";
+    callbacks_.on_result(std::move(r));
+    return;
+  }
+  std::vector<core::WriteResult> results;
+  {
+    std::lock_guard lock(core_mutex_);
+    if (replica_ == nullptr) {
+      // No replica yet (the storage is being opened): keep the write a while.
+      early_.push_back({tag, std::move(sql), Clock::now()});
+      return;
+    }
+    replica_->propose(tag, std::move(sql));
+    perform_ready_locked(results);
+  }
+  // The caller may hold its own locks (the node's session table), and
+  // on_result takes them: answers found right away (no coordinator, no
+  // quorum) go out from the ticker thread instead.
+  defer(std::move(results));
+}
 
 ReplicationDriver::Status ReplicationDriver::status() const {
   std::lock_guard lock(status_mutex_);
@@ -81,14 +147,13 @@ ReplicationDriver::Status ReplicationDriver::status() const {
 
 void ReplicationDriver::executor_loop() {
   // Open the storage and read where this replica stands; retry until the
-  // database is there (the node serves reads meanwhile, and writes get
-  // no_quorum).
+  // database is there (the node serves reads meanwhile, and writes wait).
   std::unique_ptr<Storage> storage;
   std::unique_ptr<Storage> reader;
   std::unique_ptr<ReplicationExecutor> executor;
   for (int attempt = 0;; ++attempt) {
     {
-      std::unique_lock lock(mutex_);
+      std::unique_lock lock(queue_mutex_);
       if (stopping_) return;
     }
     auto opened = open_storage(config_.storage);
@@ -97,18 +162,27 @@ void ReplicationDriver::executor_loop() {
     if (opened) {
       if (auto st = ensure_distdb_schema(**opened); st) {
         auto exec = std::make_unique<ReplicationExecutor>(**opened, **opened_reader, is_ddl,
-                                                           config_.limits.log_retention_entries);
+                                                          config_.limits.log_retention_entries);
         auto recovered = exec->recover();
         if (recovered) {
           storage = std::move(*opened);
           reader = std::move(*opened_reader);
           executor = std::move(exec);
-          std::lock_guard lock(mutex_);
-          replica_ = std::make_unique<core::Replica>(replica_config(config_), *recovered);
-          replica_ready_ = true;
-          DISTDB_LOG(info) << "[*] Replication state: epoch " << recovered->promised << ", last applied entry "
-                           << recovered->applied.seq << " (epoch " << recovered->applied.origin << ")"
-                           << (recovered->prepared.empty() ? "" : ", in-doubt prepared transactions to resolve");
+          DISTDB_LOG(info) << "[*] Replication state: epoch " << recovered->promised
+                           << ", last applied entry " << recovered->applied.seq << " (epoch "
+                           << recovered->applied.origin << ")"
+                           << (recovered->prepared.empty() ? ""
+                                                           : ", in-doubt prepared transactions to resolve");
+          std::vector<core::WriteResult> results;
+          {
+            std::lock_guard lock(core_mutex_);
+            replica_ = std::make_unique<core::Replica>(replica_config(config_), *recovered);
+            for (auto& w : std::exchange(early_, {})) {
+              replica_->propose(w.tag, std::move(w.sql));
+              perform_ready_locked(results);
+            }
+          }
+          deliver(std::move(results));
           break;
         }
         if (attempt % 10 == 0) {
@@ -120,101 +194,76 @@ void ReplicationDriver::executor_loop() {
     } else if (attempt % 10 == 0) {
       DISTDB_LOG(warn) << "replication waits for the storage: " << opened.error().message;
     }
-    std::unique_lock lock(mutex_);
-    wake_.wait_for(lock, std::chrono::milliseconds(500), [this] { return stopping_; });
+    std::unique_lock lock(queue_mutex_);
+    tasks_ready_.wait_for(lock, std::chrono::milliseconds(500), [this] { return stopping_; });
   }
-  wake_.notify_all();
   for (;;) {
     core::StorageTask task;
     {
-      std::unique_lock lock(mutex_);
+      std::unique_lock lock(queue_mutex_);
       tasks_ready_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
       if (stopping_) return;
       task = std::move(tasks_.front());
       tasks_.pop_front();
     }
+    core::StorageDone done;
     if (std::holds_alternative<core::InstallSnapshot>(task.op)) {
       // No local read may see the tables while they are replaced.
       read_gate_.begin_install();
-      core::StorageDone done = executor->perform(task);
+      done = executor->perform(task);
       read_gate_.end_install();
-      post(std::move(done));
     } else {
-      post(executor->perform(task));
+      done = executor->perform(task);
     }
+    deliver(drive([&](core::Replica& r) { r.storage_done(std::move(done)); }));
   }
 }
 
-void ReplicationDriver::core_loop() {
+void ReplicationDriver::ticker_loop() {
   auto next_tick = Clock::now() + std::chrono::milliseconds(kTickMs);
   for (;;) {
-    std::deque<Event> batch;
-    bool ready = false;
+    std::vector<core::WriteResult> answers;
     {
-      std::unique_lock lock(mutex_);
-      wake_.wait_until(lock, next_tick, [this] { return stopping_ || !events_.empty(); });
+      std::unique_lock lock(queue_mutex_);
+      ticker_wake_.wait_until(lock, next_tick, [this] { return stopping_ || !deferred_.empty(); });
       if (stopping_) return;
-      batch.swap(events_);
-      ready = replica_ready_;
+      answers.swap(deferred_);
     }
-    if (!ready) {
-      // No replica yet (the storage is being opened): keep writes a while,
-      // drop peer traffic (peers retry).
-      const auto now = Clock::now();
-      for (auto& ev : batch) {
-        if (auto* p = std::get_if<Propose>(&ev)) early_.push_back({std::move(*p), now});
-      }
-      while (!early_.empty() && now - early_.front().second > kEarlyWriteWait) {
-        core::WriteResult r;
-        r.tag = early_.front().first.tag;
-        r.kind = core::WriteResult::no_quorum;
-        r.message = "this node's storage is not available: it cannot take part in replication";
-        early_.pop_front();
-        callbacks_.on_result(std::move(r));
-      }
-      if (now >= next_tick) next_tick = now + std::chrono::milliseconds(kTickMs);
-      continue;
-    }
-    for (auto& [p, since] : std::exchange(early_, {})) {
-      replica_->propose(p.tag, std::move(p.sql));
-      flush_ready();
-    }
-    for (auto& ev : batch) {
-      if (auto* env = std::get_if<core::Envelope>(&ev)) {
-        replica_->step(*env);
-      } else if (auto* p = std::get_if<Propose>(&ev)) {
-        replica_->propose(p->tag, std::move(p->sql));
-      } else {
-        replica_->storage_done(std::move(std::get<core::StorageDone>(ev)));
-      }
-      flush_ready();
-    }
+    deliver(std::move(answers));
     const auto now = Clock::now();
-    if (now >= next_tick) {
-      replica_->tick();
-      next_tick += std::chrono::milliseconds(kTickMs);
-      if (next_tick < now) next_tick = now + std::chrono::milliseconds(kTickMs);  // we fell behind: do not burst
-      flush_ready();
-      refresh_status();
-    }
-  }
-}
-
-void ReplicationDriver::flush_ready() {
-  if (!replica_->has_ready()) return;
-  core::Ready ready = replica_->take_ready();
-  if (!ready.storage.empty()) {
+    if (now < next_tick) continue;
+    next_tick += std::chrono::milliseconds(kTickMs);
+    if (next_tick < now)
+      next_tick = now + std::chrono::milliseconds(kTickMs);  // we fell behind: do not burst
+    std::vector<core::WriteResult> results;
     {
-      std::lock_guard lock(mutex_);
-      for (auto& t : ready.storage) tasks_.push_back(std::move(t));
+      std::lock_guard lock(core_mutex_);
+      if (replica_ == nullptr) {
+        results = expire_early_writes_locked(now);
+      } else {
+        replica_->tick();
+        perform_ready_locked(results);
+        refresh_status_locked();
+      }
     }
-    tasks_ready_.notify_one();
+    deliver(std::move(results));
   }
-  for (auto& m : ready.messages) callbacks_.send_to_peer(m.to, wire::encode_peer(m));
-  for (auto& r : ready.results) callbacks_.on_result(std::move(r));
 }
 
-void ReplicationDriver::refresh_status() {
+std::vector<core::WriteResult> ReplicationDriver::expire_early_writes_locked(Clock::time_point now) {
+  std::vector<core::WriteResult> expired;
+  while (!early_.empty() && now - early_.front().since > kEarlyWriteWait) {
+    core::WriteResult r;
+    r.tag = early_.front().tag;
+    r.kind = core::WriteResult::no_quorum;
+    r.message = "this node's storage is not available: it cannot take part in replication";
+    early_.pop_front();
+    expired.push_back(std::move(r));
+  }
+  return expired;
+}
+
+void ReplicationDriver::refresh_status_locked() {
   Status s;
   s.running = true;
   s.role = replica_->role();

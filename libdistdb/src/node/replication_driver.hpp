@@ -1,18 +1,32 @@
 // Drives a node's replication core (core::Replica) with real time, real
 // storage and the network: the sans-IO core's "thin driver".
 //
-// Two threads:
-//   - the core thread owns the Replica. It feeds it ticks (every tick_ms),
-//     peer messages, client writes and storage completions, and performs
-//     the outputs: messages go to the transport, storage tasks to the
-//     executor thread, write results to the node.
-//   - the executor thread owns one Storage connection and performs storage
-//     tasks one at a time, in order (the contract of core/storage_ops.hpp).
+// The core has no thread of its own. It is a state machine guarded by one
+// mutex, and it is stepped by whichever thread has an input for it:
+//   - the network thread steps it with peer messages and client writes,
+//     as they arrive;
+//   - the executor thread, which owns the Storage connection and performs
+//     storage tasks one at a time, in order (the contract of
+//     core/storage_ops.hpp), steps it with each completion;
+//   - a ticker thread feeds it a tick every kTickMs and refreshes Status.
+// Each step's outputs are performed on the spot, still under the mutex:
+// storage tasks join the executor's queue (so they keep the core's order),
+// and messages go to the transport (which writes them at once when the link
+// is idle). Write results are handed to the node after the mutex is released.
+//
+// Why not a core thread: on the critical path of a replicated write every
+// input used to cross from the network or executor thread to the core thread
+// and back, a thread wake-up per protocol step on each node (docs/
+// performance.md). Stepping the core where the input is costs a mutex that is
+// held for microseconds.
+//
 // Until the storage is reachable at start (to read the promised epoch and the
-// last applied entry), the replica does not exist and writes are refused
-// with no_quorum; reads are unaffected.
+// last applied entry), the replica does not exist: writes wait a while
+// (kEarlyWriteWait) and are then refused with no_quorum; peer messages are
+// dropped (peers retry); reads are unaffected.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -20,7 +34,6 @@
 #include <memory>
 #include <mutex>
 #include <thread>
-#include <variant>
 #include <vector>
 
 #include "distdb/config.hpp"
@@ -33,13 +46,18 @@ namespace distdb {
 class ReplicationDriver {
  public:
   struct Callbacks {
+    // Called with the core's mutex held, from the thread that stepped the
+    // core; it must not call back into the driver.
     std::function<void(NodeId to, std::string frame)> send_to_peer;
-    std::function<void(core::WriteResult)> on_result;  // called on the core thread
+    // Called with no lock of the driver held, on the network, executor or
+    // ticker thread; never on the thread that called propose() from within
+    // that call, so the caller may hold its own locks around propose().
+    std::function<void(core::WriteResult)> on_result;
   };
 
   // What the node shows in STATUS and the startup log.
   struct Status {
-    bool running = false;      // the replica exists (storage was reachable)
+    bool running = false;  // the replica exists (storage was reachable)
     core::Role role = core::Role::follower;
     NodeId coordinator = 0;
     core::Epoch epoch = 0;
@@ -56,52 +74,66 @@ class ReplicationDriver {
   ReplicationDriver& operator=(const ReplicationDriver&) = delete;
 
   void start();
+  // Joins the executor and ticker threads. Writes proposed afterwards are
+  // answered no_quorum; peer messages are dropped.
   void stop();
 
   // Local reads pass through this gate; it is closed while a full copy of
   // the data is installed (read_gate.hpp).
   ReadGate& read_gate() { return read_gate_; }
 
-  // Thread-safe.
-  void on_peer_message(core::Envelope envelope);
+  // Thread-safe; both step the core on the calling thread.
+  void on_peer_message(const core::Envelope& envelope);
   void propose(core::ClientTag tag, std::string sql);
   Status status() const;
 
  private:
-  struct Propose {
+  using Clock = std::chrono::steady_clock;
+  struct EarlyWrite {
     core::ClientTag tag;
     std::string sql;
+    Clock::time_point since;
   };
-  using Event = std::variant<core::Envelope, Propose, core::StorageDone>;
 
-  void core_loop();
   void executor_loop();
-  void post(Event event);
-  void flush_ready();
-  void refresh_status();
+  void ticker_loop();
+  // Runs `step` on the replica (when it exists) under core_mutex_, performs
+  // the outputs, and returns the write results for the caller to deliver
+  // once the mutex is released.
+  template <class Step>
+  std::vector<core::WriteResult> drive(Step&& step);
+  void perform_ready_locked(std::vector<core::WriteResult>& results);
+  void deliver(std::vector<core::WriteResult> results);
+  void defer(std::vector<core::WriteResult> results);
+  std::vector<core::WriteResult> expire_early_writes_locked(Clock::time_point now);
+  void refresh_status_locked();
 
   Config config_;
   Callbacks callbacks_;
 
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<Event> events_;                 // guarded by mutex_
-  bool stopping_ = false;                    // guarded by mutex_
-  std::deque<core::StorageTask> tasks_;      // guarded by mutex_
+  // The core. Lock order: core_mutex_ before queue_mutex_.
+  std::mutex core_mutex_;
+  std::unique_ptr<core::Replica> replica_;  // guarded by core_mutex_; created once the storage answers
+  std::deque<EarlyWrite> early_;            // guarded by core_mutex_: writes that came before the replica
+
+  // The executor's queue, the results propose() produced, and stopping.
+  std::mutex queue_mutex_;
+  std::condition_variable tasks_ready_;      // the executor waits on it
+  std::condition_variable ticker_wake_;      // the ticker waits on it
+  std::deque<core::StorageTask> tasks_;      // guarded by queue_mutex_
+  std::vector<core::WriteResult> deferred_;  // guarded by queue_mutex_; delivered by the ticker
+  bool stopping_ = false;                    // guarded by queue_mutex_
+  std::atomic<bool> stopped_{false};         // stop() has begun: the core takes no more input
+
   ReadGate read_gate_;
-  std::condition_variable tasks_ready_;
-  std::unique_ptr<core::Replica> replica_;   // created by the executor thread, then used by the core thread only
-  bool replica_ready_ = false;               // guarded by mutex_
 
   mutable std::mutex status_mutex_;
-  Status status_;                            // guarded by status_mutex_
+  Status status_;  // guarded by status_mutex_
 
-  // Writes that arrived before the replica existed (core thread only).
   static constexpr std::chrono::milliseconds kEarlyWriteWait{5000};
-  std::deque<std::pair<Propose, std::chrono::steady_clock::time_point>> early_;
 
-  std::thread core_thread_;
   std::thread executor_thread_;
+  std::thread ticker_thread_;
 };
 
 }  // namespace distdb

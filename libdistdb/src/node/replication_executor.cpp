@@ -261,7 +261,8 @@ StatementOutcome ReplicationExecutor::outcome_of(const Result<ResultSet>& rs, bo
 }
 
 bool ReplicationExecutor::store_entry(const TxnId& txn, const Entry& entry, bool expected,
-                                      std::vector<StatementOutcome>& outcomes, bool& diverged, Error& error) {
+                                      std::vector<StatementOutcome>& outcomes, bool& diverged, Error& error,
+                                      std::optional<Status>* prepared) {
   // A statement that fails must leave no trace, identically everywhere, and
   // the entry's other statements go on. InnoDB already guarantees the first
   // (a failed statement is rolled back by itself, the transaction stays), so
@@ -297,11 +298,14 @@ bool ReplicationExecutor::store_entry(const TxnId& txn, const Entry& entry, bool
         return false;
       }
     }
+    if (prepared != nullptr) *prepared = storage_.prepare(txn);
     return true;
   }
-  // MariaDB: the statements, then the bookkeeping, go in one batch (one
-  // round trip when the text allows it). The server stops at a failing
-  // statement; the batch is sent again from the statement after it. The
+  // MariaDB: the statements, then the bookkeeping, then (with `prepared`)
+  // XA END and XA PREPARE, go in one batch (one round trip when the text
+  // allows it; XA START leads it too, see mariadb_storage.cpp). The server
+  // stops at a failing statement; the batch is sent again from the
+  // statement after it. The
   // log row, last in the batch, is built from the outcomes known so far
   // and "OK" for the statements not yet run, so it only ever runs once
   // every outcome before it is known and as written.
@@ -312,7 +316,8 @@ bool ReplicationExecutor::store_entry(const TxnId& txn, const Entry& entry, bool
     batch.reserve(count - next + bookkeeping.size());
     for (std::size_t i = next; i < count; ++i) batch.push_back(entry.statements[i].sql);
     for (const auto& sql : bookkeeping) batch.push_back(sql);
-    const auto results = storage_.execute_batch_in(txn, batch);
+    const auto results = prepared != nullptr ? storage_.execute_batch_and_prepare(txn, batch, *prepared)
+                                             : storage_.execute_batch_in(txn, batch);
     if (results.empty()) {
       error = Error(ErrorKind::internal, "the storage answered an empty batch");
       return false;
@@ -386,11 +391,16 @@ StorageDone ReplicationExecutor::prepare_entry(const core::PrepareEntry& op) {
   StorageDone done;
   bool diverged = false;
   Error error;
-  if (!store_entry(txn, op.entry, false, done.outcomes, diverged, error)) {
+  std::optional<Status> prepared;
+  if (!store_entry(txn, op.entry, false, done.outcomes, diverged, error, &prepared)) {
     (void)storage_.rollback(txn);
     return failed(error);
   }
-  if (auto st = storage_.prepare(txn); !st) {
+  if (!prepared) {
+    (void)storage_.rollback(txn);
+    return failed(Error(ErrorKind::internal, "the entry was stored but not prepared"));
+  }
+  if (const Status& st = *prepared; !st) {
     (void)storage_.rollback(txn);
     note_failed_prepare(txn, st.error());
     return failed(st.error());

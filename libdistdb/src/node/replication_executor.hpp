@@ -69,8 +69,13 @@ class ReplicationExecutor {
   // in the same transaction; when `expected` is set, stops at the first
   // outcome that differs from the one the entry carries. Returns false on a
   // storage (not SQL) failure.
+  // With `prepared`, the transaction is also prepared once everything is
+  // stored (in the same round trip as the last statements, where the
+  // storage can), and *prepared says how that went; it stays empty when
+  // storing failed or diverged.
   bool store_entry(const TxnId& txn, const core::Entry& entry, bool expected,
-                   std::vector<core::StatementOutcome>& outcomes, bool& diverged, Error& error);
+                   std::vector<core::StatementOutcome>& outcomes, bool& diverged, Error& error,
+                   std::optional<Status>* prepared = nullptr);
   // A statement's outcome; `usable` false (and `error` set) when the
   // failure is the storage's or takes the whole transaction with it.
   core::StatementOutcome outcome_of(const Result<ResultSet>& rs, bool& usable, Error& error) const;

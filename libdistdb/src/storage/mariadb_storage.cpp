@@ -11,8 +11,9 @@
 // prepared for recover()/commit()/rollback() by id.
 //
 // Two-phase commit uses XA:
-//   begin    XA START 'id'
-//   prepare  XA END 'id'; XA PREPARE 'id'   (one round trip)
+//   begin    XA START 'id'    (sent with the transaction's first statements)
+//   prepare  XA END 'id'; XA PREPARE 'id'   (one round trip; with
+//            execute_batch_and_prepare(), the same one as the statements)
 //   commit   XA COMMIT 'id'
 //   rollback [XA END 'id';] XA ROLLBACK 'id'   (unknown id = success)
 //   recover  XA RECOVER
@@ -333,15 +334,15 @@ class MariadbStorage final : public Storage {
       return Error(ErrorKind::invalid_request,
                    "begin('" + id + "'): transaction '" + txn_ + "' is already open on this connection");
     }
-    auto rs = query(xa("START", id));
-    if (!rs) return rs.error();
+    // No round trip yet: XA START leads the transaction's first request.
     txn_ = id;
-    state_ = TxnState::active;
+    state_ = TxnState::starting;
     return {};
   }
 
   Result<ResultSet> execute_in(const TxnId& id, std::string_view sql) override {
     if (auto st = check_active(id, "execute_in"); !st) return st.error();
+    if (auto st = start_alone(); !st) return st.error();
     return query(sql);
   }
 
@@ -366,10 +367,14 @@ class MariadbStorage final : public Storage {
         run.push_back(*text);
       }
       if (run.size() < 2) {
+        if (auto st = start_alone(); !st) {
+          results.emplace_back(st.error());
+          break;
+        }
         results.push_back(query(statements[i]));
         ++i;
       } else {
-        query_joined(run, results);
+        query_joined_in_txn(run, results);
         i += run.size();
       }
       if (!results.back()) break;
@@ -377,27 +382,55 @@ class MariadbStorage final : public Storage {
     return results;
   }
 
+  std::vector<Result<ResultSet>> execute_batch_and_prepare(const TxnId& id,
+                                                           const std::vector<std::string_view>& statements,
+                                                           std::optional<Status>& prepared) override {
+    prepared.reset();
+    // XA END and XA PREPARE ride along only when the whole batch can be
+    // joined; otherwise this is execute_batch_in() then prepare().
+    bool all_joinable = !statements.empty();
+    std::size_t bytes = 0;
+    std::vector<std::string_view> run;
+    run.reserve(statements.size() + 2);
+    for (const std::string_view sql : statements) {
+      auto text = joinable(sql);
+      if (!text || bytes + text->size() > kMaxJoinedBytes) {
+        all_joinable = false;
+        break;
+      }
+      bytes += text->size() + kSeparator.size();
+      run.push_back(*text);
+    }
+    if (!all_joinable || !check_active(id, "execute_in").ok()) {
+      return Storage::execute_batch_and_prepare(id, statements, prepared);
+    }
+    const std::string end = xa("END", id);
+    const std::string prepare = xa("PREPARE", id);
+    run.push_back(end);
+    run.push_back(prepare);
+    std::vector<Result<ResultSet>> results;
+    query_joined_in_txn(run, results);
+    const std::size_t n = statements.size();
+    if (results.size() > n) {
+      prepared = settle_prepare(id, results, n);
+      results.erase(results.begin() + static_cast<std::ptrdiff_t>(n), results.end());
+    }
+    return results;
+  }
+
   Status prepare(const TxnId& id) override {
     if (auto st = check_active(id, "prepare"); !st) return st;
-    if (state_ == TxnState::active) {
-      const std::string end = xa("END", id);
-      const std::string prepare = xa("PREPARE", id);
-      std::vector<Result<ResultSet>> results;
-      query_joined({end, prepare}, results);
-      if (!results[0]) return results[0].error();
-      state_ = TxnState::idle;
-      if (!results[1]) return results[1].error();
-    } else {
+    if (state_ == TxnState::idle) {
       auto prepared = query(xa("PREPARE", id));
       if (!prepared) return prepared.error();
+      hold_prepared(id);
+      return {};
     }
-    forget_txn();
-    // This session now belongs to the prepared transaction (point 1 at the
-    // top) until commit() or rollback(); the next statement takes another.
-    held_.push_back(HeldSession{id, conn_});
-    conn_ = nullptr;
-    broken_ = false;
-    return {};
+    const std::string end = xa("END", id);
+    const std::string prepare = xa("PREPARE", id);
+    std::vector<Result<ResultSet>> results;
+    query_joined_in_txn({end, prepare}, results);
+    return settle_prepare(id, results, 0);
   }
 
   Status commit(const TxnId& id) override {
@@ -425,6 +458,10 @@ class MariadbStorage final : public Storage {
     }
     const bool was_open = state_ != TxnState::none;
     if (!was_open) return decide_detached(id, "ROLLBACK");
+    if (state_ == TxnState::starting) {
+      forget_txn();  // XA START was never sent: nothing on the server
+      return {};
+    }
     if (state_ == TxnState::active) {
       // XA ROLLBACK refuses an ACTIVE transaction (1399); end it first. An
       // error here (e.g. the branch was already rolled back by a deadlock)
@@ -473,8 +510,9 @@ class MariadbStorage final : public Storage {
 
  private:
   enum class TxnState {
-    none,    // no transaction begun on this session
-    active,  // XA START done
+    none,      // no transaction begun on this session
+    starting,  // begun; XA START goes with the first statements
+    active,    // XA START done
     idle,    // XA END done, XA PREPARE not (yet, or it failed)
   };
 
@@ -494,6 +532,75 @@ class MariadbStorage final : public Storage {
   void forget_txn() {
     txn_.clear();
     state_ = TxnState::none;
+  }
+
+  // Sends XA START alone, for a transaction whose first statement cannot be
+  // joined with it.
+  Status start_alone() {
+    if (state_ != TxnState::starting) return {};
+    auto started = query(xa("START", txn_));
+    if (!started) return start_failed(started.error());
+    if (state_ == TxnState::starting) state_ = TxnState::active;
+    return {};
+  }
+
+  // An XA START that failed. The transaction does not exist on the server.
+  // A refusal by the server is no statement's outcome (the executor would
+  // take an SQL error for the first statement's): it is reported as an
+  // internal error.
+  Error start_failed(Error error) {
+    if (error.kind == ErrorKind::sql) {
+      error.kind = ErrorKind::internal;
+      error.message = "XA START '" + txn_ + "' refused: " + error.message;
+    }
+    if (state_ == TxnState::starting) forget_txn();
+    return error;
+  }
+
+  // query_joined() for statements of the open transaction; while XA START is
+  // still to be sent, it leads the request: a round trip less per
+  // transaction.
+  void query_joined_in_txn(const std::vector<std::string_view>& statements,
+                           std::vector<Result<ResultSet>>& results) {
+    if (state_ != TxnState::starting) {
+      query_joined(statements, results);
+      return;
+    }
+    const std::string start = xa("START", txn_);
+    std::vector<std::string_view> with_start;
+    with_start.reserve(statements.size() + 1);
+    with_start.push_back(start);
+    with_start.insert(with_start.end(), statements.begin(), statements.end());
+    const std::size_t at = results.size();
+    query_joined(with_start, results);
+    Result<ResultSet> started = std::move(results[at]);
+    results.erase(results.begin() + static_cast<std::ptrdiff_t>(at));
+    if (!started) {
+      results.emplace_back(start_failed(started.error()));
+      return;
+    }
+    if (state_ == TxnState::starting) state_ = TxnState::active;  // not if the session broke meanwhile
+  }
+
+  // Reads the answers to XA END and XA PREPARE, at `at` in `results`, and on
+  // success hands the session to the prepared transaction.
+  Status settle_prepare(const TxnId& id, const std::vector<Result<ResultSet>>& results, std::size_t at) {
+    if (results.size() <= at) return Error(ErrorKind::internal, "MariaDB did not answer XA END");
+    if (!results[at]) return results[at].error();
+    if (state_ == TxnState::active) state_ = TxnState::idle;  // not if the session broke meanwhile
+    if (results.size() <= at + 1) return Error(ErrorKind::internal, "MariaDB did not answer XA PREPARE");
+    if (!results[at + 1]) return results[at + 1].error();
+    hold_prepared(id);
+    return {};
+  }
+
+  // This session now belongs to the prepared transaction `id` (point 1 at
+  // the top) until commit() or rollback(); the next statement takes another.
+  void hold_prepared(const TxnId& id) {
+    forget_txn();
+    held_.push_back(HeldSession{id, conn_});
+    conn_ = nullptr;
+    broken_ = false;
   }
 
   // A session bound to the prepared transaction `txn` (see the top).

@@ -25,6 +25,15 @@ std::vector<Result<ResultSet>> Storage::execute_batch_in(const TxnId& id,
   return results;
 }
 
+std::vector<Result<ResultSet>> Storage::execute_batch_and_prepare(const TxnId& id,
+                                                                  const std::vector<std::string_view>& statements,
+                                                                  std::optional<Status>& prepared) {
+  prepared.reset();
+  std::vector<Result<ResultSet>> results = execute_batch_in(id, statements);
+  if (results.size() == statements.size() && (results.empty() || results.back())) prepared = prepare(id);
+  return results;
+}
+
 bool is_valid_txn_id(std::string_view id) {
   // The id is spliced into XA statements between single quotes, so this
   // character set is also what keeps those statements injection-free.
