@@ -2,7 +2,8 @@
 # The benchmark of docs/benchmarks.md: three throwaway MariaDB servers and a
 # three-node distdb cluster on this machine, distdb-bench against one server
 # directly (the baseline) and against the cluster, back to back, for each
-# workload at 1, 4 and 16 threads; then a coordinator failover under load, a
+# workload at 1, 4 and 16 threads (inserts also with the benchmark running
+# two-phase commit on the three servers itself: the floor); then a coordinator failover under load, a
 # participant catching up, and (with --soak) the nodes' memory over a long
 # mixed load. Writes docs/benchmarks/results.json, two charts (gnuplot) and
 # docs/benchmarks.md. Everything it starts is stopped and removed at the end,
@@ -218,6 +219,8 @@ bench() {  # TARGET WORKLOAD THREADS: one run, appended to runs.jsonl
   local target=$1 workload=$2 threads=$3 args line
   if [[ $target == direct ]]; then
     args=(--target direct --db "127.0.0.1:$(db_of 1)")
+  elif [[ $target == two-phase ]]; then
+    args=(--target two-phase --db "127.0.0.1:$(db_of 1),127.0.0.1:$(db_of 2),127.0.0.1:$(db_of 3)")
   else
     args=(--target cluster --nodes "$nodes_arg")
   fi
@@ -233,6 +236,9 @@ for workload in $workloads; do
   for threads in $threads_list; do
     bench direct "$workload" "$threads"
     bench cluster "$workload" "$threads"
+    # The floor under a replicated write: distdb-bench itself runs two-phase
+    # commit on the three servers, with no distdb process in between.
+    if [[ $workload == insert ]]; then bench two-phase "$workload" "$threads"; fi
   done
 done
 

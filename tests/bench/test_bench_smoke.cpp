@@ -1,6 +1,7 @@
 // distdb-bench run as a user runs it, briefly: against the first MariaDB
-// test server (--target direct), then against three distdb-node processes
-// (--target cluster). Checks that the JSON report
+// test server (--target direct), across the three servers with two-phase
+// commit run by the benchmark itself (--target two-phase), then against three
+// distdb-node processes (--target cluster). Checks that the JSON report
 // parses and shows work done without errors; timings are not checked (CI
 // machines vary too much).
 #include <doctest/doctest.h>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "cluster_fixture.hpp"
+#include "distdb/storage.hpp"
 #include "mariadb_env.hpp"
 #include "process.hpp"
 
@@ -92,6 +94,8 @@ TEST_CASE("bad command lines exit with status 2") {
   CHECK(run_bench({"--target", "nowhere"}).exit_code == 2);
   CHECK(run_bench({"--target", "direct"}).exit_code == 2);                           // no --db
   CHECK(run_bench({"--target", "cluster", "--nodes", "127.0.0.1"}).exit_code == 2);  // no port
+  CHECK(run_bench({"--target", "two-phase"}).exit_code == 2);                        // no --db
+  CHECK(run_bench({"--target", "direct", "--db", "127.0.0.1:1,127.0.0.1:2"}).exit_code == 2);  // one only
   auto pipelined_direct = direct_args();
   pipelined_direct.insert(pipelined_direct.end(), {"--pipeline", "4"});
   CHECK(run_bench(pipelined_direct).exit_code == 2);
@@ -117,6 +121,46 @@ TEST_CASE("--target direct: an unreachable server fails the run with status 1") 
   REQUIRE_FALSE(run.report.HasParseError());
   CHECK_FALSE(run.report["success"].GetBool());
   CHECK(run.report.HasMember("failure"));
+}
+
+TEST_CASE("--target two-phase commits every write on every server") {
+  REQUIRE(mariadb_servers().size() >= 3);
+  std::string servers;
+  std::vector<std::unique_ptr<Storage>> checks;
+  for (std::size_t i = 0; i < 3; ++i) {
+    const DbConfig db = mariadb_db_config(i, "distdb_bench_smoke");
+    servers += (i == 0 ? "" : ",") + db.host + ":" + std::to_string(db.port);
+  }
+  const DbConfig first = mariadb_db_config(0, "distdb_bench_smoke");
+  const BenchRun run = run_bench({"--target", "two-phase", "--db", servers, "--user", first.user, "--password",
+                                  first.password, "--database", "distdb_bench_smoke", "--table", "bench_two_phase",
+                                  "--keep", "--workload", "insert", "--threads", "2", "--seconds", "2",
+                                  "--warmup", "0", "--json"});
+  check_clean_run(run, false, true);
+  REQUIRE_FALSE(run.report.HasParseError());
+  const std::uint64_t written = run.report["ok_ops"].GetUint64();
+  // Every server holds every acknowledged row (a majority acknowledged it;
+  // the last commits to the others were sent and land at once), and no
+  // transaction is left prepared.
+  for (std::size_t i = 0; i < 3; ++i) {
+    StorageConfig config;
+    config.backend = StorageBackend::mariadb;
+    config.db = mariadb_db_config(i, "distdb_bench_smoke");
+    auto storage = open_storage(config);
+    REQUIRE_MESSAGE(storage.ok(), (storage.ok() ? "" : storage.error().message));
+    std::uint64_t rows = 0;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    do {
+      auto count = (*storage)->execute("SELECT COUNT(*) FROM bench_two_phase");
+      REQUIRE(count.ok());
+      rows = static_cast<std::uint64_t>(std::get<std::int64_t>(count->rows.at(0).at(0)));
+    } while (rows < written && std::chrono::steady_clock::now() < deadline);
+    CHECK(rows >= written);
+    auto prepared = (*storage)->recover();
+    REQUIRE(prepared.ok());
+    for (const auto& id : *prepared) CHECK_MESSAGE(id.rfind("bench-", 0) != 0, id);
+    REQUIRE((*storage)->execute("DROP TABLE bench_two_phase").ok());
+  }
 }
 
 // The nodes keep their data in SQLite files: this tests the benchmark, not

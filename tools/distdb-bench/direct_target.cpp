@@ -8,30 +8,13 @@
 #include "target.hpp"
 
 #ifdef DISTDB_BENCH_HAVE_MARIADB
-#include <mysql.h>
-
-#include <mutex>
+#include "mariadb_session.hpp"
 #endif
 
 namespace distdb::bench {
 
 #ifdef DISTDB_BENCH_HAVE_MARIADB
 namespace {
-
-// Connector/C reports its own failures (connection refused, lost, ...) with
-// codes 2000-2999 (CR_* in errmsg.h); the server's own errors are below.
-bool is_client_error(unsigned int code) {
-  return code >= 2000 && code < 3000;
-}
-
-std::string quote_identifier(const std::string& name) {
-  std::string out = "`";
-  for (char c : name) {
-    if (c == '`') out += '`';
-    out += c;
-  }
-  return out + "`";
-}
 
 class DirectConnection final : public Connection {
  public:
@@ -43,20 +26,9 @@ class DirectConnection final : public Connection {
 
   Status open() {
     close();
-    conn_ = mysql_init(nullptr);
-    if (conn_ == nullptr) return Error(ErrorKind::io, "mysql_init: out of memory");
-    const unsigned int connect_timeout_s = 5;
-    mysql_options(conn_, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout_s);
-    mysql_options(conn_, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    const char* database = with_database_ ? options_.database.c_str() : nullptr;
-    if (mysql_real_connect(conn_, options_.db.host.c_str(), options_.user.c_str(), options_.password.c_str(),
-                           database, options_.db.port, nullptr, 0) == nullptr) {
-      Error e(ErrorKind::unavailable,
-              "cannot connect to MariaDB at " + options_.db.to_string() + ": " + mysql_error(conn_),
-              static_cast<int>(mysql_errno(conn_)));
-      close();
-      return e;
-    }
+    auto opened = open_mariadb_session(options_, options_.db, with_database_);
+    if (!opened) return opened.error();
+    conn_ = *opened;
     return {};
   }
 
@@ -101,10 +73,7 @@ class DirectTarget final : public Target {
   explicit DirectTarget(const Options& options) : options_(options), endpoints_{options.db} {}
 
   Status prepare() override {
-    // mysql_init() would initialise the library on first use, but not in a
-    // thread-safe way, and every benchmark thread opens its own connection.
-    static std::once_flag once;
-    std::call_once(once, [] { mysql_library_init(0, nullptr, nullptr); });
+    init_mariadb_library();
     DirectConnection bare(options_, false);
     if (auto opened = bare.open(); !opened) return opened.error();
     const OpResult created =

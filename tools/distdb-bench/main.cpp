@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <map>
@@ -83,17 +84,20 @@ int main(int argc, char** argv) {
   Options o;
   std::string db_text;
   std::vector<std::string> node_texts;
-  const std::map<std::string, TargetKind> targets{{"direct", TargetKind::direct},
-                                                  {"cluster", TargetKind::cluster}};
+  const std::map<std::string, TargetKind> targets{
+      {"direct", TargetKind::direct}, {"cluster", TargetKind::cluster}, {"two-phase", TargetKind::two_phase}};
   const std::map<std::string, WorkloadKind> workloads{{"insert", WorkloadKind::insert},
                                                       {"point-select", WorkloadKind::point_select},
                                                       {"mixed", WorkloadKind::mixed}};
 
-  app.add_option("--target", o.target, "What to load: one MariaDB server, or distdb nodes")
+  app.add_option("--target", o.target,
+                 "What to load: one MariaDB server, distdb nodes, or several MariaDB servers with two-phase "
+                 "commit run by the benchmark itself (the floor under a replicated write)")
       ->required()
       ->transform(CLI::CheckedTransformer(targets))
-      ->option_text("direct|cluster");
-  app.add_option("--db", db_text, "direct: the MariaDB server")->option_text("HOST:PORT");
+      ->option_text("direct|cluster|two-phase");
+  app.add_option("--db", db_text, "direct: the MariaDB server; two-phase: the servers")
+      ->option_text("HOST:PORT[,...]");
   app.add_option("--user", o.user, "direct: MariaDB user (default root)");
   app.add_option("--password", o.password, "direct: MariaDB password (default empty)");
   app.add_option("--database", o.database, "direct: database, created if missing (default distdb_bench)");
@@ -135,11 +139,18 @@ int main(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitUsage;
   }
 
-  if (o.target == TargetKind::direct) {
-    if (db_text.empty()) return usage_error("--target direct needs --db HOST:PORT");
-    auto db = bench::parse_endpoint(db_text);
-    if (!db) return usage_error("--db: expected HOST:PORT, got '" + db_text + "'");
-    o.db = *db;
+  if (o.target == TargetKind::direct || o.target == TargetKind::two_phase) {
+    if (db_text.empty()) return usage_error(std::string("--target ") + to_string(o.target) + " needs --db HOST:PORT");
+    std::string_view rest = db_text;
+    while (!rest.empty()) {
+      const std::string_view item = rest.substr(0, rest.find(','));
+      rest.remove_prefix(std::min(rest.size(), item.size() + 1));
+      auto db = bench::parse_endpoint(item);
+      if (!db) return usage_error("--db: expected HOST:PORT, got '" + std::string(item) + "'");
+      o.dbs.push_back(*db);
+    }
+    if (o.target == TargetKind::direct && o.dbs.size() != 1) return usage_error("--target direct takes one --db");
+    o.db = o.dbs.front();
     if (!node_texts.empty() || o.coordinator_only)
       return usage_error("--nodes and --coordinator-only are for --target cluster");
     // The classic MariaDB protocol answers one statement at a time.
@@ -151,7 +162,7 @@ int main(int argc, char** argv) {
       if (!node) return usage_error("--nodes: expected HOST:PORT, got '" + text + "'");
       o.nodes.push_back(*node);
     }
-    if (!db_text.empty()) return usage_error("--db is for --target direct");
+    if (!db_text.empty()) return usage_error("--db is for --target direct and two-phase");
   }
   if (o.timeline_ms > 0 && !o.json) return usage_error("--timeline needs --json");
   if (ratio_opt->count() > 0 && o.workload != WorkloadKind::mixed) {
@@ -168,6 +179,10 @@ int main(int argc, char** argv) {
     auto direct = bench::make_direct_target(o);
     if (!direct) return usage_error(direct.error().message);
     target = std::move(*direct);
+  } else if (o.target == TargetKind::two_phase) {
+    auto two_phase = bench::make_two_phase_target(o);
+    if (!two_phase) return usage_error(two_phase.error().message);
+    target = std::move(*two_phase);
   } else {
     target = bench::make_cluster_target(o);
   }

@@ -10,6 +10,8 @@ const char* to_string(TargetKind kind) {
       return "direct";
     case TargetKind::cluster:
       return "cluster";
+    case TargetKind::two_phase:
+      return "two-phase";
   }
   return "?";
 }

@@ -9,7 +9,7 @@
 
 namespace distdb::bench {
 
-enum class TargetKind { direct, cluster };
+enum class TargetKind { direct, cluster, two_phase };
 enum class WorkloadKind { insert, point_select, mixed };
 
 const char* to_string(TargetKind kind);
@@ -29,8 +29,10 @@ std::optional<Endpoint> parse_endpoint(std::string_view text);
 struct Options {
   TargetKind target = TargetKind::direct;
 
-  // --target direct
+  // --target direct (and two-phase: the first server)
   Endpoint db;
+  // --target two-phase: every server, db first
+  std::vector<Endpoint> dbs;
   std::string user = "root";
   std::string password;
   std::string database = "distdb_bench";

@@ -94,9 +94,10 @@ void put_parameters(JsonWriter& w, const Options& o, const RunResult& run) {
   w.StartObject();
   put(w, "target", to_string(o.target));
   put(w, "endpoints", run.endpoints);
-  if (o.target == TargetKind::direct) {
+  if (o.target != TargetKind::cluster) {
     put(w, "user", o.user);
     put(w, "database", o.database);
+    if (o.target == TargetKind::two_phase) put(w, "servers", o.dbs);
   } else {
     put(w, "nodes", o.nodes);
     put(w, "coordinator_only", o.coordinator_only);

@@ -77,5 +77,8 @@ class Target {
 // MariaDB Connector/C.
 Result<std::unique_ptr<Target>> make_direct_target(const Options& options);
 std::unique_ptr<Target> make_cluster_target(const Options& options);
+// Two-phase commit run by the benchmark itself across options.dbs: the floor
+// under a replicated write (two_phase_target.cpp).
+Result<std::unique_ptr<Target>> make_two_phase_target(const Options& options);
 
 }  // namespace distdb::bench
