@@ -344,6 +344,35 @@ def floor_lines(runs):
     return [text, "", md_table(header, rows), ""]
 
 
+def relay_lines(runs):
+    """The relay beside direct and cluster, for point selects."""
+    rows = []
+    for threads in sorted({r["threads"] for r in runs if r["workload"] == "point-select"}):
+        d, f, c = (run_of(runs, "point-select", threads, t) for t in ("direct", "relay", "cluster"))
+        if not (d and f and c):
+            continue
+        rows.append([threads, fmt(d["throughput_ops_s"], ",.0f"), fmt(f["throughput_ops_s"], ",.0f"),
+                     fmt(c["throughput_ops_s"], ",.0f"),
+                     fmt(ratio(f["throughput_ops_s"], d["throughput_ops_s"]), ".2f"),
+                     fmt(ratio(c["throughput_ops_s"], d["throughput_ops_s"]), ".2f"),
+                     fmt(latency_ms(d, "p50"), ".3f"), fmt(latency_ms(f, "p50"), ".3f"),
+                     fmt(latency_ms(c, "p50"), ".3f")])
+    if not rows:
+        return None
+    text = ("*relay* is the direct load (`distdb-bench --target direct`, the same point selects) sent through "
+            "`distdb-bench-relay`, which copies bytes between the client and the server and does nothing "
+            "else: one thread, one epoll set, no parsing (a relay with a process per connection, `socat`, "
+            "did worse). Any middleware puts at least this between a client and its "
+            "database: a process that receives each request, passes it on, and passes the answer back. Its "
+            "throughput over direct is what the read-throughput ratio of any middleware process is bounded "
+            "by on this machine, where the relay, the server and the load generator share two cores. distdb "
+            "does more than copy: it parses the request, classifies the statement, runs it through Connector/C "
+            "and encodes the rows as JSON.")
+    header = ["threads", "direct ops/s", "relay ops/s", "cluster ops/s", "relay / direct", "cluster / direct",
+              "direct p50 ms", "relay p50 ms", "cluster p50 ms"]
+    return [text, "", md_table(header, rows), ""]
+
+
 def section(title, lines, missing="Not run."):
     """A "## title" section of the page: its lines, or `missing` when the
     measurement did not take place."""
@@ -461,6 +490,8 @@ def write_page(path, results, charts, chart_dir):
                    "Not measured in this run (it runs with the insert workload).")
     out += section("The floor: two-phase commit with no middleware", floor_lines(results["runs"]),
                    "Not measured in this run (it runs with the insert workload).")
+    out += section("The floor under a read: a relay that only copies bytes", relay_lines(results["runs"]),
+                   "Not measured in this run (it runs with the point-select workload).")
     out += section("Failover", failover_lines(results["failover"]))
     out += section("Catch-up", catchup_lines(results["catchup"]))
     out += section("Memory", memory_lines(results["soak"]),
