@@ -11,9 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -44,17 +44,20 @@ struct CliResult {
 CliResult cli(const std::vector<std::string>& args) {
   const char* bin = std::getenv("DISTDB_CLI_BIN");
   if (bin == nullptr) throw std::runtime_error("DISTDB_CLI_BIN is not set (run through meson test)");
-  static std::atomic<int> runs{0};
   const std::string dir = make_temp_dir("distdb-tls-cli");
   std::vector<std::string> argv{bin};
   argv.insert(argv.end(), args.begin(), args.end());
   const auto start = Clock::now();
-  Process p(argv, dir + "/cli" + std::to_string(runs++) + ".log");
   CliResult r;
-  const auto code = p.wait_exit(30s);
-  r.exit_code = code ? *code : -1;
-  r.output = p.output();
+  {
+    Process p(argv, dir + "/cli.log");
+    const auto code = p.wait_exit(30s);
+    r.exit_code = code ? *code : -1;
+    r.output = p.output();
+  }
   r.took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
   return r;
 }
 

@@ -38,6 +38,8 @@ TestCerts::TestCerts(const std::vector<int>& ids) : dir_(make_temp_dir("distdb-c
   if (run_program(argv, log) != 0) {
     std::ifstream in(log);
     const std::string output((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
     throw std::runtime_error("scripts/make-test-certs.sh failed: " + output);
   }
   dir_ += "/certs";

@@ -5,7 +5,6 @@
 #include <string>
 
 #include "distdb/client.hpp"
-#include "process.hpp"
 #include "test_certs.hpp"
 
 using namespace distdb;
@@ -28,7 +27,7 @@ std::string connect_error(const ClientOptions& options) {
 
 TEST_CASE("client TLS options: mistakes are config errors, found before connecting") {
   const test::TestCerts& certs = test::TestCerts::shared();
-  const std::string missing = test::make_temp_dir("distdb-client-tls") + "/missing.pem";
+  const std::string missing = certs.dir() + "/missing.pem";
 
   ClientOptions o;
   o.tls.ca_file = certs.ca();
