@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages distdb needs, if any are missing.
 #   scripts/deps.sh            build dependencies
-#   scripts/deps.sh --test     build dependencies + MariaDB server/client and clang
-#                              (libFuzzer, for scripts/fuzz.sh) for the tests
+#   scripts/deps.sh --test     build dependencies + MariaDB server/client, clang
+#                              (libFuzzer, for scripts/fuzz.sh) and the openssl
+#                              command (the TLS tests' certificates) for the tests
 set -euo pipefail
 
 packages=(g++ meson ninja-build pkg-config libasio-dev rapidjson-dev libmariadb-dev
           libsqlite3-dev libssl-dev doctest-dev libcli11-dev libedit-dev gettext)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(mariadb-server mariadb-client clang)
+  packages+=(mariadb-server mariadb-client clang openssl)
 fi
 
 missing=()

@@ -1,5 +1,6 @@
 #include "util/json.hpp"
 #include "distdb/config.hpp"
+#include "util/pem.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -38,6 +39,18 @@ const char* to_string(LogLevel level) {
     case LogLevel::off: return "off";
   }
   return "info";
+}
+
+const char* to_string(ClientCertificates mode) {
+  switch (mode) {
+    case ClientCertificates::none:
+      return "none";
+    case ClientCertificates::optional:
+      return "optional";
+    case ClientCertificates::required:
+      return "required";
+  }
+  return "none";
 }
 
 std::optional<LogLevel> parse_log_level(const std::string& text) {
@@ -164,6 +177,8 @@ class ConfigReader {
   Check read_timeouts(const JsonValue& root, TimeoutConfig& t) const;
   Check read_limits(const JsonValue& root, LimitConfig& l) const;
   Check read_security(const JsonValue& root, SecurityConfig& s) const;
+  Check read_tls(const JsonValue& v, const std::string& path, const Config& cfg,
+                 std::optional<TlsConfig>& tls) const;
   Check check_members(const Config& cfg) const;
   void warn_unknown_top_level(const JsonValue& root);
 
@@ -467,13 +482,51 @@ Check ConfigReader::read_security(const JsonValue& root, SecurityConfig& s) cons
   if (v == nullptr) return std::nullopt;
   const std::string path = "security";
   if (auto e = expect_object(*v, path)) return e;
-  if (auto e = check_keys(*v, path, {"cluster_secret"})) return e;
+  if (auto e = check_keys(*v, path, {"cluster_secret", "tls"})) return e;
   if (auto e = read_string(*v, path, "cluster_secret", Need::optional, false, s.cluster_secret)) return e;
   constexpr std::size_t kMinSecretBytes = 16;
   if (!s.cluster_secret.empty() && s.cluster_secret.size() < kMinSecretBytes) {
     return error(join(path, "cluster_secret"), "must be at least " + std::to_string(kMinSecretBytes) +
                                                    " bytes (got " + std::to_string(s.cluster_secret.size()) + ")");
   }
+  return std::nullopt;
+}
+
+// security.tls: the file names only; load_config() checks the files.
+Check ConfigReader::read_tls(const JsonValue& v, const std::string& path, const Config& cfg,
+                             std::optional<TlsConfig>& tls) const {
+  if (auto e = expect_object(v, path)) return e;
+  if (auto e = check_keys(v, path, {"certificate", "key", "ca", "client_certificates"})) return e;
+  TlsConfig t;
+  if (auto e = read_string(v, path, "certificate", Need::required, true, t.certificate)) return e;
+  if (auto e = read_string(v, path, "key", Need::required, true, t.key)) return e;
+  if (auto e = read_string(v, path, "ca", Need::optional, true, t.ca)) return e;
+  std::string mode;
+  if (auto e = read_string(v, path, "client_certificates", Need::optional, false, mode)) return e;
+  if (find(v, "client_certificates") != nullptr) {
+    if (mode == "none") {
+      t.client_certificates = ClientCertificates::none;
+    } else if (mode == "optional") {
+      t.client_certificates = ClientCertificates::optional;
+    } else if (mode == "required") {
+      t.client_certificates = ClientCertificates::required;
+    } else {
+      return error(join(path, "client_certificates"),
+                   "must be \"none\", \"optional\" or \"required\" (got \"" + printable(mode) + "\")");
+    }
+  }
+  // The CA is what peers' and clients' certificates are checked against:
+  // without it there would be nothing to verify them with.
+  if (t.ca.empty() && !cfg.peers.empty()) {
+    return error(join(path, "ca"), "missing required field (needed to verify the peers' certificates)");
+  }
+  if (t.ca.empty() && t.client_certificates != ClientCertificates::none) {
+    return error(join(path, "ca"),
+                 std::string("missing required field (needed to verify client certificates, "
+                             "client_certificates is \"") +
+                     to_string(t.client_certificates) + "\")");
+  }
+  tls = std::move(t);
   return std::nullopt;
 }
 
@@ -531,6 +584,11 @@ Result<Config> ConfigReader::read(std::string_view text) {
   if (auto e = read_timeouts(doc, cfg.timeouts)) return *e;
   if (auto e = read_limits(doc, cfg.limits)) return *e;
   if (auto e = read_security(doc, cfg.security)) return *e;
+  if (const JsonValue* security = find(doc, "security"); security != nullptr && security->IsObject()) {
+    if (const JsonValue* tls = find(*security, "tls")) {
+      if (auto e = read_tls(*tls, "security.tls", cfg, cfg.security.tls)) return *e;
+    }
+  }
   if (auto e = check_members(cfg)) return *e;
   warn_unknown_top_level(doc);
   cfg.warnings = std::move(warnings_);
@@ -562,6 +620,33 @@ bool is_relative_file(const std::string& sqlite_path) {
   return std::filesystem::path(sqlite_path).is_relative();
 }
 
+std::string resolve(const std::filesystem::path& dir, const std::string& file) {
+  if (dir.empty() || !std::filesystem::path(file).is_relative()) return file;
+  return (dir / file).string();
+}
+
+// The files of security.tls: each one loads, and the key is the
+// certificate's. Errors name the field and the file, never the key's bytes.
+std::optional<Error> check_tls_files(const TlsConfig& tls, const std::string& source) {
+  const auto fail = [&source](const char* field, const Error& e) {
+    return Error(ErrorKind::config, source + ": security.tls." + field + ": " + e.message);
+  };
+  auto chain = pem::read_certificates(tls.certificate);
+  if (!chain) return fail("certificate", chain.error());
+  auto key = pem::read_private_key(tls.key);
+  if (!key) return fail("key", key.error());
+  if (!pem::key_matches(*chain->front(), **key)) {
+    return Error(ErrorKind::config, source + ": security.tls.key: " + tls.key +
+                                        ": not the private key of the certificate in " + tls.certificate +
+                                        " (security.tls.certificate)");
+  }
+  if (!tls.ca.empty()) {
+    auto ca = pem::read_certificates(tls.ca);
+    if (!ca) return fail("ca", ca.error());
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Result<Config> parse_config(const std::string& json_text, const std::string& source) {
@@ -578,9 +663,14 @@ Result<Config> load_config(const std::string& path) {
     if (!text) return text.error();
     auto cfg = parse_config(*text, path);
     if (!cfg) return cfg;
-    if (is_relative_file(cfg->storage.sqlite_path)) {
-      const std::filesystem::path dir = std::filesystem::path(path).parent_path();
-      if (!dir.empty()) cfg->storage.sqlite_path = (dir / cfg->storage.sqlite_path).string();
+    const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+    if (is_relative_file(cfg->storage.sqlite_path))
+      cfg->storage.sqlite_path = resolve(dir, cfg->storage.sqlite_path);
+    if (auto& tls = cfg->security.tls) {
+      tls->certificate = resolve(dir, tls->certificate);
+      tls->key = resolve(dir, tls->key);
+      if (!tls->ca.empty()) tls->ca = resolve(dir, tls->ca);
+      if (auto e = check_tls_files(*tls, path)) return *e;
     }
     return cfg;
   } catch (const std::exception& e) {

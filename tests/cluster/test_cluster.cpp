@@ -13,6 +13,7 @@
 #include "distdb/core/messages.hpp"
 #include "node_fixture.hpp"
 #include "process.hpp"
+#include "test_certs.hpp"
 #include "wire/peer_auth.hpp"
 #include "wire/peer_codec.hpp"
 #ifdef DISTDB_CLUSTER_MARIADB
@@ -329,4 +330,77 @@ TEST_CASE("a node too far behind the retained log gets a full copy, larger than 
   REQUIRE_MESSAGE(c.wait_for_value(1, "SELECT COUNT(*) FROM padding", 60, 30s), c.log(1));
   expect_identical(c, 61);
   CHECK(c.log(1).find("[*] Installed a full copy of the data") != std::string::npos);  // not a log replay
+}
+
+TEST_CASE(
+    "TLS between members and clients (mutual): writes replicate to all three; kill -9 of the coordinator") {
+  const TestCerts& certs = TestCerts::shared();
+  // Members must show certificates of the CA: every peer link is mutual TLS,
+  // and (no cluster secret) a peer message counts only on a connection
+  // whose certificate is its sender's.
+  ClusterProcesses c(3, kBackend, "distdb_cluster", certs.security_json("{id}", "required"));
+  ClientOptions options;
+  options.tls = certs.client_tls(/*with_certificate=*/true);
+  c.use_client_options(options);
+  REQUIRE_MESSAGE(c.wait_for_coordinator(3, 20s), c.log(3));
+  for (int id = 1; id <= 3; ++id) {
+    CHECK_MESSAGE(c.log(id).find("(TLS)") != std::string::npos,
+                  c.log(id));  // "peer N: connected to ... (TLS)"
+    CHECK(c.log(id).find("Peer messages are accepted only from connections with a verified certificate") !=
+          std::string::npos);
+  }
+
+  Reply created = must_ok(c.query(1, "CREATE TABLE teste (id INT PRIMARY KEY)"));
+  CHECK(created.node == 3);  // forwarded over a TLS peer link
+  for (int i = 1; i <= 10; ++i)
+    must_ok(c.query(1 + i % 3, "INSERT INTO teste VALUES (" + std::to_string(i) + ")"));
+  expect_identical(c, 10);
+
+  // A client certificate of the CA, or a member's certificate used in
+  // another member's name, does not make a connection a member's.
+  const auto [seq, epoch] = [&]() -> std::pair<std::uint64_t, std::uint64_t> {
+    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(1)), options);
+    REQUIRE(client.ok());
+    auto status = client->status();
+    REQUIRE(status.ok());
+    for (const Row& row : status->result.rows) {
+      if (std::get<std::int64_t>(row.at(0)) != 1) continue;
+      return {static_cast<std::uint64_t>(std::get<std::int64_t>(row.at(6))),
+              static_cast<std::uint64_t>(std::get<std::int64_t>(row.at(7)))};
+    }
+    return {0, 0};
+  }();
+  const std::string forged_heartbeat =
+      wire::encode_peer(core::Envelope{3, 1, core::Heartbeat{epoch + 50, 3, true, {seq, epoch}, {1, 2, 3}}});
+  TlsConnection as_client(c.port(1), certs.ca(), certs.client_cert(), certs.client_key());
+  REQUIRE_MESSAGE(as_client.connected(), as_client.error());
+  REQUIRE(as_client.write(forged_heartbeat + "\n"));
+  TlsConnection as_node_2(c.port(1), certs.ca(), certs.cert(2), certs.key(2));
+  REQUIRE_MESSAGE(as_node_2.connected(), as_node_2.error());
+  REQUIRE(as_node_2.write(forged_heartbeat + "\n"));
+  const auto logged = [&](const std::string& what) { return c.log(1).find(what) != std::string::npos; };
+  REQUIRE_MESSAGE(
+      wait_until(
+          [&] {
+            return logged("refused: the connection's certificate is 'distdb-client', not distdb-node-3") &&
+                   logged("refused: the connection's certificate is 'distdb-node-2', not distdb-node-3");
+          },
+          10s),
+      c.log(1));
+  CHECK(c.coordinator_seen_by(1) == 3);  // the forged heartbeat of a higher epoch was not believed
+
+  // kill -9 of the coordinator: node 2 takes over over TLS, then 3 returns and catches up.
+  c.kill(3);
+  REQUIRE_MESSAGE(c.wait_for_coordinator(2, 20s), c.log(2));
+  REQUIRE(wait_until(
+      [&] {
+        auto r = c.query(1, "INSERT INTO teste VALUES (11)");
+        return r && r->status == ReplyStatus::ok;
+      },
+      20s));
+  for (int i = 12; i <= 15; ++i) must_ok(c.query(1, "INSERT INTO teste VALUES (" + std::to_string(i) + ")"));
+  c.start(3);
+  REQUIRE_MESSAGE(c.wait_for_coordinator(3, 30s), c.log(3));
+  must_ok(c.query(2, "INSERT INTO teste VALUES (16)"));
+  expect_identical(c, 16);
 }

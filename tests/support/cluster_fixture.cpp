@@ -63,8 +63,12 @@ std::string ClusterProcesses::config_json(int id) const {
     out << (first ? "" : ", ") << "{\"id\": " << p << ", \"ip\": \"127.0.0.1\", \"port\": " << peer << "}";
     first = false;
   }
+  std::string extra = extra_json_;
+  for (auto at = extra.find("{id}"); at != std::string::npos; at = extra.find("{id}", at)) {
+    extra.replace(at, 4, std::to_string(id));
+  }
   out << "],\n  \"timeouts\": {\"heartbeat_interval_ms\": 50, \"heartbeat_timeout_ms\": 400},\n"
-      << "  \"log_level\": \"debug\"" << (extra_json_.empty() ? "" : ",\n  " + extra_json_) << "\n}\n";
+      << "  \"log_level\": \"debug\"" << (extra.empty() ? "" : ",\n  " + extra) << "\n}\n";
   return out.str();
 }
 
@@ -102,7 +106,7 @@ std::string ClusterProcesses::log(int id) const {
 }
 
 Result<Reply> ClusterProcesses::query(int id, const std::string& sql, bool redirect) {
-  ClientOptions options;
+  ClientOptions options = client_options_;
   options.connect_timeout_ms = 2000;
   options.request_timeout_ms = 15000;
   auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(port(id)), options);
@@ -119,7 +123,7 @@ std::vector<std::int64_t> ClusterProcesses::teste_ids(int id) {
 }
 
 int ClusterProcesses::coordinator_seen_by(int via) {
-  auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(port(via)));
+  auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(port(via)), client_options_);
   if (!client) return 0;
   auto status = client->status();
   if (!status) return 0;
@@ -132,7 +136,8 @@ int ClusterProcesses::coordinator_seen_by(int via) {
 bool ClusterProcesses::wait_for_coordinator(int coordinator, std::chrono::milliseconds timeout) {
   return wait_until(
       [&] {
-        auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(port(coordinator)));
+        auto client =
+            Client::connect("127.0.0.1", static_cast<std::uint16_t>(port(coordinator)), client_options_);
         if (!client) return false;
         auto status = client->status();
         if (!status) return false;

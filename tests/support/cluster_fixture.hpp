@@ -28,10 +28,15 @@ class ClusterProcesses {
 
   // `database` names the MariaDB database each node uses (dropped first), or
   // is ignored for SQLite. Nodes get ids 1..n.
-  // `extra_json` is spliced into every node's top-level config object.
+  // `extra_json` is spliced into every node's top-level config object, with
+  // "{id}" replaced by the node's id (e.g. in the names of its TLS files).
   ClusterProcesses(int n, Backend backend, const std::string& database, std::string extra_json = "",
                    PeerPort peer_port = {});
   ~ClusterProcesses();
+
+  // The options of every connection the helpers below open (e.g. TLS).
+  void use_client_options(ClientOptions options) { client_options_ = std::move(options); }
+  const ClientOptions& client_options() const { return client_options_; }
 
   int size() const { return static_cast<int>(ports_.size()); }
   int port(int id) const { return ports_.at(static_cast<std::size_t>(id - 1)); }
@@ -63,6 +68,7 @@ class ClusterProcesses {
   std::string database_;
   std::string extra_json_;
   PeerPort peer_port_;
+  ClientOptions client_options_;
   std::string dir_;
   std::vector<int> ports_;
   std::vector<std::unique_ptr<Process>> processes_;

@@ -1,12 +1,16 @@
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "distdb/config.hpp"
+#include "test_certs.hpp"
 
 using namespace distdb;
 namespace fs = std::filesystem;
@@ -527,4 +531,216 @@ TEST_CASE("config: security.cluster_secret") {
   CHECK(parse_error(make("", R"(, "security": {"cluster_secret": 7})")) ==
         "config.json: security.cluster_secret: expected a string, got an integer");
   CHECK(parse_error(make("", R"(, "security": "on")")) == "config.json: security: expected an object, got a string");
+}
+
+// ------------------------------------------------------------ security.tls
+
+namespace {
+
+std::string with_tls(const std::string& tls, const std::string& peers = kDefaultPeers) {
+  return make("", R"(, "security": {"tls": )" + tls + "}", peers);
+}
+
+const char* const kTls = R"({"certificate": "n1.crt", "key": "n1.key", "ca": "ca.crt"})";
+
+// A config in `dir` whose security.tls names these files (as given: relative
+// ones resolve against `dir`).
+std::string tls_config_file(const TempDir& dir, const std::string& cert, const std::string& key,
+                            const std::string& ca, const std::string& mode = "none") {
+  return dir.write("config.json", R"({"local_node": {"id": 1, "ip": "127.0.0.1", "port": 5000},
+    "peers": [{"id": 2, "ip": "127.0.0.1", "port": 5001}],
+    "security": {"tls": {"certificate": ")" +
+                                      cert + R"(", "key": ")" + key + R"(", "ca": ")" + ca +
+                                      R"(", "client_certificates": ")" + mode + R"("}}})");
+}
+
+std::string load_error(const std::string& path) {
+  auto r = load_config(path);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().kind == ErrorKind::config);
+  return r.error().message;
+}
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+TEST_CASE("config: security.tls fields") {
+  CHECK_FALSE(parse_ok(make()).security.tls.has_value());
+  const Config c = parse_ok(with_tls(kTls));
+  REQUIRE(c.security.tls.has_value());
+  CHECK(c.security.tls->certificate == "n1.crt");
+  CHECK(c.security.tls->key == "n1.key");
+  CHECK(c.security.tls->ca == "ca.crt");
+  CHECK(c.security.tls->client_certificates == ClientCertificates::none);
+  for (const auto& [text, mode] :
+       {std::pair{"none", ClientCertificates::none}, std::pair{"optional", ClientCertificates::optional},
+        std::pair{"required", ClientCertificates::required}}) {
+    const Config m =
+        parse_ok(with_tls(R"({"certificate": "a", "key": "b", "ca": "c", "client_certificates": ")" +
+                          std::string(text) + R"("})"));
+    CHECK(m.security.tls->client_certificates == mode);
+    CHECK(std::string(to_string(mode)) == text);
+  }
+  // Beside the cluster secret; without peers or client certificates the CA may be left out.
+  const Config both = parse_ok(make(
+      "",
+      R"(, "security": {"cluster_secret": "sixteen bytes at least", "tls": {"certificate": "a", "key": "b"}})",
+      "[]"));
+  CHECK(both.security.cluster_secret == "sixteen bytes at least");
+  REQUIRE(both.security.tls.has_value());
+  CHECK(both.security.tls->ca.empty());
+}
+
+TEST_CASE("config: security.tls errors") {
+  CHECK(parse_error(with_tls(R"("on")")) == "config.json: security.tls: expected an object, got a string");
+  CHECK(parse_error(with_tls(R"({"key": "b", "ca": "c"})")) ==
+        "config.json: security.tls.certificate: missing required field");
+  CHECK(parse_error(with_tls(R"({"certificate": "a", "ca": "c"})")) ==
+        "config.json: security.tls.key: missing required field");
+  CHECK(parse_error(with_tls(R"({"certificate": "", "key": "b", "ca": "c"})")) ==
+        "config.json: security.tls.certificate: must be a non-empty string");
+  CHECK(parse_error(with_tls(R"({"certificate": "a", "key": 5, "ca": "c"})")) ==
+        "config.json: security.tls.key: expected a string, got an integer");
+  CHECK(parse_error(with_tls(R"({"certificate": "a", "key": "b", "ca": ""})")) ==
+        "config.json: security.tls.ca: must be a non-empty string");
+  CHECK(
+      parse_error(with_tls(R"({"certificate": "a", "key": "b", "ca": "c", "client_certificates": "yes"})")) ==
+      "config.json: security.tls.client_certificates: must be \"none\", \"optional\" or \"required\" (got "
+      "\"yes\")");
+  CHECK(
+      parse_error(with_tls(R"({"certificate": "a", "key": "b", "ca": "c", "client_certificates": true})")) ==
+      "config.json: security.tls.client_certificates: expected a string, got a boolean");
+  CHECK(parse_error(with_tls(R"({"certificate": "a", "key": "b", "ca": "c", "cert": "x"})")) ==
+        "config.json: security.tls.cert: unknown key (expected one of: certificate, key, ca, "
+        "client_certificates)");
+  CHECK(parse_error(with_tls(R"({"certificate": "a", "key": "b"})")) ==
+        "config.json: security.tls.ca: missing required field (needed to verify the peers' certificates)");
+  CHECK(
+      parse_error(with_tls(R"({"certificate": "a", "key": "b", "client_certificates": "optional"})", "[]")) ==
+      "config.json: security.tls.ca: missing required field (needed to verify client certificates, "
+      "client_certificates is \"optional\")");
+}
+
+TEST_CASE(
+    "config: security.tls files: relative paths resolve against the config's directory, and they load") {
+  const test::TestCerts& certs = test::TestCerts::shared();
+  TempDir dir;
+  fs::create_directories(dir.path / "etc" / "tls");
+  for (const char* name : {"ca.crt", "node1.crt", "node1.key"}) {
+    fs::copy_file(fs::path(certs.dir()) / name, dir.path / "etc" / "tls" / name, fs::copy_options::none);
+  }
+  const std::string path =
+      dir.write("etc/config.json", R"({"local_node": {"id": 1, "ip": "127.0.0.1", "port": 5000},
+    "security": {"tls": {"certificate": "tls/node1.crt", "key": "tls/node1.key", "ca": "tls/ca.crt"}}})");
+  auto r = load_config(path);
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  REQUIRE(r->security.tls.has_value());
+  CHECK(r->security.tls->certificate == (dir.path / "etc" / "tls" / "node1.crt").string());
+  CHECK(r->security.tls->key == (dir.path / "etc" / "tls" / "node1.key").string());
+  CHECK(r->security.tls->ca == (dir.path / "etc" / "tls" / "ca.crt").string());
+  // parse_config does not touch the files.
+  CHECK(parse_ok(with_tls(kTls)).security.tls->certificate == "n1.crt");
+
+  // Absolute paths are kept; a chain (the node's certificate, then the CA's) is a certificate too.
+  const std::string chain = dir.write("chain.crt", file_text(certs.cert(1)) + file_text(certs.ca()));
+  auto abs = load_config(tls_config_file(dir, chain, certs.key(1), certs.ca(), "required"));
+  REQUIRE_MESSAGE(abs.ok(), abs.error().message);
+  CHECK(abs->security.tls->certificate == chain);
+  CHECK(abs->security.tls->client_certificates == ClientCertificates::required);
+}
+
+TEST_CASE("config: security.tls files: every problem names the field and the file, never the key") {
+  const test::TestCerts& certs = test::TestCerts::shared();
+  TempDir dir;
+  const std::string key_text = file_text(certs.key(1));
+  REQUIRE(key_text.find("PRIVATE KEY") != std::string::npos);
+  // A line of the key's base64, to make sure no message ever quotes it.
+  const std::string key_line = key_text.substr(key_text.find('\n') + 1, 40);
+  const auto no_secret = [&](const std::string& message) {
+    CHECK(message.find(key_line) == std::string::npos);
+    CHECK(message.find("BEGIN PRIVATE KEY") == std::string::npos);
+  };
+  const std::string config = dir.path.string() + "/config.json";
+  const std::string missing = (dir.path / "missing.pem").string();
+
+  SUBCASE("missing files") {
+    CHECK(load_error(tls_config_file(dir, missing, certs.key(1), certs.ca())) ==
+          config + ": security.tls.certificate: " + missing + ": cannot read: No such file or directory");
+    CHECK(load_error(tls_config_file(dir, certs.cert(1), missing, certs.ca())) ==
+          config + ": security.tls.key: " + missing + ": cannot read: No such file or directory");
+    CHECK(load_error(tls_config_file(dir, certs.cert(1), certs.key(1), missing)) ==
+          config + ": security.tls.ca: " + missing + ": cannot read: No such file or directory");
+  }
+  SUBCASE("relative names that resolve to nothing name the resolved file") {
+    CHECK(load_error(tls_config_file(dir, "node1.crt", certs.key(1), certs.ca())) ==
+          config + ": security.tls.certificate: " + (dir.path / "node1.crt").string() +
+              ": cannot read: No such file or directory");
+  }
+  SUBCASE("a directory") {
+    CHECK(load_error(tls_config_file(dir, dir.path.string(), certs.key(1), certs.ca())) ==
+          config + ": security.tls.certificate: " + dir.path.string() + ": cannot read: Is a directory");
+  }
+  SUBCASE("unreadable files") {
+    if (geteuid() == 0) {
+      MESSAGE("running as root: permissions do not stop reads; skipped");
+      return;
+    }
+    const std::string locked = dir.write("locked.key", key_text);
+    fs::permissions(locked, fs::perms::none);
+    CHECK(load_error(tls_config_file(dir, certs.cert(1), locked, certs.ca())) ==
+          config + ": security.tls.key: " + locked + ": cannot read: Permission denied");
+  }
+  SUBCASE("not PEM, or the wrong kind of PEM") {
+    const std::string garbage = dir.write("garbage.pem", "not a certificate\n");
+    CHECK(load_error(tls_config_file(dir, garbage, certs.key(1), certs.ca())) ==
+          config + ": security.tls.certificate: " + garbage +
+              ": no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)");
+    // The key given as the certificate, and the other way round.
+    const std::string as_cert = load_error(tls_config_file(dir, certs.key(1), certs.key(1), certs.ca()));
+    CHECK(as_cert == config + ": security.tls.certificate: " + certs.key(1) +
+                         ": no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)");
+    no_secret(as_cert);
+    CHECK(load_error(tls_config_file(dir, certs.cert(1), certs.cert(1), certs.ca())) ==
+          config + ": security.tls.key: " + certs.cert(1) +
+              ": no PEM private key in it (expected -----BEGIN PRIVATE KEY-----)");
+    CHECK(load_error(tls_config_file(dir, certs.cert(1), certs.key(1), garbage)) ==
+          config + ": security.tls.ca: " + garbage +
+              ": no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)");
+    // A PEM block whose contents are broken.
+    const std::string broken =
+        dir.write("broken.crt", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+    const std::string broken_error = load_error(tls_config_file(dir, broken, certs.key(1), certs.ca()));
+    CHECK(starts_with(broken_error,
+                      config + ": security.tls.certificate: " + broken + ": certificate 1 does not parse: "));
+    // A damaged key: said so, without a byte of it.
+    std::string damaged_text = key_text;
+    damaged_text.replace(damaged_text.find('\n') + 5, 8, "!!!!!!!!");
+    const std::string damaged = dir.write("damaged.key", damaged_text);
+    const std::string damaged_error = load_error(tls_config_file(dir, certs.cert(1), damaged, certs.ca()));
+    CHECK(starts_with(damaged_error, config + ": security.tls.key: " + damaged + ": "));
+    no_secret(damaged_error);
+  }
+  SUBCASE("a key that is not the certificate's") {
+    const std::string message = load_error(tls_config_file(dir, certs.cert(1), certs.key(2), certs.ca()));
+    CHECK(message == config + ": security.tls.key: " + certs.key(2) +
+                         ": not the private key of the certificate in " + certs.cert(1) +
+                         " (security.tls.certificate)");
+    no_secret(message);
+  }
+  SUBCASE("an encrypted key is refused, never prompted for") {
+    const std::string encrypted = (dir.path / "encrypted.key").string();
+    REQUIRE(test::run_program({"openssl", "pkey", "-in", certs.key(1), "-aes256", "-passout", "pass:secret",
+                               "-out", encrypted},
+                              (dir.path / "openssl.log").string()) == 0);
+    const std::string message = load_error(tls_config_file(dir, certs.cert(1), encrypted, certs.ca()));
+    CHECK(message ==
+          config + ": security.tls.key: " + encrypted +
+              ": the key is encrypted; distdb needs it without a passphrase (protect the file with its "
+              "permissions instead)");
+    no_secret(message);
+  }
 }

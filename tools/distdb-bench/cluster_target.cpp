@@ -120,9 +120,10 @@ class ClusterTarget final : public Target {
   bool supports_pipelining() const override { return true; }
 
  private:
-  static ClientOptions client_options() {
+  ClientOptions client_options() const {
     ClientOptions o;
     o.follow_redirects = false;  // writes are forwarded by the node itself (payload.redirect stays false)
+    o.tls = options_.tls;
     return o;
   }
 

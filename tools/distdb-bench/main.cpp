@@ -3,6 +3,7 @@
 //
 //   distdb-bench --target direct --db 127.0.0.1:3306 --workload insert --threads 4 --seconds 10
 //   distdb-bench --target cluster --nodes 127.0.0.1:5000,127.0.0.1:5001 --workload point-select --json
+//   distdb-bench --target cluster --nodes ... --tls-ca ca.crt      (nodes with security.tls)
 //
 // Exit status: 0 the run took place and statements succeeded, 1 the run
 // failed (setup failed, a thread could not connect, or no statement
@@ -54,6 +55,10 @@ constexpr const char* kFooter =
     "--timeline MS adds \"timeline\": {interval_ms, start_unix_ms, ok: [...], errors: [...]}\n"
     "to the JSON: statements completed in each MS-long interval from the start (the\n"
     "wall-clock start_unix_ms), warmup included, e.g. to time a failover.\n"
+    "TLS (cluster, for nodes with security.tls): --tls checks the nodes' certificates\n"
+    "against the system's trust store, --tls-ca FILE against FILE's CA certificates;\n"
+    "--tls-cert/--tls-key present a client certificate; --tls-no-verify checks nothing\n"
+    "(insecure). Each implies --tls.\n"
     "\n"
     "Exit status: 0 success, 1 the run failed (setup, connections, or no statement\n"
     "succeeded), 2 usage.";
@@ -107,6 +112,23 @@ int main(int argc, char** argv) {
   app.add_flag("--coordinator-only", o.coordinator_only,
                "cluster: every thread connects to the coordinator (found with STATUS) rather than spreading "
                "over the nodes, which forward writes to it");
+  app.add_flag("--tls", o.tls.enabled, "cluster: connect to the nodes with TLS, checking their certificates");
+  auto* tls_ca_opt =
+      app.add_option("--tls-ca", o.tls.ca_file,
+                     "cluster: check the nodes' certificates against the CA certificates in FILE")
+          ->check(CLI::ExistingFile)
+          ->option_text("FILE");
+  auto* tls_cert_opt =
+      app.add_option("--tls-cert", o.tls.certificate_file, "cluster: present the client certificate in FILE")
+          ->check(CLI::ExistingFile)
+          ->option_text("FILE");
+  auto* tls_key_opt = app.add_option("--tls-key", o.tls.key_file, "cluster: the private key of --tls-cert")
+                          ->check(CLI::ExistingFile)
+                          ->option_text("FILE");
+  tls_cert_opt->needs(tls_key_opt);
+  tls_key_opt->needs(tls_cert_opt);
+  bool tls_no_verify = false;
+  app.add_flag("--tls-no-verify", tls_no_verify, "cluster: do not check the nodes' certificates (INSECURE)");
   app.add_option("--pipeline", o.pipeline, "cluster: statements outstanding per connection (default 1)")
       ->check(CLI::Range(1, 1024));
   app.add_option("--workload", o.workload, "What each statement does (default insert)")
@@ -139,7 +161,10 @@ int main(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitUsage;
   }
 
+  o.tls.enabled = o.tls.enabled || tls_ca_opt->count() > 0 || tls_cert_opt->count() > 0 || tls_no_verify;
+  o.tls.verify = !tls_no_verify;
   if (o.target == TargetKind::direct || o.target == TargetKind::two_phase) {
+    if (o.tls.enabled) return usage_error("--tls and its options are for --target cluster");
     if (db_text.empty()) return usage_error(std::string("--target ") + to_string(o.target) + " needs --db HOST:PORT");
     std::string_view rest = db_text;
     while (!rest.empty()) {
@@ -165,6 +190,9 @@ int main(int argc, char** argv) {
     if (!db_text.empty()) return usage_error("--db is for --target direct and two-phase");
   }
   if (o.timeline_ms > 0 && !o.json) return usage_error("--timeline needs --json");
+  if (tls_no_verify) {
+    std::fprintf(stderr, "distdb-bench: warning: --tls-no-verify: the nodes' certificates are not checked\n");
+  }
   if (ratio_opt->count() > 0 && o.workload != WorkloadKind::mixed) {
     return usage_error("--read-ratio is for --workload mixed");
   }

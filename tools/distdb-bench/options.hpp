@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "distdb/client.hpp"
+
 namespace distdb::bench {
 
 enum class TargetKind { direct, cluster, two_phase };
@@ -41,6 +43,7 @@ struct Options {
   std::vector<Endpoint> nodes;
   bool coordinator_only = false;
   int pipeline = 1;  // requests outstanding per connection
+  ClientTls tls;     // --tls, --tls-ca, --tls-cert/--tls-key, --tls-no-verify
 
   WorkloadKind workload = WorkloadKind::insert;
   double read_ratio = 0.5;  // mixed only

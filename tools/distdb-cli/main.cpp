@@ -4,6 +4,7 @@
 //   distdb-cli -h HOST -P PORT      connects to HOST:PORT
 //   distdb-cli -e "SELECT 1"        runs the statements, prints, exits
 //   distdb-cli < script.sql         runs the statements read from standard input
+//   distdb-cli --tls-ca ca.crt ...  TLS, the node's certificate checked against ca.crt
 //
 // Flags follow the mariadb client's. Exit status: 0 when everything
 // succeeded, 1 when a statement failed, 2 for usage or connection errors.
@@ -51,7 +52,12 @@ constexpr const char* kFooter = N_(
     "Messages follow the locale (LC_ALL, LC_MESSAGES, LANG): Portuguese under pt_*.\n"
     "\n"
     "On a terminal, lines can be edited and earlier ones recalled with the arrow\n"
-    "keys; the history is kept in ~/.distdb_history ($DISTDB_HISTFILE if set).");
+    "keys; the history is kept in ~/.distdb_history ($DISTDB_HISTFILE if set).\n"
+    "\n"
+    "TLS (for nodes with security.tls): the node's certificate must chain to the\n"
+    "CA certificates of --tls-ca (else to the system's trust store) and be valid\n"
+    "for the host given with --host. --tls-cert and --tls-key present a client\n"
+    "certificate, for nodes that ask for one.");
 
 }  // namespace
 
@@ -71,6 +77,8 @@ int main(int argc, char** argv) {
   std::string execute;
   std::string format_name;
   bool force = false;
+  distdb::ClientTls tls;
+  bool tls_no_verify = false;
   const std::map<std::string, Format> formats{{"table", Format::table}, {"tsv", Format::tsv}, {"json", Format::json}};
 
   auto* host_opt = app.add_option("-h,--host", host, translate(N_("Node to connect to (default 127.0.0.1)")))->option_text("HOST");
@@ -83,6 +91,29 @@ int main(int argc, char** argv) {
                          ->check(CLI::IsMember({"table", "tsv", "json"}))
                          ->option_text("table|tsv|json");
   app.add_flag("-f,--force", force, translate(N_("Go on after a failed statement (pipes, files, -e)")));
+  app.add_flag("--tls", tls.enabled, translate(N_("Connect with TLS, checking the node's certificate")));
+  auto* tls_ca_opt =
+      app.add_option(
+             "--tls-ca", tls.ca_file,
+             translate(
+                 N_("Check the node's certificate against the CA certificates in FILE (PEM); implies --tls")))
+          ->check(CLI::ExistingFile)
+          ->option_text("FILE");
+  auto* tls_cert_opt =
+      app.add_option(
+             "--tls-cert", tls.certificate_file,
+             translate(N_("Present the client certificate in FILE (PEM, with --tls-key); implies --tls")))
+          ->check(CLI::ExistingFile)
+          ->option_text("FILE");
+  auto* tls_key_opt = app.add_option("--tls-key", tls.key_file,
+                                     translate(N_("The private key of --tls-cert (PEM, not encrypted)")))
+                          ->check(CLI::ExistingFile)
+                          ->option_text("FILE");
+  tls_cert_opt->needs(tls_key_opt);
+  tls_key_opt->needs(tls_cert_opt);
+  app.add_flag(
+      "--tls-no-verify", tls_no_verify,
+      translate(N_("Do not check the node's certificate (INSECURE, for tests only); implies --tls")));
 
   try {
     app.parse(argc, argv);
@@ -90,6 +121,12 @@ int main(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? cli::kExitOk : cli::kExitUsageOrConnection;
   }
+
+  tls.enabled = tls.enabled || tls_ca_opt->count() > 0 || tls_cert_opt->count() > 0 || tls_no_verify;
+  tls.verify = !tls_no_verify;
+  if (tls_no_verify) std::cerr << cli::tr(cli::Msg::tls_no_verify_warning) << '\n';
+  distdb::ClientOptions client_options;
+  client_options.tls = tls;
 
   const bool has_execute = exec_opt->count() > 0;
   const bool interactive = !has_execute && isatty(STDIN_FILENO) == 1;
@@ -100,7 +137,7 @@ int main(int argc, char** argv) {
                                                    : (interactive || has_execute ? Format::table : Format::tsv);
   printer_options.blank_line_after = interactive;
 
-  cli::Session session(host, port);
+  cli::Session session(host, port, client_options);
   cli::ReplyPrinter printer(std::cout, std::cerr, printer_options);
   cli::ShellOptions shell_options;
   shell_options.interactive = interactive;

@@ -55,6 +55,7 @@ constexpr std::array kMessages{
   Entry{Msg::moved_to_member, N_("[!] {0} is unreachable; moved to node {1} ({2})")},
   Entry{Msg::no_member_reachable, N_("{0} (no other known member reachable)")},
   Entry{Msg::failover_in_progress, N_("{0} (a failover may be in progress; retried for {1} s, try again shortly)")},
+  Entry{Msg::tls_no_verify_warning, N_("warning: --tls-no-verify: the node's certificate is not checked; the connection is encrypted, but anyone on the network path can pose as the node")},
 
   Entry{Msg::unknown_command, N_("unknown command '{0}'; type :help for the list of commands (SQL never starts with ':')")},
   Entry{Msg::node_usage, N_("usage: :node HOST PORT  (or :node HOST:PORT)")},

@@ -49,6 +49,7 @@ enum class Msg {
   moved_to_member,
   no_member_reachable,
   failover_in_progress,
+  tls_no_verify_warning,
   // commands
   unknown_command,
   node_usage,

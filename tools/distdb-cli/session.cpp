@@ -32,6 +32,18 @@ std::string lower_first(std::string s) {
 
 std::string describe_transport_error(const Error& error, const std::string& address) {
   std::string text = error.message;
+  if (error.kind == ErrorKind::config) {
+    // distdb::Client names its TLS options; the user gave them as flags.
+    for (const auto& [option, flag] :
+         {std::pair<std::string_view, std::string_view>{"tls.ca_file", "--tls-ca"},
+          {"tls.certificate_file", "--tls-cert"},
+          {"tls.key_file", "--tls-key"}}) {
+      for (auto at = text.find(option); at != std::string::npos; at = text.find(option, at + flag.size())) {
+        text.replace(at, option.size(), flag);
+      }
+    }
+    return text;
+  }
   // distdb::Client says "cannot connect to HOST:PORT: Reason" or "cannot resolve HOST: reason".
   constexpr std::string_view kConnectPrefix = "cannot connect to ";
   if (starts_with(text, kConnectPrefix)) {
@@ -107,7 +119,22 @@ Status Session::connect() {
   if (!client) return client.error();
   if (fresh) {
     // Learn the members now, so that a node gone later can be replaced.
-    if (auto reply = (*client)->status()) learn_members(*reply);
+    auto reply = (*client)->status();
+    if (reply && reply->status == ReplyStatus::error && reply->error &&
+        reply->error->kind == ErrorKind::unavailable) {
+      // The node turned the connection away ("too many connections", "this
+      // node accepts TLS connections only") and closes it: say so now.
+      node_.client.reset();
+      return Error(ErrorKind::unavailable, tr(Msg::cannot_connect, {address(), reply->error->message}));
+    }
+    if (reply) {
+      learn_members(*reply);
+    } else if (options_.tls.enabled && reply.error().kind == ErrorKind::unavailable) {
+      // Over TLS 1.3 a node that refuses the client's certificate (or its
+      // absence) says so just after the handshake: this is where it shows.
+      node_.client.reset();
+      return Error(ErrorKind::unavailable, describe_transport_error(reply.error(), address()));
+    }
   }
   return {};
 }

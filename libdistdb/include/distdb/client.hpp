@@ -1,7 +1,8 @@
 // distdb::Client: a connection to a node, for programs that talk to a
 // cluster (distdb-cli, distdb-bench, applications).
 //
-// One Client is one persistent TCP connection carrying requests with ids;
+// One Client is one persistent TCP connection (TLS when options.tls.enabled)
+// carrying requests with ids;
 // it is not thread-safe (use one per thread). Transport failures (refused,
 // dropped, timed out) are returned as errors; an SQL error is a Reply with
 // status ReplyStatus::error.
@@ -57,13 +58,29 @@
 
 namespace distdb {
 
+// TLS to the node (its config has security.tls). The node's certificate is
+// verified by default: it must chain to ca_file (or, without one, to the
+// system's trust store) and be valid for the host connected to (its IP
+// address, or its DNS name), or for server_name when given. Failures are
+// ErrorKind::unavailable ("TLS handshake with HOST:PORT failed: ..."); bad
+// files are ErrorKind::config, from connect() and connect_cluster().
+struct ClientTls {
+  bool enabled = false;
+  std::string ca_file;           // PEM bundle; empty: the system's trust store
+  std::string certificate_file;  // PEM: a client certificate, for nodes that ask for one (with key_file)
+  std::string key_file;          // PEM: its private key, not encrypted
+  std::string server_name;       // the name the certificate must be valid for; empty: the host connected to
+  bool verify = true;            // false: accept any certificate (INSECURE: no protection against impostors)
+};
+
 struct ClientOptions {
-  int connect_timeout_ms = 5000;
+  int connect_timeout_ms = 5000;  // connecting, the TLS handshake included
   int request_timeout_ms = 30000;
   std::size_t max_reply_bytes = 256 * 1024 * 1024;
   // Cluster clients (connect_cluster) only; see above.
   bool follow_redirects = true;  // follow REDIRECT replies to the coordinator
   int retry_for_ms = 10000;      // how long safe-to-retry failures are retried (also bounds each connect)
+  ClientTls tls;                 // the same for every member of a cluster client
 };
 
 // What the last query() or status() of a cluster client went through.

@@ -79,13 +79,36 @@ enum class LogLevel { trace, debug, info, warn, error, off };
 DISTDB_API const char* to_string(LogLevel level);
 DISTDB_API std::optional<LogLevel> parse_log_level(const std::string& text);
 
-// Authentication of the messages between members (docs/security.md).
+// Whether the node asks the clients of its port for a certificate.
+enum class ClientCertificates {
+  none,      // not asked for
+  optional,  // asked for; a client without one is served, one with a bad one is refused
+  required,  // a client (or peer) without a certificate that verifies against `ca` is refused
+};
+
+DISTDB_API const char* to_string(ClientCertificates mode);
+
+// TLS on the node's port and on its links to the other members
+// (docs/security.md). load_config() resolves relative paths against the
+// config file's directory and checks that the files load.
+struct TlsConfig {
+  std::string certificate;  // PEM: this node's certificate, optionally followed by its chain
+  std::string key;          // PEM: its private key, not encrypted
+  std::string ca;           // PEM bundle that peers' and clients' certificates must chain to
+  ClientCertificates client_certificates = ClientCertificates::none;
+};
+
+// Authentication of the messages between members, and TLS (docs/security.md).
 struct SecurityConfig {
   // Every member must hold the same secret (at least 16 bytes); each peer
   // message then carries an HMAC-SHA256 of it and anti-replay numbers, and
   // peer messages without a valid one are refused. Empty: peer messages are
   // not authenticated (a warning says so at startup).
   std::string cluster_secret;
+
+  // Present: the node's port speaks only TLS, and links to peers use it too.
+  // Absent: plaintext, for trusted networks only.
+  std::optional<TlsConfig> tls;
 };
 
 struct Config {
@@ -107,7 +130,9 @@ struct Config {
 //   "<source>: <field>: <what is wrong>"  or  "<source>:<line>:<column>: invalid JSON: ..."
 DISTDB_API Result<Config> parse_config(const std::string& json_text, const std::string& source);
 
-// Reads and parses a config file; relative storage paths resolve against its directory.
+// Reads and parses a config file; relative storage and TLS file paths resolve
+// against its directory, and the TLS files are checked (readable, PEM, the key
+// matching the certificate).
 DISTDB_API Result<Config> load_config(const std::string& path);
 
 }  // namespace distdb

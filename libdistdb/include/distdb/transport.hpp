@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "distdb/config.hpp"
@@ -82,10 +83,26 @@ class DISTDB_API Transport {
 
   // The port actually bound (useful when the configured port is 0).
   virtual std::uint16_t local_port() const = 0;
+
+  // Whether `conn` (open) came in over TLS. The default: never.
+  virtual bool is_tls(ConnectionId conn) const;
+  // The subject common name of the certificate the other end of `conn`
+  // presented in the TLS handshake, when it verified against
+  // security.tls.ca; nullopt for plaintext, no certificate, or a closed
+  // connection. The default: nullopt. With client_certificates "required"
+  // and certificates named after the members (distdb-node-<id>, as
+  // scripts/make-test-certs.sh makes them), this is what can bind a peer
+  // connection to a member id: the basis for authenticating members by
+  // mutual TLS instead of security.cluster_secret (docs/security.md).
+  // Any thread.
+  virtual std::optional<std::string> verified_peer_name(ConnectionId conn) const;
 };
 
 // The TCP backend, on Asio. Binds config.listen_ip:config.port and applies
-// config.limits and config.timeouts.
+// config.limits and config.timeouts; with config.security.tls, the port
+// speaks only TLS and links to peers use it too (their certificates verified
+// against security.tls.ca and their configured ip). start() fails with a
+// clear error when the TLS files do not load.
 DISTDB_API std::unique_ptr<Transport> make_tcp_transport(const Config& config);
 
 }  // namespace distdb

@@ -1,7 +1,19 @@
 // distdb::Client over a blocking socket, with poll() for deadlines; cluster
 // clients add failover on top of the one connection (see client.hpp).
+//
+// TLS (options.tls) is OpenSSL used directly on the same non-blocking
+// socket, under the same deadlines: the connect timeout covers the
+// handshake, the request timeout the reads and writes. OpenSSL's own socket
+// BIO writes with write(2), which raises SIGPIPE on a connection the node
+// has closed; a library must not kill its host program, so the socket is
+// reached through a small BIO of ours that sends with MSG_NOSIGNAL.
 #include "distdb/client.hpp"
 
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -17,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "net/tls.hpp"
 #include "wire/codec.hpp"
 #include "wire/frame_splitter.hpp"
 
@@ -25,13 +38,121 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// --- the socket BIO that never raises SIGPIPE (see the top)
+
+struct SocketBioState {
+  int fd = -1;
+  bool eof = false;
+  int first_byte = -1;  // the first byte received: tells a plaintext answer from TLS
+};
+
+SocketBioState& bio_state(BIO* bio) {
+  return *static_cast<SocketBioState*>(BIO_get_data(bio));
+}
+
+int socket_bio_write(BIO* bio, const char* data, int len) {
+  BIO_clear_retry_flags(bio);
+  for (;;) {
+    const ssize_t n = ::send(bio_state(bio).fd, data, static_cast<std::size_t>(len), MSG_NOSIGNAL);
+    if (n >= 0) return static_cast<int>(n);
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(bio);
+    return -1;
+  }
+}
+
+int socket_bio_read(BIO* bio, char* data, int len) {
+  BIO_clear_retry_flags(bio);
+  for (;;) {
+    const ssize_t n = ::recv(bio_state(bio).fd, data, static_cast<std::size_t>(len), 0);
+    if (n > 0) {
+      if (bio_state(bio).first_byte < 0) bio_state(bio).first_byte = static_cast<unsigned char>(data[0]);
+      return static_cast<int>(n);
+    }
+    if (n == 0) {
+      bio_state(bio).eof = true;
+      return 0;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(bio);
+    return -1;
+  }
+}
+
+long socket_bio_ctrl(BIO* bio, int cmd, long, void*) {
+  switch (cmd) {
+    case BIO_CTRL_FLUSH:
+      return 1;
+    case BIO_CTRL_EOF:
+      return bio_state(bio).eof ? 1 : 0;
+    case BIO_C_GET_FD:
+      return bio_state(bio).fd;
+    default:
+      return 0;
+  }
+}
+
+int socket_bio_destroy(BIO* bio) {
+  delete static_cast<SocketBioState*>(BIO_get_data(bio));
+  BIO_set_data(bio, nullptr);
+  return 1;
+}
+
+const BIO_METHOD* socket_bio_method() {
+  static const BIO_METHOD* method = [] {
+    BIO_METHOD* m =
+        BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "distdb socket");
+    if (m == nullptr) return static_cast<BIO_METHOD*>(nullptr);
+    BIO_meth_set_write(m, socket_bio_write);
+    BIO_meth_set_read(m, socket_bio_read);
+    BIO_meth_set_ctrl(m, socket_bio_ctrl);
+    BIO_meth_set_destroy(m, socket_bio_destroy);
+    return m;
+  }();
+  return method;
+}
+
+// A BIO on `fd` (which stays the caller's to close).
+BIO* socket_bio(int fd) {
+  const BIO_METHOD* method = socket_bio_method();
+  BIO* bio = method != nullptr ? BIO_new(method) : nullptr;
+  if (bio == nullptr) return nullptr;
+  BIO_set_data(bio, new SocketBioState{fd, false, -1});
+  BIO_set_init(bio, 1);
+  return bio;
+}
+
+// Whether the failure OpenSSL just reported is an alert the node sent
+// (authenticated: on an established connection no one else can forge one).
+bool alert_received(int ssl_error) {
+  return ssl_error == SSL_ERROR_SSL && ERR_GET_LIB(ERR_peek_last_error()) == ERR_LIB_SSL &&
+         ERR_GET_REASON(ERR_peek_last_error()) >= SSL_AD_REASON_OFFSET;
+}
+
+// The reason for the failure OpenSSL just reported on `ssl` (`ssl_error`
+// from SSL_get_error); clears OpenSSL's error queue.
+std::string tls_failure(SSL* ssl, int ssl_error) {
+  std::string why;
+  if (ssl_error == SSL_ERROR_SSL) {
+    why = tls::failure_reason(ssl, ERR_peek_last_error());
+  } else if (ssl_error == SSL_ERROR_ZERO_RETURN || (ssl_error == SSL_ERROR_SYSCALL && errno == 0)) {
+    why = "the node closed the connection";
+  } else if (ssl_error == SSL_ERROR_SYSCALL) {
+    why = std::strerror(errno);
+  } else {
+    why = "TLS error " + std::to_string(ssl_error);
+  }
+  ERR_clear_error();
+  return why;
+}
+
 int remaining_ms(Clock::time_point deadline) {
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
   return left > 0 ? static_cast<int>(left) : 0;
 }
 
 // Connects with a deadline: non-blocking connect, then poll for writability.
-Result<int> connect_socket(const std::string& host, std::uint16_t port, int timeout_ms) {
+Result<int> connect_socket(const std::string& host, std::uint16_t port, Clock::time_point deadline) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -41,7 +162,6 @@ Result<int> connect_socket(const std::string& host, std::uint16_t port, int time
     return Error(ErrorKind::unavailable, "cannot resolve " + host + ": " + gai_strerror(rc));
   }
   std::string last_error = "no address";
-  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
     const int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
@@ -77,6 +197,61 @@ Result<int> connect_socket(const std::string& host, std::uint16_t port, int time
   return Error(ErrorKind::unavailable, "cannot connect to " + where + ": " + last_error);
 }
 
+// The TLS handshake on the connected `fd`, until `deadline`. The SSL
+// returned reads and writes through `fd`, which stays the caller's.
+Result<SSL*> tls_handshake(SSL_CTX* ctx, const ClientTls& options, int fd, const std::string& host,
+                           std::uint16_t port, Clock::time_point deadline) {
+  const std::string where = host + ":" + std::to_string(port);
+  const auto failed = [&where](const std::string& why) {
+    return Error(ErrorKind::unavailable, "TLS handshake with " + where + " failed: " + why);
+  };
+  SSL* ssl = SSL_new(ctx);
+  BIO* bio = ssl != nullptr ? socket_bio(fd) : nullptr;
+  if (bio == nullptr) {
+    SSL_free(ssl);
+    ERR_clear_error();
+    return Error(ErrorKind::internal, "cannot set up TLS for " + where + ": out of memory");
+  }
+  SSL_set_bio(ssl, bio, bio);
+  SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  const std::string& name = options.server_name.empty() ? host : options.server_name;
+  if (options.verify && !tls::expect_name(ssl, name)) {
+    SSL_free(ssl);
+    return Error(ErrorKind::config, "TLS: cannot check a certificate against the name '" + name + "'");
+  }
+  if (!options.verify) {
+    // No check, but a DNS name still goes as SNI (an address never does).
+    in6_addr ignored{};
+    if (inet_pton(AF_INET, name.c_str(), &ignored) != 1 && inet_pton(AF_INET6, name.c_str(), &ignored) != 1) {
+      tls::set_server_name(ssl, name);
+    }
+  }
+  for (;;) {
+    ERR_clear_error();
+    errno = 0;
+    const int rc = SSL_connect(ssl);
+    if (rc == 1) return ssl;
+    const int err = SSL_get_error(ssl, rc);
+    if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
+      std::string why = tls_failure(ssl, err);
+      // A node without TLS answers a ClientHello with a JSON error: it
+      // starts with '{', which no TLS record does.
+      if (bio_state(SSL_get_rbio(ssl)).first_byte == '{') {
+        why = "the node answered in plaintext (it is not configured for TLS)";
+      }
+      SSL_free(ssl);
+      return failed(why);
+    }
+    pollfd p{fd, static_cast<short>(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT), 0};
+    const int ready = poll(&p, 1, remaining_ms(deadline));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) {
+      SSL_free(ssl);
+      return Error(ErrorKind::unavailable, "TLS handshake with " + where + " timed out");
+    }
+  }
+}
+
 // How long a connection attempt (or the STATUS that follows it) may take
 // within a retry window: never past the connect timeout, and at least a
 // short while even when the window is about to close.
@@ -91,8 +266,12 @@ bool same_address(const PeerConfig& a, const std::string& host, std::uint16_t po
 }  // namespace
 
 struct Client::Impl {
-  Impl(std::string h, std::uint16_t p, ClientOptions o, int socket_fd)
-      : host(std::move(h)), port(p), options(o), fd(socket_fd), splitter(o.max_reply_bytes) {}
+  Impl(std::string h, std::uint16_t p, ClientOptions o, tls::Context context)
+      : host(std::move(h)),
+        port(p),
+        options(std::move(o)),
+        tls_context(std::move(context)),
+        splitter(options.max_reply_bytes) {}
   ~Impl() { disconnect(); }
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
@@ -100,7 +279,10 @@ struct Client::Impl {
   std::string host;
   std::uint16_t port;
   ClientOptions options;
-  int fd;
+  tls::Context tls_context;  // with options.tls.enabled
+  int fd = -1;
+  SSL* ssl = nullptr;         // the TLS session on fd, with options.tls.enabled
+  bool tls_answered = false;  // the node has sent data on this TLS connection
   wire::FrameSplitter splitter;
   std::deque<std::string> frames;  // replies received but not yet returned
   std::uint64_t next_id = 1;
@@ -116,12 +298,21 @@ struct Client::Impl {
   std::string where() const { return host + ":" + std::to_string(port); }
 
   void disconnect() {
+    if (ssl != nullptr) {
+      // A close_notify if the socket takes it at once; never waits.
+      SSL_shutdown(ssl);
+      SSL_free(ssl);
+      ERR_clear_error();
+      ssl = nullptr;
+    }
     if (fd >= 0) ::close(fd);
     fd = -1;
   }
 
-  void attach(int socket_fd) {
+  void attach(int socket_fd, SSL* session) {
     fd = socket_fd;
+    ssl = session;
+    tls_answered = false;
     splitter = wire::FrameSplitter(options.max_reply_bytes);
     frames.clear();
     outstanding = 0;
@@ -131,12 +322,32 @@ struct Client::Impl {
   // the middle of one: a request whose reply was lost has an unknown outcome.
   Status ensure_connected() { return ensure_connected(options.connect_timeout_ms); }
 
+  // Connects (and with TLS, completes the handshake) within timeout_ms.
   Status ensure_connected(int timeout_ms) {
     if (fd >= 0) return {};
-    auto s = connect_socket(host, port, timeout_ms);
+    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    auto s = connect_socket(host, port, deadline);
     if (!s) return s.error();
-    attach(*s);
+    SSL* session = nullptr;
+    if (tls_context) {
+      auto handshake = tls_handshake(tls_context.get(), options.tls, *s, host, port, deadline);
+      if (!handshake) {
+        ::close(*s);
+        return handshake.error();
+      }
+      session = *handshake;
+    }
+    attach(*s, session);
     return {};
+  }
+
+  // The node refused this TLS connection after the handshake looked done on
+  // this side (TLS 1.3: a client certificate it does not accept): nothing
+  // sent on it was read, so the request did not run.
+  Error tls_refused(const std::string& why) {
+    disconnect();
+    outstanding = 0;
+    return Error(ErrorKind::unavailable, "TLS handshake with " + where() + " failed: " + why);
   }
 
   Error broken(ErrorKind kind, const std::string& what) {
@@ -149,6 +360,7 @@ struct Client::Impl {
 
   // `done` counts the bytes the kernel accepted, also when it fails.
   Status write_all(const std::string& data, std::size_t& done) {
+    if (ssl != nullptr) return tls_write_all(data, done);
     const auto deadline = Clock::now() + std::chrono::milliseconds(options.request_timeout_ms);
     done = 0;
     while (done < data.size()) {
@@ -166,6 +378,55 @@ struct Client::Impl {
       return broken(ErrorKind::unavailable, std::string("failed: ") + std::strerror(errno));
     }
     return {};
+  }
+
+  // With TLS, `done` counts the bytes whose records were all sent: the node
+  // cannot read a part of a record, so with 0 it has read nothing.
+  Status tls_write_all(const std::string& data, std::size_t& done) {
+    const auto deadline = Clock::now() + std::chrono::milliseconds(options.request_timeout_ms);
+    done = 0;
+    while (done < data.size()) {
+      ERR_clear_error();
+      errno = 0;
+      std::size_t n = 0;
+      const int rc = SSL_write_ex(ssl, data.data() + done, data.size() - done, &n);
+      if (rc == 1) {
+        done += n;
+        continue;
+      }
+      const int err = SSL_get_error(ssl, rc);
+      if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+        pollfd p{fd, static_cast<short>(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT), 0};
+        const int ready = poll(&p, 1, remaining_ms(deadline));
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready <= 0) return broken(ErrorKind::timeout, "timed out sending");
+        continue;
+      }
+      std::string why = tls_failure(ssl, err);
+      if (!tls_answered && done == 0) {
+        // Maybe the node refused the handshake and closed: its alert says why.
+        if (auto alert = pending_alert()) return tls_refused(*alert);
+      }
+      return broken(ErrorKind::unavailable, "failed: " + why);
+    }
+    return {};
+  }
+
+  // A TLS alert the node sent before closing, if one is waiting to be read.
+  std::optional<std::string> pending_alert() {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 0) <= 0) return std::nullopt;
+    char byte = 0;
+    std::size_t n = 0;
+    ERR_clear_error();
+    const int rc = SSL_read_ex(ssl, &byte, 1, &n);
+    if (rc == 1) return std::nullopt;
+    const int err = SSL_get_error(ssl, rc);
+    if (!alert_received(err)) {
+      ERR_clear_error();
+      return std::nullopt;
+    }
+    return tls_failure(ssl, err);
   }
 
   Result<std::uint64_t> send(const wire::Request& request) {
@@ -190,6 +451,9 @@ struct Client::Impl {
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
     std::vector<std::string> got;
     char buf[64 * 1024];
+    if (ssl != nullptr) {
+      if (auto st = tls_receive(deadline); !st) return st.error();
+    }
     while (frames.empty()) {
       pollfd p{fd, POLLIN, 0};
       const int rc = poll(&p, 1, remaining_ms(deadline));
@@ -214,6 +478,46 @@ struct Client::Impl {
     return reply;
   }
 
+  // Reads until a frame is complete. OpenSSL may hold decrypted bytes the
+  // socket no longer shows, so it is read first, and polled only when it
+  // asks to be.
+  Status tls_receive(Clock::time_point deadline) {
+    char buf[16 * 1024];
+    std::vector<std::string> got;
+    while (frames.empty()) {
+      ERR_clear_error();
+      errno = 0;
+      std::size_t n = 0;
+      const int rc = SSL_read_ex(ssl, buf, sizeof buf, &n);
+      if (rc == 1) {
+        tls_answered = true;
+        got.clear();
+        const Status st = splitter.feed(std::string_view(buf, n), got);
+        for (auto& f : got) frames.push_back(std::move(f));
+        if (!st && frames.empty())
+          return broken(st.error().kind, "sent an unreadable reply: " + st.error().message);
+        continue;
+      }
+      const int err = SSL_get_error(ssl, rc);
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        pollfd p{fd, static_cast<short>(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT), 0};
+        const int ready = poll(&p, 1, remaining_ms(deadline));
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready <= 0) return broken(ErrorKind::timeout, "timed out waiting for a reply");
+        continue;
+      }
+      const bool refused = !tls_answered && alert_received(err);
+      std::string why = tls_failure(ssl, err);
+      if (refused) return tls_refused(why);
+      if (err == SSL_ERROR_ZERO_RETURN ||
+          (err == SSL_ERROR_SYSCALL && why == "the node closed the connection")) {
+        return broken(ErrorKind::unavailable, "closed by the node");
+      }
+      return broken(ErrorKind::unavailable, "failed: " + why);
+    }
+    return {};
+  }
+
   // --- cluster clients ---
 
   // One try of a request on the current connection.
@@ -229,7 +533,17 @@ struct Client::Impl {
   bool idle_connection_lost() {
     if (fd < 0 || outstanding > 0) return false;
     pollfd p{fd, POLLIN, 0};
-    return poll(&p, 1, 0) > 0;
+    if (poll(&p, 1, 0) <= 0) return false;
+    if (ssl == nullptr) return true;
+    // TLS: what arrived may be a message of the protocol itself, which
+    // leaves the connection as it was.
+    char byte = 0;
+    std::size_t n = 0;
+    ERR_clear_error();
+    const int rc = SSL_read_ex(ssl, &byte, 1, &n);
+    const bool fine = rc != 1 && SSL_get_error(ssl, rc) == SSL_ERROR_WANT_READ;
+    ERR_clear_error();
+    return !fine;
   }
 
   Attempt attempt(const wire::RequestBody& body, int reply_timeout_ms) {
@@ -399,16 +713,38 @@ Client::Client(Client&&) noexcept = default;
 Client& Client::operator=(Client&&) noexcept = default;
 Client::~Client() = default;
 
+namespace {
+
+// The TLS context options.tls asks for (none without TLS); bad options and
+// files are errors of kind config.
+Result<tls::Context> client_tls_context(const ClientOptions& options) {
+  const ClientTls& t = options.tls;
+  if (!t.enabled) {
+    if (!t.ca_file.empty() || !t.certificate_file.empty() || !t.key_file.empty() || !t.server_name.empty()) {
+      return Error(ErrorKind::config, "TLS options are set but tls.enabled is false");
+    }
+    return tls::Context();
+  }
+  return tls::make_client_context(t);
+}
+
+}  // namespace
+
 Result<Client> Client::connect(const std::string& host, std::uint16_t port, ClientOptions options) {
-  auto fd = connect_socket(host, port, options.connect_timeout_ms);
-  if (!fd) return fd.error();
-  return Client(std::make_unique<Impl>(host, port, options, *fd));
+  auto context = client_tls_context(options);
+  if (!context) return context.error();
+  auto impl = std::make_unique<Impl>(host, port, std::move(options), std::move(*context));
+  if (auto st = impl->ensure_connected(); !st) return st.error();
+  return Client(std::move(impl));
 }
 
 Result<Client> Client::connect_cluster(std::vector<std::pair<std::string, std::uint16_t>> seeds,
                                        ClientOptions options) {
   if (seeds.empty()) return Error(ErrorKind::config, "connect_cluster: no seed address given");
-  auto impl = std::make_unique<Impl>(seeds.front().first, seeds.front().second, options, -1);
+  auto context = client_tls_context(options);
+  if (!context) return context.error();
+  auto impl = std::make_unique<Impl>(seeds.front().first, seeds.front().second, std::move(options),
+                                     std::move(*context));
   impl->cluster = true;
   for (auto& [seed_host, seed_port] : seeds) {
     PeerConfig seed{0, std::move(seed_host), seed_port};

@@ -33,8 +33,28 @@
 // about them lives on the io thread. Each connection attempt bumps the link's
 // generation, and every completion handler checks it, so a late callback of
 // an abandoned socket never touches its successor.
-#include <asio.hpp>
+//
+// TLS (config.security.tls): the port speaks only TLS, and links to peers
+// use it too. An SSL stream keeps state (sequence numbers, buffers) that two
+// threads must never touch at once, so on TLS connections and links the
+// direct writes above are off: every frame goes through the io thread, which
+// alone owns the stream. Plaintext connections keep the direct path.
+//   - Inbound, the first byte tells a TLS ClientHello (0x16) from anything
+//     else: a plaintext client gets one error reply in plaintext ("this node
+//     accepts TLS connections only") and is closed, logged at debug. The
+//     read timeout runs from the accept, so a client that never completes
+//     its handshake is closed like a slow one; a connection in its
+//     handshake counts against max_connections (one over the limit is told
+//     so once its handshake is done, so that it can read why).
+//   - Outbound, the peer's certificate must chain to security.tls.ca and be
+//     valid for the peer's configured ip (an IP address, or a DNS name), and
+//     the node presents its own certificate (mutual TLS when the peer asks).
+//   - Streams are held by shared pointers that every pending handler on them
+//     also holds: closing a socket cancels its operations, and the stream
+//     outlives their completion.
 #include <sys/socket.h>
+#include <asio.hpp>
+#include <asio/ssl.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -50,6 +70,7 @@
 #include <vector>
 
 #include "distdb/transport.hpp"
+#include "net/tls.hpp"
 #include "util/log_internal.hpp"
 #include "wire/frame_splitter.hpp"
 
@@ -57,28 +78,65 @@ namespace distdb {
 
 TransportHandler::~TransportHandler() = default;
 Transport::~Transport() = default;
+bool Transport::is_tls(ConnectionId) const {
+  return false;
+}
+std::optional<std::string> Transport::verified_peer_name(ConnectionId) const {
+  return std::nullopt;
+}
 
 namespace {
 
 using asio::ip::tcp;
 using Millis = std::chrono::milliseconds;
+using TlsStream = asio::ssl::stream<tcp::socket>;
+
+constexpr unsigned char kTlsHandshakeRecord = 0x16;  // the first byte of every ClientHello
+
+// Why a TLS operation failed, for the log: OpenSSL's reason (with the
+// certificate problem when verification failed), or the socket's error.
+std::string describe_tls(const asio::error_code& ec, TlsStream* stream) {
+  if (ec.category() == asio::error::get_ssl_category()) {
+    // (Asio keeps OpenSSL's unsigned error code in an int.)
+    return tls::failure_reason(stream != nullptr ? stream->native_handle() : nullptr,
+                               static_cast<unsigned long>(static_cast<unsigned int>(ec.value())));
+  }
+  if (ec == asio::ssl::error::stream_truncated || ec == asio::error::eof) return "closed by the other end";
+  return ec.message();
+}
+
+bool end_of_stream(const asio::error_code& ec) {
+  return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+}
 
 class TcpTransport;
 
-// What other threads may touch of a connection (see the top).
+// What other threads may touch of a connection (see the top), and what
+// they may ask about it.
 struct WriteSide {
   std::mutex mutex;
   int fd = -1;                     // -1 once the connection is closing or closed
+  bool direct = true;              // send() may write to fd itself (never on a TLS connection)
   bool io_owned = false;           // the io thread has frames to write: send() must queue behind them
   std::deque<std::string> queued;  // frames (newline included) waiting for the io thread
+  bool tls = false;                // the TLS handshake completed
+  std::optional<std::string> verified_name;  // the CN of the client's verified certificate
 };
 
 struct Connection {
   Connection(asio::io_context& io, tcp::socket s, ConnectionId conn_id, std::size_t max_frame)
       : id(conn_id), socket(std::move(s)), splitter(max_frame), idle_timer(io), read_timer(io) {}
 
+  // Where a connection to a TLS port stands: its first byte not yet seen,
+  // then its handshake; `open` carries frames (and is where plaintext
+  // connections start).
+  enum class Phase { sniffing, handshaking, open };
+
   ConnectionId id;
-  tcp::socket socket;
+  tcp::socket socket;              // the connection, until a TLS handshake begins
+  std::unique_ptr<TlsStream> tls;  // from then on, the stream (owning the socket)
+  Phase phase = Phase::open;
+  bool refuse_after_handshake = false;  // over max_connections on a TLS port
   wire::FrameSplitter splitter;
   std::array<char, 64 * 1024> read_buffer{};
   std::shared_ptr<WriteSide> write_side = std::make_shared<WriteSide>();
@@ -89,6 +147,8 @@ struct Connection {
   asio::steady_timer idle_timer;
   asio::steady_timer read_timer;
   bool read_timer_armed = false;
+
+  tcp::socket& lowest() { return tls ? tls->next_layer() : socket; }
 };
 
 // Outbound links to peers.
@@ -121,7 +181,9 @@ struct PeerLink {
   // The io thread only.
   enum class State { idle, connecting, connected, backing_off };
   State state = State::idle;
-  tcp::socket socket;
+  tcp::socket socket;               // until a TLS handshake begins
+  std::shared_ptr<TlsStream> tls;   // then the stream, owning the socket (TLS links only)
+  bool tls_failure_logged = false;  // a TLS failure was logged at warn since the link last held
   tcp::resolver resolver;
   asio::steady_timer retry_timer;
   asio::steady_timer deadline;  // the connect timeout, then the write stall timeout
@@ -149,6 +211,16 @@ class TcpTransport final : public Transport {
 
   Status start(TransportHandler& handler) override {
     handler_ = &handler;
+    if (const auto& tls = config_.security.tls) {
+      auto server = tls::make_server_context(*tls);
+      if (!server) return server.error();
+      server_tls_.emplace(server->release());
+      if (!links_.empty()) {
+        auto peer = tls::make_peer_context(*tls);
+        if (!peer) return peer.error();
+        peer_tls_.emplace(peer->release());
+      }
+    }
     asio::error_code ec;
     const std::string& host = config_.listen_ip.empty() ? config_.ip : config_.listen_ip;
     auto address = asio::ip::make_address(host, ec);
@@ -228,7 +300,7 @@ class TcpTransport final : public Transport {
     {
       std::lock_guard lock(side->mutex);
       if (side->fd < 0) return;
-      if (!side->io_owned) {
+      if (!side->io_owned && side->direct) {
         // Nothing ahead of this frame: write it here, as much as the socket takes.
         const ssize_t n = ::send(side->fd, frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n == static_cast<ssize_t>(frame.size())) return;
@@ -313,7 +385,28 @@ class TcpTransport final : public Transport {
 
   std::uint16_t local_port() const override { return port_; }
 
+  bool is_tls(ConnectionId conn) const override {
+    const auto side = write_side(conn);
+    if (!side) return false;
+    std::lock_guard lock(side->mutex);
+    return side->tls && side->fd >= 0;
+  }
+
+  std::optional<std::string> verified_peer_name(ConnectionId conn) const override {
+    const auto side = write_side(conn);
+    if (!side) return std::nullopt;
+    std::lock_guard lock(side->mutex);
+    if (side->fd < 0) return std::nullopt;
+    return side->verified_name;
+  }
+
  private:
+  std::shared_ptr<WriteSide> write_side(ConnectionId conn) const {
+    std::lock_guard lock(write_sides_mutex_);
+    const auto it = write_sides_.find(conn);
+    return it == write_sides_.end() ? nullptr : it->second;
+  }
+
   // ------------------------------------------------------------ peer links
   // Everything below runs on the io thread.
 
@@ -381,28 +474,87 @@ class TcpTransport final : public Transport {
   }
 
   void on_connected(const std::shared_ptr<PeerLink>& link, std::uint64_t gen, const tcp::endpoint& endpoint) {
+    asio::error_code ignored;
+    link->socket.set_option(tcp::no_delay(true), ignored);
+    if (peer_tls_) {
+      handshake(link, gen, endpoint);
+      return;
+    }
+    established(link, gen, endpoint);
+  }
+
+  // TLS to the peer, within the connect deadline still armed: its
+  // certificate must chain to security.tls.ca and be valid for its address.
+  void handshake(const std::shared_ptr<PeerLink>& link, std::uint64_t gen, const tcp::endpoint& endpoint) {
+    auto stream = std::make_shared<TlsStream>(std::move(link->socket), *peer_tls_);
+    link->tls = stream;
+    if (!tls::expect_name(stream->native_handle(), link->config.ip)) {
+      on_tls_failed(link, "cannot check a certificate against the name '" + link->config.ip + "'");
+      return;
+    }
+    stream->async_handshake(asio::ssl::stream_base::client,
+                            [this, link, gen, endpoint, stream](asio::error_code ec) {
+                              if (stopping_ || gen != link->generation) return;
+                              if (ec) {
+                                on_tls_failed(link, describe_tls(ec, stream.get()));
+                                return;
+                              }
+                              established(link, gen, endpoint);
+                            });
+  }
+
+  void established(const std::shared_ptr<PeerLink>& link, std::uint64_t gen, const tcp::endpoint& endpoint) {
     disarm_deadline(link);
     link->state = PeerLink::State::connected;
     link->connected_at = std::chrono::steady_clock::now();
-    asio::error_code ignored;
-    link->socket.set_option(tcp::no_delay(true), ignored);
-    DISTDB_LOG(debug) << "peer " << link->config.id << ": connected to " << endpoint;
+    DISTDB_LOG(debug) << "peer " << link->config.id << ": connected to " << endpoint
+                      << (link->tls ? " (TLS)" : "");
     drain(link, gen);
     service(link);
   }
 
+  // A certificate the peer does not accept, or one of its that does not
+  // verify, will not fix itself: said once at warn (until the link holds
+  // again), then at debug with every retry.
+  void on_tls_failed(const std::shared_ptr<PeerLink>& link, const std::string& why) {
+    if (!link->tls_failure_logged) {
+      link->tls_failure_logged = true;
+      DISTDB_LOG(warn) << "[!] peer " << link->config.id << ": TLS handshake with " << link->config.ip << ":"
+                       << link->config.port << " failed: " << why << " (retrying)";
+    }
+    on_connect_failed(link, "TLS handshake failed: " + why);
+  }
+
   // The peer never answers on this connection; reading keeps its socket
   // from filling should it ever do, and notices the close at once.
+  // On TLS the reads also take in what the protocol itself sends (an alert
+  // from a peer refusing this node's certificate ends the link here).
   void drain(const std::shared_ptr<PeerLink>& link, std::uint64_t gen) {
-    link->socket.async_read_some(
-        asio::buffer(link->drain_buffer), [this, link, gen](asio::error_code ec, std::size_t) {
-          if (stopping_ || gen != link->generation) return;
-          if (ec) {
-            on_link_lost(link, ec == asio::error::eof ? "closed by the peer" : ec.message());
-            return;
+    auto on_read = [this, link, gen, stream = link->tls](asio::error_code ec, std::size_t) {
+      if (stopping_ || gen != link->generation) return;
+      if (ec) {
+        if (end_of_stream(ec)) {
+          on_link_lost(link, "closed by the peer");
+        } else if (ec.category() == asio::error::get_ssl_category()) {
+          const std::string why = describe_tls(ec, stream.get());
+          if (!link->tls_failure_logged) {
+            link->tls_failure_logged = true;
+            DISTDB_LOG(warn) << "[!] peer " << link->config.id << ": TLS link to " << link->config.ip << ":"
+                             << link->config.port << " failed: " << why << " (retrying)";
           }
-          drain(link, gen);
-        });
+          on_link_lost(link, "TLS: " + why);
+        } else {
+          on_link_lost(link, ec.message());
+        }
+        return;
+      }
+      drain(link, gen);
+    };
+    if (link->tls) {
+      link->tls->async_read_some(asio::buffer(link->drain_buffer), std::move(on_read));
+    } else {
+      link->socket.async_read_some(asio::buffer(link->drain_buffer), std::move(on_read));
+    }
   }
 
   // Writes what is queued (up to kMaxPeerWriteBytes) in one gathered write.
@@ -422,8 +574,9 @@ class TcpTransport final : public Transport {
         link->queued.pop_front();
       }
       dropped = std::exchange(link->dropped, 0);
-      // Idle and connected: the next frame may be written by its sender.
-      link->direct_fd = batch->empty() ? link->socket.native_handle() : -1;
+      // Idle and connected: the next frame may be written by its sender
+      // (never into an SSL stream: that is the io thread's alone).
+      link->direct_fd = batch->empty() && !link->tls ? link->socket.native_handle() : -1;
     }
     if (dropped > 0) {
       DISTDB_LOG(debug) << "peer " << link->config.id << ": " << dropped << " frames dropped (queue full)";
@@ -437,16 +590,21 @@ class TcpTransport final : public Transport {
     // by it anyway: a write stalled that long means the link is dead.
     arm_deadline(link, Millis(std::max(config_.timeouts.read_timeout_ms, 100)), "write stalled");
     const std::uint64_t gen = link->generation;
-    asio::async_write(link->socket, buffers, [this, link, gen, batch](asio::error_code ec, std::size_t) {
+    auto on_written = [this, link, gen, batch, stream = link->tls](asio::error_code ec, std::size_t) {
       if (stopping_ || gen != link->generation) return;
       link->write_in_flight = false;
       disarm_deadline(link);
       if (ec) {
-        on_link_lost(link, ec.message());
+        on_link_lost(link, stream ? describe_tls(ec, stream.get()) : ec.message());
         return;
       }
       service(link);
-    });
+    };
+    if (link->tls) {
+      asio::async_write(*link->tls, buffers, std::move(on_written));
+    } else {
+      asio::async_write(link->socket, buffers, std::move(on_written));
+    }
   }
 
   // One deadline per link at a time; `deadline_armed` tells a stale expiry
@@ -485,6 +643,7 @@ class TcpTransport final : public Transport {
     // there is something to send). One that dropped right away may be
     // refused again: keep backing off, so that it cannot loop.
     if (std::chrono::steady_clock::now() - link->connected_at >= kMaxBackoff) {
+      link->tls_failure_logged = false;
       link->backoff = kInitialBackoff;
       link->state = PeerLink::State::idle;
       service(link);
@@ -518,6 +677,11 @@ class TcpTransport final : public Transport {
     asio::error_code ignored;
     link.resolver.cancel();
     link.deadline.cancel();
+    if (link.tls) {
+      // Pending handlers hold the stream until they have run.
+      link.tls->next_layer().close(ignored);
+      link.tls.reset();
+    }
     link.socket.close(ignored);
   }
 
@@ -542,40 +706,140 @@ class TcpTransport final : public Transport {
     auto conn = std::make_shared<Connection>(io_, std::move(socket), id, config_.limits.max_message_bytes);
     connections_.emplace(id, conn);
     conn->write_side->fd = conn->socket.native_handle();
+    conn->write_side->direct = !server_tls_;
     {
       std::lock_guard lock(write_sides_mutex_);
       write_sides_.emplace(id, conn->write_side);
     }
-    if (static_cast<int>(connections_.size()) > config_.limits.max_connections) {
+    const bool over_limit = static_cast<int>(connections_.size()) > config_.limits.max_connections;
+    if (over_limit) {
       DISTDB_LOG(warn) << "refusing connection: limit of " << config_.limits.max_connections << " reached";
-      conn->reading = false;
-      const Error error(ErrorKind::unavailable, "too many connections");
-      handler_->on_input_end(id, &error);
+    }
+    if (server_tls_) {
+      conn->refuse_after_handshake = over_limit;
+      arm_idle_timer(conn);
+      arm_read_timer(conn);  // the handshake must be over within the read timeout
+      sniff(conn);
+      return;
+    }
+    if (over_limit) {
+      refuse(conn, Error(ErrorKind::unavailable, "too many connections"));
       return;
     }
     arm_idle_timer(conn);
     read_next(conn);
   }
 
+  // No more input is read from `conn`; the handler answers `why` and closes it.
+  void refuse(const std::shared_ptr<Connection>& conn, const Error& why) {
+    conn->reading = false;
+    disarm_read_timer(conn);
+    handler_->on_input_end(conn->id, &why);
+  }
+
+  // Waits for the first byte of a connection to the TLS port.
+  void sniff(const std::shared_ptr<Connection>& conn) {
+    conn->phase = Connection::Phase::sniffing;
+    conn->socket.async_wait(tcp::socket::wait_read, [this, conn](asio::error_code ec) {
+      if (conn->closed) return;
+      if (ec) {
+        teardown(conn->id);
+        return;
+      }
+      unsigned char first = 0;
+      asio::error_code peek_ec;
+      conn->socket.non_blocking(true, peek_ec);
+      const std::size_t n =
+          peek_ec ? 0 : conn->socket.receive(asio::buffer(&first, 1), tcp::socket::message_peek, peek_ec);
+      if (peek_ec == asio::error::would_block || peek_ec == asio::error::try_again) {
+        sniff(conn);
+        return;
+      }
+      if (peek_ec || n == 0) {
+        DISTDB_LOG(debug) << "connection " << conn->id << ": closed before its TLS handshake";
+        teardown(conn->id);
+        return;
+      }
+      if (first != kTlsHandshakeRecord) {
+        refuse_plaintext(conn);
+        return;
+      }
+      start_handshake(conn);
+    });
+  }
+
+  // Not TLS (the prototype's client, or distdb-cli without --tls): one error
+  // reply it can read, in plaintext, then the connection closes. What the
+  // client already sent is read and dropped first, so that the close is an
+  // orderly one and does not reset the reply away.
+  void refuse_plaintext(const std::shared_ptr<Connection>& conn) {
+    DISTDB_LOG(debug) << "connection " << conn->id << ": not a TLS client; refused";
+    conn->phase = Connection::Phase::open;
+    std::array<char, 4096> scratch{};
+    asio::error_code ec;
+    for (std::size_t dropped = 0; !ec && dropped < 64 * 1024;) {
+      dropped += conn->socket.receive(asio::buffer(scratch), 0, ec);
+    }
+    refuse(conn, Error(ErrorKind::unavailable, "this node accepts TLS connections only"));
+  }
+
+  void start_handshake(const std::shared_ptr<Connection>& conn) {
+    conn->phase = Connection::Phase::handshaking;
+    conn->tls = std::make_unique<TlsStream>(std::move(conn->socket), *server_tls_);
+    conn->tls->async_handshake(asio::ssl::stream_base::server, [this, conn](asio::error_code ec) {
+      if (conn->closed) return;
+      if (ec) {
+        DISTDB_LOG(debug) << "connection " << conn->id
+                          << ": TLS handshake failed: " << describe_tls(ec, conn->tls.get());
+        teardown(conn->id);
+        return;
+      }
+      conn->phase = Connection::Phase::open;
+      disarm_read_timer(conn);
+      auto name = tls::verified_subject_cn(conn->tls->native_handle());
+      DISTDB_LOG(debug) << "connection " << conn->id << ": TLS established"
+                        << (name ? ", client certificate of '" + *name + "'" : std::string());
+      {
+        std::lock_guard lock(conn->write_side->mutex);
+        conn->write_side->tls = true;
+        conn->write_side->verified_name = std::move(name);
+      }
+      arm_idle_timer(conn);
+      if (conn->refuse_after_handshake) {
+        refuse(conn, Error(ErrorKind::unavailable, "too many connections"));
+        return;
+      }
+      read_next(conn);
+      flush(conn);  // nothing is expected yet; should anything be queued, it goes now
+    });
+  }
+
   void read_next(const std::shared_ptr<Connection>& conn) {
-    conn->socket.async_read_some(
-        asio::buffer(conn->read_buffer), [this, conn](asio::error_code ec, std::size_t n) {
-          if (conn->closed || !conn->reading) return;
-          if (ec) {
-            if (ec == asio::error::eof) {
-              // The client has finished sending (maybe a half-close after its
-              // request): replies may still be owed, so the socket stays open
-              // until the handler closes it.
-              conn->reading = false;
-              disarm_read_timer(conn);
-              handler_->on_input_end(conn->id, nullptr);
-              return;
-            }
-            if (ec != asio::error::operation_aborted) teardown(conn->id);
-            return;
-          }
-          on_bytes(conn, std::string_view(conn->read_buffer.data(), n));
-        });
+    auto on_read = [this, conn](asio::error_code ec, std::size_t n) {
+      if (conn->closed || !conn->reading) return;
+      if (ec) {
+        if (end_of_stream(ec)) {
+          // The client has finished sending (maybe a half-close after its
+          // request): replies may still be owed, so the socket stays open
+          // until the handler closes it.
+          conn->reading = false;
+          disarm_read_timer(conn);
+          handler_->on_input_end(conn->id, nullptr);
+          return;
+        }
+        if (conn->tls && ec.category() == asio::error::get_ssl_category()) {
+          DISTDB_LOG(debug) << "connection " << conn->id << ": TLS: " << describe_tls(ec, conn->tls.get());
+        }
+        if (ec != asio::error::operation_aborted) teardown(conn->id);
+        return;
+      }
+      on_bytes(conn, std::string_view(conn->read_buffer.data(), n));
+    };
+    if (conn->tls) {
+      conn->tls->async_read_some(asio::buffer(conn->read_buffer), std::move(on_read));
+    } else {
+      conn->socket.async_read_some(asio::buffer(conn->read_buffer), std::move(on_read));
+    }
   }
 
   void on_bytes(const std::shared_ptr<Connection>& conn, std::string_view bytes) {
@@ -616,11 +880,18 @@ class TcpTransport final : public Transport {
     conn->read_timer.expires_after(Millis(config_.timeouts.read_timeout_ms));
     conn->read_timer.async_wait([this, conn](asio::error_code ec) {
       if (ec || conn->closed || !conn->read_timer_armed) return;
+      if (conn->phase != Connection::Phase::open) {
+        // No TLS yet, so no way to send an error: just close.
+        DISTDB_LOG(debug) << "connection " << conn->id << ": TLS handshake not completed within "
+                          << config_.timeouts.read_timeout_ms << " ms";
+        teardown(conn->id);
+        return;
+      }
       conn->reading = false;
       // Stop reading: cancel the pending read without closing the socket,
       // which still carries the error reply.
       asio::error_code ignored;
-      conn->socket.shutdown(tcp::socket::shutdown_receive, ignored);
+      conn->lowest().shutdown(tcp::socket::shutdown_receive, ignored);
       const Error error(ErrorKind::timeout, "message not completed within " +
                                                 std::to_string(config_.timeouts.read_timeout_ms) + " ms");
       handler_->on_input_end(conn->id, &error);
@@ -636,7 +907,9 @@ class TcpTransport final : public Transport {
   // Starts writing whatever is queued, all of it in one gathered write, or
   // closes the connection when asked to and nothing is left to write.
   void flush(const std::shared_ptr<Connection>& conn) {
-    if (conn->closed || !conn->writing.empty()) return;
+    // (Nothing is sent before a TLS handshake completes: no frame has been
+    // delivered yet, so the handler owes no reply.)
+    if (conn->closed || !conn->writing.empty() || conn->phase != Connection::Phase::open) return;
     {
       WriteSide& side = *conn->write_side;
       std::lock_guard lock(side.mutex);
@@ -654,7 +927,7 @@ class TcpTransport final : public Transport {
     std::vector<asio::const_buffer> buffers;
     buffers.reserve(conn->writing.size());
     for (const auto& f : conn->writing) buffers.emplace_back(asio::buffer(f));
-    asio::async_write(conn->socket, buffers, [this, conn](asio::error_code ec, std::size_t) {
+    auto on_written = [this, conn](asio::error_code ec, std::size_t) {
       conn->writing.clear();
       if (conn->closed) return;
       if (ec) {
@@ -663,7 +936,12 @@ class TcpTransport final : public Transport {
       }
       arm_idle_timer(conn);
       flush(conn);
-    });
+    };
+    if (conn->tls) {
+      asio::async_write(*conn->tls, buffers, std::move(on_written));
+    } else {
+      asio::async_write(conn->socket, buffers, std::move(on_written));
+    }
   }
 
   void teardown(ConnectionId id) {
@@ -685,15 +963,19 @@ class TcpTransport final : public Transport {
     asio::error_code ignored;
     conn->idle_timer.cancel();
     conn->read_timer.cancel();
-    conn->socket.shutdown(tcp::socket::shutdown_both, ignored);
-    conn->socket.close(ignored);
+    conn->lowest().shutdown(tcp::socket::shutdown_both, ignored);
+    conn->lowest().close(ignored);
     handler_->on_closed(id);
   }
 
   Config config_;
+  // Before io_: the streams that handlers still pending at its destruction
+  // hold were made from these.
+  std::optional<asio::ssl::context> server_tls_;  // the port's, with security.tls
+  std::optional<asio::ssl::context> peer_tls_;    // the links to peers', with security.tls and peers
   asio::io_context io_;
   tcp::acceptor acceptor_;
-  std::mutex write_sides_mutex_;
+  mutable std::mutex write_sides_mutex_;
   std::unordered_map<ConnectionId, std::shared_ptr<WriteSide>> write_sides_;  // open connections' write sides
   std::thread thread_;
   TransportHandler* handler_ = nullptr;

@@ -59,13 +59,29 @@ std::string plural(std::uint64_t n, const char* word) {
 
 }  // namespace
 
+// Mutual TLS as the members' authentication: with client certificates
+// required and no cluster secret, a peer message from member N is accepted
+// only on a connection whose verified certificate is named distdb-node-N.
+bool peers_by_certificate(const Config& config) {
+  return config.security.tls && config.security.tls->client_certificates == ClientCertificates::required &&
+         config.security.cluster_secret.empty();
+}
+
+std::string member_certificate_name(NodeId id) {
+  return "distdb-node-" + std::to_string(id);
+}
+
 struct Node::Impl final : TransportHandler {
-  explicit Impl(Config cfg) : config(std::move(cfg)), peer_auth(config.security.cluster_secret) {}
+  explicit Impl(Config cfg)
+      : config(std::move(cfg)),
+        peer_auth(config.security.cluster_secret),
+        by_certificate(peers_by_certificate(config)) {}
 
   Config config;
   // Signs what the replication core sends (its thread); checks what peers
   // send (the network thread only).
   wire::PeerAuth peer_auth;
+  const bool by_certificate;  // peers_by_certificate(config)
   std::unique_ptr<Transport> transport;
   std::unique_ptr<StoragePool> pool;
   std::unique_ptr<ReplicationDriver> replication;
@@ -133,6 +149,18 @@ struct Node::Impl final : TransportHandler {
         DISTDB_LOG(warn) << "connection " << conn << ": peer message from " << envelope->from << " to "
                          << envelope->to << " ignored (not a member, or not for this node)";
         return;
+      }
+      if (by_certificate) {
+        const std::string expected = member_certificate_name(envelope->from);
+        const auto name = transport->verified_peer_name(conn);
+        if (name != expected) {
+          refuse_peer_frame(conn, Error(ErrorKind::invalid_request,
+                                        "peer message in the name of node " + std::to_string(envelope->from) +
+                                            " refused: the connection's certificate is " +
+                                            (name ? "'" + *name + "'" : std::string("not a verified one")) +
+                                            ", not " + expected));
+          return;
+        }
       }
       if (auto fresh = peer_auth.accept(envelope->from, token); !fresh) {
         refuse_peer_frame(conn, fresh.error());
@@ -449,9 +477,15 @@ Status Node::start() {
     return st;
   }
   impl_->bound_port = impl_->transport->local_port();
-  if (!impl_->peer_auth.enabled() && !cfg.peers.empty()) {
-    DISTDB_LOG(warn) << "[!] Peer messages are not authenticated: anyone who reaches this port can speak for a "
-                        "member. Set security.cluster_secret on every member (docs/security.md).";
+  if (!impl_->peer_auth.enabled() && !impl_->by_certificate && !cfg.peers.empty()) {
+    DISTDB_LOG(warn)
+        << "[!] Peer messages are not authenticated: anyone who reaches this port can speak for a "
+           "member. Set security.cluster_secret on every member, or security.tls with "
+           "client_certificates \"required\" (docs/security.md).";
+  } else if (impl_->by_certificate && !cfg.peers.empty()) {
+    DISTDB_LOG(info)
+        << "[*] Peer messages are accepted only from connections with a verified certificate named "
+           "distdb-node-<sender id>";
   }
   impl_->replication->start();
   impl_->running = true;
