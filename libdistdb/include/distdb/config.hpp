@@ -79,13 +79,38 @@ enum class LogLevel { trace, debug, info, warn, error, off };
 DISTDB_API const char* to_string(LogLevel level);
 DISTDB_API std::optional<LogLevel> parse_log_level(const std::string& text);
 
-// Authentication of the messages between members (docs/security.md).
+// How clients log in before they may run SQL (docs/security.md):
+//   users     SCRAM-SHA-256 against SecurityConfig::users
+//   database  a user and password of the node's MariaDB, checked by logging
+//             in to it (the client sends them only over TLS or to a loopback
+//             address unless it allows otherwise)
+//   off       nobody is authenticated: anyone who reaches the port runs SQL
+//             (local demos; a warning says so at startup)
+enum class ClientAuth { users, database, off };
+
+DISTDB_API const char* to_string(ClientAuth mode);
+
+// A client account: its name and its SCRAM-SHA-256 verifier,
+//   "SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>"
+// (`distdb-node --hash-password` makes one), never the password itself.
+struct ClientUser {
+  std::string name;
+  std::string verifier;
+};
+
+// Authentication of clients, and of the messages between members.
 struct SecurityConfig {
   // Every member must hold the same secret (at least 16 bytes); each peer
   // message then carries an HMAC-SHA256 of it and anti-replay numbers, and
   // peer messages without a valid one are refused. Empty: peer messages are
   // not authenticated (a warning says so at startup).
   std::string cluster_secret;
+  // A config file that does not choose gets `users` when it lists users,
+  // `database` when the data is in MariaDB, and is refused otherwise (SQLite
+  // without users). Node::start() refuses `users` without any user and
+  // `database` without MariaDB storage.
+  ClientAuth client_auth = ClientAuth::users;
+  std::vector<ClientUser> users;
 };
 
 struct Config {
