@@ -99,6 +99,7 @@ void put_parameters(JsonWriter& w, const Options& o, const RunResult& run) {
     put(w, "database", o.database);
   } else {
     put(w, "nodes", o.nodes);
+    put(w, "user", o.cluster_user);
     put(w, "coordinator_only", o.coordinator_only);
   }
   put(w, "pipeline", std::int64_t{o.pipeline});

@@ -4,6 +4,7 @@
 //   distdb-cli -h HOST -P PORT      connects to HOST:PORT
 //   distdb-cli -e "SELECT 1"        runs the statements, prints, exits
 //   distdb-cli < script.sql         runs the statements read from standard input
+//   distdb-cli -u USER ...          logs in as USER (password: $DISTDB_PASSWORD, -p, or asked)
 //
 // Flags follow the mariadb client's. Exit status: 0 when everything
 // succeeded, 1 when a statement failed, 2 for usage or connection errors.
@@ -11,8 +12,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdlib>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +26,7 @@
 #include "reply_printer.hpp"
 #include "session.hpp"
 #include "shell.hpp"
+#include "terminal.hpp"
 #include "translation.hpp"
 
 namespace {
@@ -45,6 +49,13 @@ constexpr const char* kFooter = N_(
     "output); 'tsv' when statements come from a pipe or file (header line and\n"
     "tab-separated rows, NULL as \\N, like the mariadb client's batch output);\n"
     "'json' gives one JSON object per statement per line.\n"
+    "\n"
+    "Logins: nodes with client authentication want a user and password. -u USER\n"
+    "gives the user; the password comes from $DISTDB_PASSWORD (preferred), from -p,\n"
+    "or, on a terminal, is asked for without echo. A password given with -p is\n"
+    "visible to other users of this machine (in the process list): prefer the\n"
+    "variable. Without -u, an interactive shell asks for a user and password when\n"
+    "the node requires them, and runs the statement again.\n"
     "\n"
     "Exit status: 0 all statements succeeded (and always after an interactive\n"
     "session), 1 a statement failed, 2 usage or connection error.\n"
@@ -83,6 +94,13 @@ int main(int argc, char** argv) {
                          ->check(CLI::IsMember({"table", "tsv", "json"}))
                          ->option_text("table|tsv|json");
   app.add_flag("-f,--force", force, translate(N_("Go on after a failed statement (pipes, files, -e)")));
+  std::string user;
+  std::string password;
+  auto* user_opt = app.add_option("-u,--user", user, translate(N_("Log in as this user")))->option_text("USER");
+  auto* password_opt =
+      app.add_option("-p,--password", password,
+                     translate(N_("The user's password (visible to other local users: prefer $DISTDB_PASSWORD)")))
+          ->option_text("PASS");
 
   try {
     app.parse(argc, argv);
@@ -100,7 +118,28 @@ int main(int argc, char** argv) {
                                                    : (interactive || has_execute ? Format::table : Format::tsv);
   printer_options.blank_line_after = interactive;
 
-  cli::Session session(host, port);
+  distdb::ClientOptions client_options;
+  if (password_opt->count() > 0 && user_opt->count() == 0) {
+    std::cerr << "distdb-cli: --password needs --user\n";
+    return cli::kExitUsageOrConnection;
+  }
+  if (user_opt->count() > 0) {
+    client_options.user = user;
+    if (password_opt->count() > 0) {
+      client_options.password = password;
+    } else if (const char* env = std::getenv("DISTDB_PASSWORD"); env != nullptr) {
+      client_options.password = env;
+    } else if (isatty(STDIN_FILENO) == 1) {
+      auto typed = distdb::tools::read_secret_line(STDIN_FILENO, std::cerr, cli::tr(cli::Msg::prompt_password));
+      if (!typed) return cli::kExitUsageOrConnection;
+      client_options.password = std::move(*typed);
+    } else {
+      std::cerr << "distdb-cli: " << cli::tr(cli::Msg::no_password, {user}) << '\n';
+      return cli::kExitUsageOrConnection;
+    }
+  }
+
+  cli::Session session(host, port, client_options);
   cli::ReplyPrinter printer(std::cout, std::cerr, printer_options);
   cli::ShellOptions shell_options;
   shell_options.interactive = interactive;

@@ -51,6 +51,13 @@ Session::Session(std::string host, std::uint16_t port, ClientOptions options)
   node_.port = port;
 }
 
+void Session::set_credentials(std::string user, std::string password) {
+  options_.user = std::move(user);
+  options_.password = std::move(password);
+  node_.client.reset();
+  coordinator_ = Link{};
+}
+
 void Session::set_node(std::string host, std::uint16_t port) {
   node_ = Link{};
   node_.host = std::move(host);
@@ -107,7 +114,13 @@ Status Session::connect() {
   if (!client) return client.error();
   if (fresh) {
     // Learn the members now, so that a node gone later can be replaced.
-    if (auto reply = (*client)->status()) learn_members(*reply);
+    auto reply = (*client)->status();
+    if (reply) learn_members(*reply);
+    if (reply && reply->status == ReplyStatus::error && reply->error &&
+        reply->error->kind == ErrorKind::unauthenticated) {
+      node_.client.reset();
+      return *reply->error;
+    }
   }
   return {};
 }
