@@ -118,7 +118,9 @@ TEST_CASE("writes are replicated to every node, forwarded or redirected to the c
 
 TEST_CASE("with a cluster secret members replicate, and forged or replayed peer messages never reach the storage") {
   const std::string secret = "the cluster's secret, 32 bytes..";
-  ClusterProcesses c(3, kBackend, "distdb_cluster", R"("security": {"cluster_secret": ")" + secret + R"("})");
+  ClusterProcesses c(3, kBackend, "distdb_cluster",
+                     R"("security": {"cluster_secret": ")" + secret + R"(", "client_auth": "users", )" +
+                         test_users_json() + "}");
   REQUIRE_MESSAGE(c.wait_for_coordinator(3, 20s), c.log(3));
   must_ok(c.query(1, "CREATE TABLE teste (id INT PRIMARY KEY)"));
   must_ok(c.query(2, "INSERT INTO teste VALUES (1)"));
@@ -130,7 +132,7 @@ TEST_CASE("with a cluster secret members replicate, and forged or replayed peer 
   // and a heartbeat claiming a far higher epoch.
   // Node 1's own applied position and epoch, from its STATUS.
   const auto position_of_node_1 = [&]() -> std::pair<std::uint64_t, std::uint64_t> {
-    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(1)));
+    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(1)), ClusterProcesses::client_options());
     REQUIRE(client.ok());
     auto status = client->status();
     REQUIRE(status.ok());
@@ -202,7 +204,8 @@ TEST_CASE("failing statements batched with others leave no trace, and the others
   std::vector<std::thread> clients;
   for (int t = 0; t < kClients; ++t) {
     clients.emplace_back([&, t] {
-      auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(1 + t % 3)));
+      auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(1 + t % 3)),
+                                    ClusterProcesses::client_options());
       if (!client) {
         other += kPerClient;
         return;
@@ -274,7 +277,7 @@ TEST_CASE("kill -9 of a participant in the middle of the write stream; it restar
   std::vector<int> acked, failed, unknown;
   std::mutex outcome_mutex;
   std::thread writer([&] {
-    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(3)));
+    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(3)), ClusterProcesses::client_options());
     if (!client) return;
     for (int i = 1; !stop && i <= 100000; ++i) {
       auto r = client->query("INSERT INTO teste VALUES (" + std::to_string(i) + ")");

@@ -64,7 +64,9 @@ std::string ClusterProcesses::config_json(int id) const {
     first = false;
   }
   out << "],\n  \"timeouts\": {\"heartbeat_interval_ms\": 50, \"heartbeat_timeout_ms\": 400},\n"
-      << "  \"log_level\": \"debug\"" << (extra_json_.empty() ? "" : ",\n  " + extra_json_) << "\n}\n";
+      << "  \"log_level\": \"debug\"" << (extra_json_.empty() ? "" : ",\n  " + extra_json_);
+  if (extra_json_.find("\"security\"") == std::string::npos) out << ",\n  " << test_security_json();
+  out << "\n}\n";
   return out.str();
 }
 
@@ -101,8 +103,10 @@ std::string ClusterProcesses::log(int id) const {
   return slot ? slot->output() : std::string();
 }
 
+ClientOptions ClusterProcesses::client_options() { return test_client_options(); }
+
 Result<Reply> ClusterProcesses::query(int id, const std::string& sql, bool redirect) {
-  ClientOptions options;
+  ClientOptions options = client_options();
   options.connect_timeout_ms = 2000;
   options.request_timeout_ms = 15000;
   auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(port(id)), options);
@@ -119,7 +123,7 @@ std::vector<std::int64_t> ClusterProcesses::teste_ids(int id) {
 }
 
 int ClusterProcesses::coordinator_seen_by(int via) {
-  auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(port(via)));
+  auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(port(via)), client_options());
   if (!client) return 0;
   auto status = client->status();
   if (!status) return 0;
@@ -132,7 +136,7 @@ int ClusterProcesses::coordinator_seen_by(int via) {
 bool ClusterProcesses::wait_for_coordinator(int coordinator, std::chrono::milliseconds timeout) {
   return wait_until(
       [&] {
-        auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(port(coordinator)));
+        auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(port(coordinator)), client_options());
         if (!client) return false;
         auto status = client->status();
         if (!status) return false;

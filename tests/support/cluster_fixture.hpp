@@ -29,6 +29,10 @@ class ClusterProcesses {
   // `database` names the MariaDB database each node uses (dropped first), or
   // is ignored for SQLite. Nodes get ids 1..n.
   // `extra_json` is spliced into every node's top-level config object.
+  // Clients log in as kTestUser (node_fixture.hpp) unless `extra_json` has
+  // its own "security" member; the fixture's own clients (query(), the
+  // waits) always send those credentials (a node with client_auth "off"
+  // accepts them).
   ClusterProcesses(int n, Backend backend, const std::string& database, std::string extra_json = "",
                    PeerPort peer_port = {});
   ~ClusterProcesses();
@@ -42,6 +46,9 @@ class ClusterProcesses {
   std::string log(int id) const;
   // Where the configs and the node logs (node<id>.log, appended across restarts) live.
   const std::string& dir() const { return dir_; }
+
+  // Options of a client that logs in as kTestUser.
+  static ClientOptions client_options();
 
   // Polls STATUS on `via` until `coordinator` is coordinator and every
   // running node is in its view (or the deadline passes).
