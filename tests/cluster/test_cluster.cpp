@@ -333,3 +333,86 @@ TEST_CASE("a node too far behind the retained log gets a full copy, larger than 
   expect_identical(c, 61);
   CHECK(c.log(1).find("[*] Installed a full copy of the data") != std::string::npos);  // not a log replay
 }
+
+#ifdef DISTDB_CLUSTER_MARIADB
+// client_auth "database": a node checks a client's user and password by
+// logging in to its own MariaDB with them. The client library switches to
+// PLAIN when the node asks for it, and sends the password only to a
+// loopback address (or over TLS, or when the application allows it).
+TEST_CASE("database logins: a MariaDB user logs in and runs SQL; wrong passwords are refused; no password is logged") {
+  const std::string app_password = "App-Pass-123";
+  const std::string other_password = "Other-Pass-456";
+  const std::string wrong_password = "Wr0ng-Pass-789";
+  StorageConfig admin_config;
+  admin_config.backend = StorageBackend::mariadb;
+  admin_config.db = mariadb_db_config(0, "mysql");
+  auto admin = open_storage(admin_config);
+  REQUIRE_MESSAGE(admin.ok(), admin.error().message);
+  // Every host form a loopback TCP connection may be matched as.
+  for (const char* host : {"%", "localhost", "127.0.0.1"}) {
+    const std::string at = std::string("@'") + host + "'";
+    REQUIRE((*admin)->execute("CREATE OR REPLACE USER 'distdb_app'" + at + " IDENTIFIED BY '" + app_password + "'").ok());
+    REQUIRE((*admin)->execute("GRANT ALL ON `distdb_dbauth`.* TO 'distdb_app'" + at).ok());
+    // A real account, without access to the node's database.
+    REQUIRE((*admin)->execute("CREATE OR REPLACE USER 'distdb_other'" + at + " IDENTIFIED BY '" + other_password + "'")
+                .ok());
+  }
+
+  ClusterProcesses c(1, ClusterProcesses::Backend::mariadb, "distdb_dbauth", R"("security": {"client_auth": "database"})");
+  ClientOptions app;
+  app.user = "distdb_app";
+  app.password = app_password;
+  app.connect_timeout_ms = 2000;
+  const auto login = [&](const std::string& user, const std::string& password) {
+    ClientOptions o = app;
+    o.user = user;
+    o.password = password;
+    return Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(1)), o);
+  };
+  // Ready once the node has created its database.
+  REQUIRE_MESSAGE(wait_until(
+                      [&] {
+                        auto client = login("distdb_app", app_password);
+                        return client.ok() && client->query("SELECT 1").ok();
+                      },
+                      30s),
+                  c.log(1));
+
+  auto client = login("distdb_app", app_password);
+  REQUIRE_MESSAGE(client.ok(), client.error().message);
+  must_ok(client->query("CREATE TABLE teste (id INT PRIMARY KEY)"));
+  must_ok(client->query("INSERT INTO teste VALUES (1)"));
+  CHECK(must_ok(client->query("SELECT id FROM teste")).result.rows.size() == 1);
+
+  for (const auto& [user, password] : std::vector<std::pair<std::string, std::string>>{
+           {"distdb_app", wrong_password},     // wrong password
+           {"distdb_other", other_password},   // right password, no access to the node's database
+           {"distdb_nobody", wrong_password},  // no such account
+           {"root", ""}}) {                    // an empty password is never accepted
+    auto refused = login(user, password);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().kind == ErrorKind::unauthenticated);
+    CHECK(refused.error().message == "authentication failed for user '" + user + "'");
+  }
+
+  // Before a login, the node names the mechanism it expects.
+  auto anonymous = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(1)));
+  REQUIRE(anonymous.ok());
+  auto r = anonymous->query("SELECT 1");
+  REQUIRE(r.ok());
+  REQUIRE(r->error.has_value());
+  CHECK(r->error->kind == ErrorKind::unauthenticated);
+  CHECK(r->auth_mechanism == "PLAIN");
+
+  const std::string log = c.log(1);
+  CHECK_MESSAGE(log.find("authentication failed for user 'distdb_app'") != std::string::npos, log);
+  CHECK(log.find("refused the login") != std::string::npos);
+  for (const std::string& secret : {app_password, other_password, wrong_password}) {
+    CHECK_MESSAGE(log.find(secret) == std::string::npos, "the node's log holds a password: " << secret);
+  }
+  for (const char* host : {"%", "localhost", "127.0.0.1"}) {
+    (void)(*admin)->execute(std::string("DROP USER IF EXISTS 'distdb_app'@'") + host + "'");
+    (void)(*admin)->execute(std::string("DROP USER IF EXISTS 'distdb_other'@'") + host + "'");
+  }
+}
+#endif

@@ -852,8 +852,9 @@ Status check_mariadb_login(const DbConfig& config, const std::string& user, cons
   // The server could not be asked; anything else (access denied, no
   // access to the database, a locked or expired account, a plugin not
   // allowed) is a refusal.
+  // (A missing database is the node's business, not the client's.)
   const bool unreachable = code == 2002 || code == 2003 || code == 2005 || code == 2006 || code == 2013 ||
-                           code == kErServerShutdown;
+                           code == kErServerShutdown || code == kErBadDb;
   if (unreachable) {
     return Error(ErrorKind::storage_unavailable, "cannot reach MariaDB at " + where + ": " + message,
                  static_cast<int>(code));
