@@ -1,6 +1,6 @@
-#include "util/json.hpp"
 #include "distdb/config.hpp"
 #include "auth/scram.hpp"
+#include "util/json.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -518,16 +518,18 @@ Check ConfigReader::read_client_auth(const JsonValue& root, Config& cfg) {
 
   if (users != nullptr) {
     const std::string users_path = join(path, "users");
-    if (!users->IsArray()) return error(users_path, std::string("expected an array, got ") + json::type_name(*users));
-    if (users->Size() > kMaxUsers) return error(users_path, "more than " + std::to_string(kMaxUsers) + " users");
+    if (!users->IsArray())
+      return error(users_path, std::string("expected an array, got ") + json::type_name(*users));
+    if (users->Size() > kMaxUsers)
+      return error(users_path, "more than " + std::to_string(kMaxUsers) + " users");
     s.users.resize(users->Size());
     for (rapidjson::SizeType i = 0; i < users->Size(); ++i) {
       const std::string user_path = index_path(users_path, i);
       if (auto e = read_user((*users)[i], user_path, s.users[i])) return e;
       for (rapidjson::SizeType j = 0; j < i; ++j) {
         if (s.users[j].name == s.users[i].name) {
-          return error(join(user_path, "name"), "duplicate user \"" + printable(s.users[i].name) + "\" (also " +
-                                                    index_path(users_path, j) + ")");
+          return error(join(user_path, "name"), "duplicate user \"" + printable(s.users[i].name) +
+                                                    "\" (also " + index_path(users_path, j) + ")");
         }
       }
     }
@@ -542,10 +544,11 @@ Check ConfigReader::read_client_auth(const JsonValue& root, Config& cfg) {
     } else if (mariadb) {
       s.client_auth = ClientAuth::database;
     } else {
-      return error(mode_path,
-                   "clients must authenticate: list them in security.users (distdb-node --hash-password makes each "
-                   "password entry), or set \"client_auth\": \"off\" for a local demo (anyone who reaches port " +
-                       port + " can then run SQL)");
+      return error(
+          mode_path,
+          "clients must authenticate: list them in security.users (distdb-node --hash-password makes each "
+          "password entry), or set \"client_auth\": \"off\" for a local demo (anyone who reaches port " +
+              port + " can then run SQL)");
     }
   } else {
     std::string text;
@@ -562,14 +565,16 @@ Check ConfigReader::read_client_auth(const JsonValue& root, Config& cfg) {
   }
 
   if (s.client_auth == ClientAuth::users && s.users.empty()) {
-    return error(join(path, "users"),
-                 "client_auth is \"users\" but no user is listed (distdb-node --hash-password makes each password "
-                 "entry)");
+    return error(
+        join(path, "users"),
+        "client_auth is \"users\" but no user is listed (distdb-node --hash-password makes each password "
+        "entry)");
   }
   if (s.client_auth == ClientAuth::database && !mariadb) {
-    return error(mode_path,
-                 "\"database\" checks logins against the node's MariaDB, but this node keeps its data in SQLite; "
-                 "list users in security.users instead, or set \"off\" for a local demo");
+    return error(
+        mode_path,
+        "\"database\" checks logins against the node's MariaDB, but this node keeps its data in SQLite; "
+        "list users in security.users instead, or set \"off\" for a local demo");
   }
   if (s.client_auth != ClientAuth::users && !s.users.empty()) {
     warn(join(path, "users"), std::string("ignored (client_auth is \"") + to_string(s.client_auth) + "\")");

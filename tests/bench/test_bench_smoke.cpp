@@ -134,8 +134,9 @@ TEST_CASE("--target cluster against three distdb nodes") {
   }
   // The nodes require a login: the user on the command line, the password
   // from the environment (or, below, the command line).
-  std::vector<std::string> args{"--target", "cluster", "--nodes",   nodes, "--seconds", "2",
-                                "--warmup", "0",       "--threads", "3",   "--json", "--user", kTestUser};
+  std::vector<std::string> args{"--target", "cluster",  "--nodes", nodes,       "--seconds",
+                                "2",        "--warmup", "0",       "--threads", "3",
+                                "--json",   "--user",   kTestUser};
   setenv("DISTDB_PASSWORD", kTestPassword, 1);
   SUBCASE("insert, spread over the nodes (writes forwarded to the coordinator)") {
     args.insert(args.end(), {"--workload", "insert"});

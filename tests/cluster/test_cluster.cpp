@@ -132,7 +132,8 @@ TEST_CASE("with a cluster secret members replicate, and forged or replayed peer 
   // and a heartbeat claiming a far higher epoch.
   // Node 1's own applied position and epoch, from its STATUS.
   const auto position_of_node_1 = [&]() -> std::pair<std::uint64_t, std::uint64_t> {
-    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(1)), ClusterProcesses::client_options());
+    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(1)),
+                                  ClusterProcesses::client_options());
     REQUIRE(client.ok());
     auto status = client->status();
     REQUIRE(status.ok());
@@ -214,9 +215,15 @@ TEST_CASE("failing statements batched with others leave no trace, and the others
         const int base = 1000 * (t + 1) + i;
         std::string sql;
         switch (i % 3) {
-          case 0: sql = "INSERT INTO teste VALUES (" + std::to_string(base) + ")"; break;
-          case 1: sql = "INSERT INTO teste VALUES (1)"; break;  // duplicate
-          default: sql = "INSERT INTO teste VALUES (" + std::to_string(base + 500) + "), (1)"; break;
+          case 0:
+            sql = "INSERT INTO teste VALUES (" + std::to_string(base) + ")";
+            break;
+          case 1:
+            sql = "INSERT INTO teste VALUES (1)";
+            break;  // duplicate
+          default:
+            sql = "INSERT INTO teste VALUES (" + std::to_string(base + 500) + "), (1)";
+            break;
         }
         auto r = client->query(sql);
         if (r && r->status == ReplyStatus::ok) {
@@ -277,7 +284,8 @@ TEST_CASE("kill -9 of a participant in the middle of the write stream; it restar
   std::vector<int> acked, failed, unknown;
   std::mutex outcome_mutex;
   std::thread writer([&] {
-    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(3)), ClusterProcesses::client_options());
+    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(3)),
+                                  ClusterProcesses::client_options());
     if (!client) return;
     for (int i = 1; !stop && i <= 100000; ++i) {
       auto r = client->query("INSERT INTO teste VALUES (" + std::to_string(i) + ")");
@@ -339,7 +347,9 @@ TEST_CASE("a node too far behind the retained log gets a full copy, larger than 
 // logging in to its own MariaDB with them. The client library switches to
 // PLAIN when the node asks for it, and sends the password only to a
 // loopback address (or over TLS, or when the application allows it).
-TEST_CASE("database logins: a MariaDB user logs in and runs SQL; wrong passwords are refused; no password is logged") {
+TEST_CASE(
+    "database logins: a MariaDB user logs in and runs SQL; wrong passwords are refused; no password is "
+    "logged") {
   const std::string app_password = "App-Pass-123";
   const std::string other_password = "Other-Pass-456";
   const std::string wrong_password = "Wr0ng-Pass-789";
@@ -351,14 +361,20 @@ TEST_CASE("database logins: a MariaDB user logs in and runs SQL; wrong passwords
   // Every host form a loopback TCP connection may be matched as.
   for (const char* host : {"%", "localhost", "127.0.0.1"}) {
     const std::string at = std::string("@'") + host + "'";
-    REQUIRE((*admin)->execute("CREATE OR REPLACE USER 'distdb_app'" + at + " IDENTIFIED BY '" + app_password + "'").ok());
+    REQUIRE(
+        (*admin)
+            ->execute("CREATE OR REPLACE USER 'distdb_app'" + at + " IDENTIFIED BY '" + app_password + "'")
+            .ok());
     REQUIRE((*admin)->execute("GRANT ALL ON `distdb_dbauth`.* TO 'distdb_app'" + at).ok());
     // A real account, without access to the node's database.
-    REQUIRE((*admin)->execute("CREATE OR REPLACE USER 'distdb_other'" + at + " IDENTIFIED BY '" + other_password + "'")
+    REQUIRE((*admin)
+                ->execute("CREATE OR REPLACE USER 'distdb_other'" + at + " IDENTIFIED BY '" + other_password +
+                          "'")
                 .ok());
   }
 
-  ClusterProcesses c(1, ClusterProcesses::Backend::mariadb, "distdb_dbauth", R"("security": {"client_auth": "database"})");
+  ClusterProcesses c(1, ClusterProcesses::Backend::mariadb, "distdb_dbauth",
+                     R"("security": {"client_auth": "database"})");
   ClientOptions app;
   app.user = "distdb_app";
   app.password = app_password;

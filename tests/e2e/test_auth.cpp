@@ -70,12 +70,15 @@ Reply scram_login(RawConnection& conn, const std::string& user, const std::strin
 }
 
 // "r=...,s=<salt>,i=<n>" -> ",s=<salt>,i=<n>"
-std::string salt_and_count(const std::string& server_first) { return server_first.substr(server_first.find(",s=")); }
+std::string salt_and_count(const std::string& server_first) {
+  return server_first.substr(server_first.find(",s="));
+}
 
 }  // namespace
 
 TEST_SUITE("auth") {
-  TEST_CASE("auth: before a login nothing runs, STATUS is refused, PING answers; the reply names the mechanism") {
+  TEST_CASE(
+      "auth: before a login nothing runs, STATUS is refused, PING answers; the reply names the mechanism") {
     NodeProcess node("", 1, NodeAuth::users);
     REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
     RawConnection conn(node.port());
@@ -95,7 +98,8 @@ TEST_SUITE("auth") {
     CHECK_FALSE(conn.closed_by_peer(200ms));  // refusals do not end the connection
 
     // The statement never ran: a logged-in client does not see the table.
-    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(node.port()), test_client_options());
+    auto client =
+        Client::connect("127.0.0.1", static_cast<std::uint16_t>(node.port()), test_client_options());
     REQUIRE_MESSAGE(client.ok(), client.error().message);
     auto tables = client->query("SELECT name FROM sqlite_master WHERE name = 'secret'");
     REQUIRE(tables.ok());
@@ -110,7 +114,9 @@ TEST_SUITE("auth") {
     CHECK(is_unauthenticated(*r));
   }
 
-  TEST_CASE("auth: the right password logs in, queries and pipelining work; the node proves it holds the verifier") {
+  TEST_CASE(
+      "auth: the right password logs in, queries and pipelining work; the node proves it holds the "
+      "verifier") {
     NodeProcess node("", 1, NodeAuth::users);
     REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
     RawConnection conn(node.port());
@@ -126,7 +132,8 @@ TEST_SUITE("auth") {
     CHECK(again.error->kind == ErrorKind::invalid_request);
     CHECK(call(conn, query_request(6, "INSERT INTO t VALUES (1)")).status == ReplyStatus::ok);
 
-    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(node.port()), test_client_options());
+    auto client =
+        Client::connect("127.0.0.1", static_cast<std::uint16_t>(node.port()), test_client_options());
     REQUIRE_MESSAGE(client.ok(), client.error().message);
     for (int i = 0; i < 20; ++i) REQUIRE(client->send("SELECT " + std::to_string(i)).ok());
     for (int i = 0; i < 20; ++i) {
@@ -138,7 +145,9 @@ TEST_SUITE("auth") {
     CHECK(client->status()->status == ReplyStatus::ok);
   }
 
-  TEST_CASE("auth: a wrong password and an unknown user get the same answer; the third failure closes the connection") {
+  TEST_CASE(
+      "auth: a wrong password and an unknown user get the same answer; the third failure closes the "
+      "connection") {
     NodeProcess node("", 1, NodeAuth::users);
     REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
     RawConnection conn(node.port());
@@ -184,7 +193,8 @@ TEST_SUITE("auth") {
 
     // The log says who failed and why, never what was sent.
     const std::string log = node.process().output();
-    CHECK_MESSAGE(log.find("authentication failed for user 'tester': wrong password") != std::string::npos, log);
+    CHECK_MESSAGE(log.find("authentication failed for user 'tester': wrong password") != std::string::npos,
+                  log);
     CHECK(log.find("authentication failed for user 'nobody': unknown user") != std::string::npos);
     CHECK(log.find("closing the connection") != std::string::npos);
     CHECK(log.find("not the password") == std::string::npos);
@@ -249,12 +259,16 @@ TEST_SUITE("auth") {
       CHECK(answer.find(R"("result":[{"one":1}])") != std::string::npos);
     }
     // "off" says so at startup; a client with credentials still works there.
-    CHECK(wait_until([&] { return open.process().output().find("Clients are not authenticated: anyone who can reach port " +
-                                                              std::to_string(open.port()) + " can run SQL") !=
-                                  std::string::npos; },
-                     10s));
+    CHECK(wait_until(
+        [&] {
+          return open.process().output().find("Clients are not authenticated: anyone who can reach port " +
+                                              std::to_string(open.port()) + " can run SQL") !=
+                 std::string::npos;
+        },
+        10s));
     CHECK(secured.process().output().find("Clients are not authenticated") == std::string::npos);
-    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(open.port()), test_client_options());
+    auto client =
+        Client::connect("127.0.0.1", static_cast<std::uint16_t>(open.port()), test_client_options());
     REQUIRE_MESSAGE(client.ok(), client.error().message);
     CHECK(client->query("SELECT 1")->status == ReplyStatus::ok);
     RawConnection conn(open.port());
@@ -263,7 +277,9 @@ TEST_SUITE("auth") {
     CHECK(off.auth_mechanism == "off");
   }
 
-  TEST_CASE("auth: distdb::Client with a wrong password fails with the node's message, and a refused login is final") {
+  TEST_CASE(
+      "auth: distdb::Client with a wrong password fails with the node's message, and a refused login is "
+      "final") {
     NodeProcess node("", 1, NodeAuth::users);
     REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
     ClientOptions wrong = test_client_options();
@@ -284,8 +300,9 @@ TEST_SUITE("auth") {
     const std::string dir = make_temp_dir("distdb-hash");
     const char* bin = std::getenv("DISTDB_NODE_BIN");
     REQUIRE(bin != nullptr);
-    Process hash({"/bin/sh", "-c", "printf '%s\\n' 'hash-me-please' | \"$0\" --hash-password --iterations 4096", bin},
-                 dir + "/hash.log");
+    Process hash(
+        {"/bin/sh", "-c", "printf '%s\\n' 'hash-me-please' | \"$0\" --hash-password --iterations 4096", bin},
+        dir + "/hash.log");
     REQUIRE(hash.wait_exit(20s) == std::optional<int>(0));
     const std::string out = hash.output();
     CHECK(out.find("hash-me-please") == std::string::npos);
@@ -293,7 +310,8 @@ TEST_SUITE("auth") {
     REQUIRE_MESSAGE(auth::parse_verifier(verifier).ok(), out);
     CHECK(verifier.rfind("SCRAM-SHA-256$4096:", 0) == 0);
     // Another run: another salt.
-    Process again({"/bin/sh", "-c", "printf '%s\\n' 'hash-me-please' | \"$0\" --hash-password", bin}, dir + "/again.log");
+    Process again({"/bin/sh", "-c", "printf '%s\\n' 'hash-me-please' | \"$0\" --hash-password", bin},
+                  dir + "/again.log");
     REQUIRE(again.wait_exit(20s) == std::optional<int>(0));
     const std::string other = again.output().substr(0, again.output().find('\n'));
     CHECK(other.rfind("SCRAM-SHA-256$" + std::to_string(auth::kDefaultIterations) + ":", 0) == 0);

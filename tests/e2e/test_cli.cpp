@@ -676,7 +676,9 @@ TEST_SUITE("cli") {
 
   // ------------------------------------------------------------ logins
 
-  TEST_CASE("logins: -u with DISTDB_PASSWORD or -p runs statements; without a login, the node's answer and a hint") {
+  TEST_CASE(
+      "logins: -u with DISTDB_PASSWORD or -p runs statements; without a login, the node's answer and a "
+      "hint") {
     NodeProcess node("", 1, NodeAuth::users);
     REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
     const std::string port = port_arg(node.port());
@@ -694,8 +696,9 @@ TEST_SUITE("cli") {
     r = run_cli({"-P", port, "-e", "INSERT INTO t VALUES (8)"});
     CHECK(r.exit_code == 2);
     CHECK(r.out.empty());
-    CHECK_MESSAGE(r.err.find("log in first (this node requires SCRAM-SHA-256 authentication)") != std::string::npos,
-                  r.err);
+    CHECK_MESSAGE(
+        r.err.find("log in first (this node requires SCRAM-SHA-256 authentication)") != std::string::npos,
+        r.err);
     CHECK(r.err.find("-u USER") != std::string::npos);
     // A wrong password: one line, exit 2, the password nowhere.
     r = run_cli({"-P", port, "-u", kTestUser, "-e", "INSERT INTO t VALUES (9)"}, "",
@@ -724,7 +727,8 @@ TEST_SUITE("cli") {
     CHECK(r.out.find("visible to other") != std::string::npos);
   }
 
-  TEST_CASE("logins: a node that cannot prove it holds the verifier is refused (distdb::Client and distdb-cli)") {
+  TEST_CASE(
+      "logins: a node that cannot prove it holds the verifier is refused (distdb::Client and distdb-cli)") {
     // It answers the first step like a real node, then signs with a key it
     // made up: it could have been given the password hash's salt, not the keys.
     FakeNode impostor([](const wire::Request& req) -> std::optional<Reply> {
@@ -749,8 +753,9 @@ TEST_SUITE("cli") {
     const int asked = impostor.requests();
     CHECK(asked == 2);  // the two login steps, and not a statement after them
 
-    const CliRun r = run_cli({"-P", port_arg(impostor.port()), "-u", kTestUser, "-e", "INSERT INTO t VALUES (1)"}, "",
-                             {{"DISTDB_PASSWORD", kTestPassword}});
+    const CliRun r =
+        run_cli({"-P", port_arg(impostor.port()), "-u", kTestUser, "-e", "INSERT INTO t VALUES (1)"}, "",
+                {{"DISTDB_PASSWORD", kTestPassword}});
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("signature is wrong") != std::string::npos);
     CHECK(impostor.requests() == asked + 2);

@@ -226,7 +226,9 @@ TEST_SUITE("cli") {
     std::filesystem::remove_all(dir, ignored);
   }
 
-  TEST_CASE("a node that requires a login: the seed's questions, then User and Password (hidden); :node keeps the login") {
+  TEST_CASE(
+      "a node that requires a login: the seed's questions, then User and Password (hidden); :node keeps the "
+      "login") {
     NodeProcess first("", 1, NodeAuth::users);
     NodeProcess second("", 7, NodeAuth::users);
     REQUIRE_MESSAGE(first.wait_ready(), first.process().output());
@@ -268,7 +270,9 @@ TEST_SUITE("cli") {
     std::filesystem::remove_all(dir, ignored);
   }
 
-  TEST_CASE("a login refused, then declined: the next statement is refused, the login asked for, the statement run") {
+  TEST_CASE(
+      "a login refused, then declined: the next statement is refused, the login asked for, the statement "
+      "run") {
     NodeProcess node("", 1, NodeAuth::users);
     REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
     const std::string dir = make_temp_dir("distdb-cli-pty");

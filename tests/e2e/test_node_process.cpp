@@ -315,7 +315,8 @@ TEST_CASE("bad configs: one clear line naming the file and field, exit code 2") 
        "peers[0].id"},
       {"{\n  \"local_node\": {\n    \"id\": 1,,\n", ":3:"},
       // SQLite and nobody to log in: the operator must choose.
-      {R"({"local_node": {"id": 1, "ip": "127.0.0.1", "port": 5000}})", "security.client_auth: clients must authenticate"},
+      {R"({"local_node": {"id": 1, "ip": "127.0.0.1", "port": 5000}})",
+       "security.client_auth: clients must authenticate"},
       {R"({"local_node": {"id": 1, "ip": "127.0.0.1", "port": 5000},
            "security": {"users": [{"name": "app", "password": "plain-text-password"}]}})",
        "security.users[0].password: not a SCRAM-SHA-256 verifier"},

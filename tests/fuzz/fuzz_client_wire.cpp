@@ -96,7 +96,8 @@ bool same_request(const Request& a, const Request& b) {
   }
   if (const auto* x = std::get_if<AuthRequest>(&a.body)) {
     const auto& y = std::get<AuthRequest>(b.body);
-    return x->mechanism == y.mechanism && x->message == y.message && x->user == y.user && x->password == y.password;
+    return x->mechanism == y.mechanism && x->message == y.message && x->user == y.user &&
+           x->password == y.password;
   }
   return true;
 }
@@ -105,11 +106,14 @@ bool same_request(const Request& a, const Request& b) {
 
 // A verifier of "pencil" with the RFC 7677 salt, for a user named "user".
 const auth::Verifier& fuzz_verifier() {
-  static const auth::Verifier v = auth::derive_verifier("pencil", auth::Bytes(16, 0x42), auth::kMinIterations);
+  static const auth::Verifier v =
+      auth::derive_verifier("pencil", auth::Bytes(16, 0x42), auth::kMinIterations);
   return v;
 }
 
-auth::ScramServer::Account lookup(std::string_view user) { return {fuzz_verifier(), user == "user"}; }
+auth::ScramServer::Account lookup(std::string_view user) {
+  return {fuzz_verifier(), user == "user"};
+}
 
 void check_scram_server(std::string_view message) {
   // As client-first.
@@ -135,7 +139,8 @@ long requested_iterations(std::string_view message) {
   const auto at = message.find(",i=");
   if (at == std::string_view::npos) return 0;
   long n = 0;
-  for (std::size_t i = at + 3; i < message.size() && message[i] >= '0' && message[i] <= '9' && n < 100000000; ++i) {
+  for (std::size_t i = at + 3; i < message.size() && message[i] >= '0' && message[i] <= '9' && n < 100000000;
+       ++i) {
     n = n * 10 + (message[i] - '0');
   }
   return n;
@@ -205,9 +210,9 @@ bool same_peer(const std::optional<PeerConfig>& a, const std::optional<PeerConfi
 }
 
 bool same_reply(const Reply& a, const Reply& b) {
-  return a.auth_mechanism == b.auth_mechanism && a.id == b.id && a.status == b.status && a.node == b.node && a.message == b.message &&
-         a.result.columns == b.result.columns && same_rows(a.result.rows, b.result.rows) &&
-         a.result.rows_affected == b.result.rows_affected &&
+  return a.auth_mechanism == b.auth_mechanism && a.id == b.id && a.status == b.status && a.node == b.node &&
+         a.message == b.message && a.result.columns == b.result.columns &&
+         same_rows(a.result.rows, b.result.rows) && a.result.rows_affected == b.result.rows_affected &&
          a.result.last_insert_id == b.result.last_insert_id && same_error(a.error, b.error) &&
          same_peer(a.coordinator, b.coordinator);
 }

@@ -103,7 +103,9 @@ std::string ClusterProcesses::log(int id) const {
   return slot ? slot->output() : std::string();
 }
 
-ClientOptions ClusterProcesses::client_options() { return test_client_options(); }
+ClientOptions ClusterProcesses::client_options() {
+  return test_client_options();
+}
 
 Result<Reply> ClusterProcesses::query(int id, const std::string& sql, bool redirect) {
   ClientOptions options = client_options();
@@ -136,7 +138,8 @@ int ClusterProcesses::coordinator_seen_by(int via) {
 bool ClusterProcesses::wait_for_coordinator(int coordinator, std::chrono::milliseconds timeout) {
   return wait_until(
       [&] {
-        auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(port(coordinator)), client_options());
+        auto client =
+            Client::connect("127.0.0.1", static_cast<std::uint16_t>(port(coordinator)), client_options());
         if (!client) return false;
         auto status = client->status();
         if (!status) return false;

@@ -18,8 +18,8 @@ namespace distdb::test {
 
 const std::string& test_users_json() {
   static const std::string json = [] {
-    const std::string verifier =
-        auth::format_verifier(auth::derive_verifier(kTestPassword, auth::Bytes(16, 0x5a), auth::kMinIterations));
+    const std::string verifier = auth::format_verifier(
+        auth::derive_verifier(kTestPassword, auth::Bytes(16, 0x5a), auth::kMinIterations));
     return R"("users": [{"name": ")" + std::string(kTestUser) + R"(", "password": ")" + verifier + R"("}])";
   }();
   return json;
@@ -73,8 +73,9 @@ NodeProcess::NodeProcess(const std::string& extra_json, int id, NodeAuth auth)
     security = auth == NodeAuth::users ? test_security_json() : R"("security": {"client_auth": "off"})";
   }
   std::ofstream(config_path_) << "{\n"
-                              << "  \"local_node\": {\"id\": " << id << ", \"ip\": \"127.0.0.1\", \"port\": "
-                              << port_ << ", \"storage\": {\"backend\": \"sqlite\", \"path\": \"node.db\"}},\n"
+                              << "  \"local_node\": {\"id\": " << id
+                              << ", \"ip\": \"127.0.0.1\", \"port\": " << port_
+                              << ", \"storage\": {\"backend\": \"sqlite\", \"path\": \"node.db\"}},\n"
                               << "  \"peers\": []" << (extra_json.empty() ? "" : ",\n  " + extra_json)
                               << (security.empty() ? "" : ",\n  " + security) << "\n}\n";
   const char* bin = std::getenv("DISTDB_NODE_BIN");

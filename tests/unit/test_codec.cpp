@@ -513,8 +513,10 @@ TEST_CASE("codec: malformed or oversized AUTH requests are refused without echoi
         std::string::npos);
   CHECK(decode_fails(R"({"type":"AUTH","payload":{"mechanism":""}})").message.find("non-empty") !=
         std::string::npos);
-  CHECK(decode_fails(R"({"type":"AUTH","payload":{"mechanism":7}})").message.find("a string") != std::string::npos);
-  const Error typed = decode_fails(R"({"type":"AUTH","payload":{"mechanism":"PLAIN","user":"a","password":12345678}})");
+  CHECK(decode_fails(R"({"type":"AUTH","payload":{"mechanism":7}})").message.find("a string") !=
+        std::string::npos);
+  const Error typed =
+      decode_fails(R"({"type":"AUTH","payload":{"mechanism":"PLAIN","user":"a","password":12345678}})");
   CHECK(typed.message.find("payload.password") != std::string::npos);
   CHECK(typed.message.find("12345678") == std::string::npos);
 
@@ -529,8 +531,8 @@ TEST_CASE("codec: malformed or oversized AUTH requests are refused without echoi
   CHECK(decode_fails(R"({"type":"AUTH","payload":{"mechanism":"SCRAM-SHA-256","message":")" +
                      std::string(kMaxAuthMessageBytes + 1, 'm') + "\"}}")
             .message.find("payload.message") != std::string::npos);
-  CHECK(decode_fails(R"({"type":"AUTH","payload":{"mechanism":")" + std::string(kMaxAuthMechanismBytes + 1, 'M') +
-                     "\"}}")
+  CHECK(decode_fails(R"({"type":"AUTH","payload":{"mechanism":")" +
+                     std::string(kMaxAuthMechanismBytes + 1, 'M') + "\"}}")
             .message.find("payload.mechanism") != std::string::npos);
   // At the bounds: accepted.
   CHECK(std::get<AuthRequest>(decode_ok(R"({"type":"AUTH","payload":{"mechanism":"PLAIN","user":")" +

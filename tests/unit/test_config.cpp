@@ -98,8 +98,8 @@ const char* const kAuthOff = R"(, "security": {"client_auth": "off"})";
 std::string make(const std::string& local_extra = "", const std::string& top_extra = "",
                  const std::string& peers = kDefaultPeers) {
   const bool own_security = top_extra.find("\"security\"") != std::string::npos;
-  return R"({"local_node": {"id": 1, "ip": "10.0.0.1", "port": 5000)" + local_extra + R"(}, "peers": )" + peers +
-         top_extra + (own_security ? "" : kAuthOff) + "}";
+  return R"({"local_node": {"id": 1, "ip": "10.0.0.1", "port": 5000)" + local_extra + R"(}, "peers": )" +
+         peers + top_extra + (own_security ? "" : kAuthOff) + "}";
 }
 
 // `json`, an object, with client authentication off.
@@ -485,23 +485,27 @@ TEST_CASE("config: load_config reads files and resolves relative sqlite paths") 
     CHECK(r->peers.size() == 2);
   }
   SUBCASE("relative sqlite paths, default or given, resolve against the config's directory") {
-    const std::string given =
-        dir.write("etc/node.json", off(R"({"local_node": {"id": 1, "ip": "a", "port": 1, "storage": {"path": "data/n1.db"}}})"));
+    const std::string given = dir.write(
+        "etc/node.json",
+        off(R"({"local_node": {"id": 1, "ip": "a", "port": 1, "storage": {"path": "data/n1.db"}}})"));
     auto r = load_config(given);
     REQUIRE(r.ok());
     CHECK(r->storage.sqlite_path == (dir.path / "etc" / "data" / "n1.db").string());
 
-    const std::string by_default = dir.write("etc/n2.json", off(R"({"local_node": {"id": 2, "ip": "a", "port": 1}})"));
+    const std::string by_default =
+        dir.write("etc/n2.json", off(R"({"local_node": {"id": 2, "ip": "a", "port": 1}})"));
     auto d = load_config(by_default);
     REQUIRE(d.ok());
     CHECK(d->storage.sqlite_path == (dir.path / "etc" / "distdb-node-2.db").string());
   }
   SUBCASE("absolute paths and SQLite's special names are kept") {
     const std::string abs = dir.write(
-        "abs.json", off(R"({"local_node": {"id": 1, "ip": "a", "port": 1, "storage": {"path": "/srv/n1.db"}}})"));
+        "abs.json",
+        off(R"({"local_node": {"id": 1, "ip": "a", "port": 1, "storage": {"path": "/srv/n1.db"}}})"));
     CHECK(load_config(abs)->storage.sqlite_path == "/srv/n1.db");
-    const std::string mem = dir.write(
-        "mem.json", off(R"({"local_node": {"id": 1, "ip": "a", "port": 1, "storage": {"path": ":memory:"}}})"));
+    const std::string mem =
+        dir.write("mem.json",
+                  off(R"({"local_node": {"id": 1, "ip": "a", "port": 1, "storage": {"path": ":memory:"}}})"));
     CHECK(load_config(mem)->storage.sqlite_path == ":memory:");
   }
   SUBCASE("parse_config leaves paths alone") {
@@ -549,7 +553,8 @@ TEST_CASE("config: security.cluster_secret") {
 namespace {
 
 const std::string& app_verifier() {
-  static const std::string v = auth::format_verifier(auth::derive_verifier("app-password", auth::Bytes(16, 7), 4096));
+  static const std::string v =
+      auth::format_verifier(auth::derive_verifier("app-password", auth::Bytes(16, 7), 4096));
   return v;
 }
 
@@ -575,24 +580,28 @@ TEST_CASE("config: client_auth defaults: users when listed, database with MariaD
   CHECK(parse_ok(make(kMariadb, R"(, "security": {})")).security.client_auth == ClientAuth::database);
 
   // SQLite without users: refused, naming both ways out.
-  for (const std::string& text : {std::string(R"({"local_node": {"id": 1, "ip": "a", "port": 5123}})"),
-                                  make("", R"(, "security": {"cluster_secret": "sixteen bytes at least"})")}) {
+  for (const std::string& text :
+       {std::string(R"({"local_node": {"id": 1, "ip": "a", "port": 5123}})"),
+        make("", R"(, "security": {"cluster_secret": "sixteen bytes at least"})")}) {
     const std::string e = parse_error(text);
     CHECK_MESSAGE(starts_with(e, "config.json: security.client_auth: clients must authenticate"), e);
     CHECK(e.find("security.users") != std::string::npos);
     CHECK(e.find("--hash-password") != std::string::npos);
     CHECK(e.find("\"client_auth\": \"off\"") != std::string::npos);
   }
-  CHECK(parse_error(R"({"local_node": {"id": 1, "ip": "a", "port": 5123}})").find("port 5123") != std::string::npos);
+  CHECK(parse_error(R"({"local_node": {"id": 1, "ip": "a", "port": 5123}})").find("port 5123") !=
+        std::string::npos);
 }
 
 TEST_CASE("config: client_auth chosen explicitly") {
   CHECK(parse_ok(with_security(R"({"client_auth": "off"})")).security.client_auth == ClientAuth::off);
-  CHECK(parse_ok(with_security(R"({"client_auth": "off"})", kMariadb)).security.client_auth == ClientAuth::off);
+  CHECK(parse_ok(with_security(R"({"client_auth": "off"})", kMariadb)).security.client_auth ==
+        ClientAuth::off);
   CHECK(parse_ok(with_security(R"({"client_auth": "database"})", kMariadb)).security.client_auth ==
         ClientAuth::database);
-  CHECK(starts_with(parse_error(with_security(R"({"client_auth": "database"})")),
-                    "config.json: security.client_auth: \"database\" checks logins against the node's MariaDB"));
+  CHECK(starts_with(
+      parse_error(with_security(R"({"client_auth": "database"})")),
+      "config.json: security.client_auth: \"database\" checks logins against the node's MariaDB"));
   CHECK(parse_error(with_security(R"({"client_auth": "users"})")) ==
         "config.json: security.users: client_auth is \"users\" but no user is listed (distdb-node "
         "--hash-password makes each password entry)");
@@ -603,8 +612,8 @@ TEST_CASE("config: client_auth chosen explicitly") {
   CHECK(parse_error(with_security(R"({"client_auth": false})")) ==
         "config.json: security.client_auth: expected a string, got a boolean");
   // Users listed but another mode chosen: a warning, not silence.
-  const Config c = parse_ok(
-      with_security(R"({"client_auth": "off", "users": [{"name": "app", "password": ")" + app_verifier() + R"("}]})"));
+  const Config c = parse_ok(with_security(
+      R"({"client_auth": "off", "users": [{"name": "app", "password": ")" + app_verifier() + R"("}]})"));
   REQUIRE(c.warnings.size() == 1);
   CHECK(c.warnings[0] == "config.json: security.users: ignored (client_auth is \"off\")");
   CHECK(to_string(ClientAuth::users) == std::string("users"));
@@ -616,26 +625,29 @@ TEST_CASE("config: security.users entries are checked; a password is never repea
   const std::string v = app_verifier();
   auto users = [](const std::string& list) { return with_security(R"({"users": )" + list + "}"); };
   CHECK(parse_error(users(R"("app")")) == "config.json: security.users: expected an array, got a string");
-  CHECK(parse_error(users(R"(["app"])")) == "config.json: security.users[0]: expected an object, got a string");
+  CHECK(parse_error(users(R"(["app"])")) ==
+        "config.json: security.users[0]: expected an object, got a string");
   CHECK(parse_error(users(R"([{"password": ")" + v + R"("}])")) ==
         "config.json: security.users[0].name: missing required field");
   CHECK(parse_error(users(R"([{"name": "", "password": ")" + v + R"("}])")) ==
         "config.json: security.users[0].name: must be a non-empty string");
-  CHECK(parse_error(users(R"([{"name": ")" + std::string(auth::kMaxUserBytes + 1, 'n') + R"(", "password": ")" + v +
-                          R"("}])")) ==
+  CHECK(parse_error(users(R"([{"name": ")" + std::string(auth::kMaxUserBytes + 1, 'n') +
+                          R"(", "password": ")" + v + R"("}])")) ==
         "config.json: security.users[0].name: must be 1 to 128 bytes of UTF-8 without control characters");
   CHECK(parse_error(users(R"([{"name": "a\u0007b", "password": ")" + v + R"("}])")) ==
         "config.json: security.users[0].name: must be 1 to 128 bytes of UTF-8 without control characters");
-  CHECK(parse_error(users(R"([{"name": "app"}])")) == "config.json: security.users[0].password: missing required field");
+  CHECK(parse_error(users(R"([{"name": "app"}])")) ==
+        "config.json: security.users[0].password: missing required field");
   CHECK(parse_error(users(R"([{"name": "app", "password": ")" + v + R"(", "role": "admin"}])"))
-            .find("security.users[0].role: unknown key (expected one of: name, password)") != std::string::npos);
-  CHECK(parse_error(users(R"([{"name": "app", "password": ")" + v + R"("}, {"name": "app", "password": ")" + v +
-                          R"("}])")) ==
+            .find("security.users[0].role: unknown key (expected one of: name, password)") !=
+        std::string::npos);
+  CHECK(parse_error(users(R"([{"name": "app", "password": ")" + v + R"("}, {"name": "app", "password": ")" +
+                          v + R"("}])")) ==
         "config.json: security.users[1].name: duplicate user \"app\" (also security.users[0])");
   // A cleartext password, or a damaged verifier: refused, never echoed.
   for (const std::string& secret :
-       {std::string("Tr0ub4dor-and-3"), std::string("SCRAM-SHA-256$4096:Tr0ub4dor$and3"), v.substr(0, v.size() - 6),
-        "SCRAM-SHA-256$100:" + v.substr(v.find(':') + 1)}) {
+       {std::string("Tr0ub4dor-and-3"), std::string("SCRAM-SHA-256$4096:Tr0ub4dor$and3"),
+        v.substr(0, v.size() - 6), "SCRAM-SHA-256$100:" + v.substr(v.find(':') + 1)}) {
     const std::string e = parse_error(users(R"([{"name": "app", "password": ")" + secret + R"("}])"));
     CHECK_MESSAGE(starts_with(e, "config.json: security.users[0].password: not a SCRAM-SHA-256 verifier"), e);
     CHECK(e.find("--hash-password") != std::string::npos);
@@ -645,8 +657,8 @@ TEST_CASE("config: security.users entries are checked; a password is never repea
   CHECK(parse_error(users(R"([{"name": "app", "password": 5}])")) ==
         "config.json: security.users[0].password: expected a string, got an integer");
   // Several users, UTF-8 names.
-  const Config c = parse_ok(users(R"([{"name": "app", "password": ")" + v + R"("}, {"name": "usuário", "password": ")" +
-                                  v + R"("}])"));
+  const Config c = parse_ok(users(R"([{"name": "app", "password": ")" + v +
+                                  R"("}, {"name": "usuário", "password": ")" + v + R"("}])"));
   REQUIRE(c.security.users.size() == 2);
   CHECK(c.security.users[1].name == "usuário");
 }

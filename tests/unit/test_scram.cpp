@@ -21,7 +21,8 @@ constexpr const char* kClientFirst = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
 constexpr const char* kServerFirst =
     "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
 constexpr const char* kClientFinal =
-    "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+    "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+"
+    "Ute9ytag9zjfMHgsqmmiz7AndVQ=";
 constexpr const char* kServerFinal = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
 
 Verifier rfc_verifier() {
@@ -107,7 +108,8 @@ TEST_CASE("scram: malformed verifiers are refused without repeating them") {
       "SCRAM-SHA-1$4096:W22ZaJ0SNY7soEsUEjb6gQ==$a:b",
       "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==",
       "SCRAM-SHA-256$x:W22ZaJ0SNY7soEsUEjb6gQ==$" + good.substr(good.find('$', 15) + 1),
-      "SCRAM-SHA-256$1000:W22ZaJ0SNY7soEsUEjb6gQ==$" + good.substr(good.find('$', 15) + 1),  // too few iterations
+      "SCRAM-SHA-256$1000:W22ZaJ0SNY7soEsUEjb6gQ==$" +
+          good.substr(good.find('$', 15) + 1),  // too few iterations
       "SCRAM-SHA-256$4096:!!!$" + good.substr(good.find('$', 15) + 1),
       "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$AAAA:AAAA",  // keys too short
       good.substr(0, good.size() - 4),
@@ -121,7 +123,8 @@ TEST_CASE("scram: malformed verifiers are refused without repeating them") {
     CHECK(r.error().message.find("--hash-password") != std::string::npos);
     if (text.size() > 4) CHECK_MESSAGE(r.error().message.find(text) == std::string::npos, r.error().message);
   }
-  CHECK(parse_verifier("SCRAM-SHA-256$pencil-is-my-password").error().message.find("pencil") == std::string::npos);
+  CHECK(parse_verifier("SCRAM-SHA-256$pencil-is-my-password").error().message.find("pencil") ==
+        std::string::npos);
 }
 
 TEST_CASE("scram: user names are escaped and checked") {
@@ -172,7 +175,8 @@ TEST_CASE("scram: the client refuses a server that does not hold the verifier") 
     CHECK_FALSE(client.verify_server_final("v=" + text::base64_encode(std::string(32, 'x'))).ok());
   }
   SUBCASE("malformed or refused server-final") {
-    for (const char* bad : {"", "v=", "v=abc", "x=1", "e=invalid-proof", "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4"}) {
+    for (const char* bad :
+         {"", "v=", "v=abc", "x=1", "e=invalid-proof", "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4"}) {
       ScramClient client("user", "pencil", kClientNonce);
       REQUIRE(client.first_message().ok());
       REQUIRE(client.final_message(kServerFirst).ok());
@@ -191,8 +195,8 @@ TEST_CASE("scram: the client refuses a bad server-first") {
       "",
       "r=" + std::string(kClientNonce) + ",s=" + kSalt + ",i=4096",  // no server part
       "r=someoneelse" + std::string(kServerNonce) + ",s=" + kSalt + ",i=4096",
-      "r=" + nonce + ",s=" + kSalt + ",i=1",                           // too few iterations
-      "r=" + nonce + ",s=" + kSalt + ",i=100000000",                   // too many: a hostile server
+      "r=" + nonce + ",s=" + kSalt + ",i=1",          // too few iterations
+      "r=" + nonce + ",s=" + kSalt + ",i=100000000",  // too many: a hostile server
       "r=" + nonce + ",s=" + kSalt + ",i=x",
       "r=" + nonce + ",s=!!,i=4096",
       "r=" + nonce + ",s=,i=4096",
@@ -255,10 +259,11 @@ TEST_CASE("scram: the server refuses wrong proofs, unknown users, and malformed 
   SUBCASE("malformed client-first") {
     for (const std::string bad :
          {std::string(""), std::string("n=user,r=abc"), std::string("y,,n=user,r=abc"),
-          std::string("p=tls-unique,,n=user,r=abc"), std::string("n,a=admin,n=user,r=abc"), std::string("n,,r=abc,n=user"),
-          std::string("n,,n=user"), std::string("n,,n=,r=abc"), std::string("n,,n=us=er,r=abc"),
-          std::string("n,,n=user,r=a,bc"), std::string("n,,n=user,r="), std::string("n,,n=user,r=abc,m=x"),
-          std::string("n,,n=user,r=ab\x7f"), "n,,n=" + std::string(kMaxUserBytes + 1, 'u') + ",r=abc",
+          std::string("p=tls-unique,,n=user,r=abc"), std::string("n,a=admin,n=user,r=abc"),
+          std::string("n,,r=abc,n=user"), std::string("n,,n=user"), std::string("n,,n=,r=abc"),
+          std::string("n,,n=us=er,r=abc"), std::string("n,,n=user,r=a,bc"), std::string("n,,n=user,r="),
+          std::string("n,,n=user,r=abc,m=x"), std::string("n,,n=user,r=ab\x7f"),
+          "n,,n=" + std::string(kMaxUserBytes + 1, 'u') + ",r=abc",
           "n,,n=user,r=" + std::string(2000, 'a')}) {
       ScramServer server(only("user", v));
       CHECK_MESSAGE(!server.first(bad).ok(), bad);
@@ -267,10 +272,12 @@ TEST_CASE("scram: the server refuses wrong proofs, unknown users, and malformed 
   SUBCASE("malformed client-final") {
     const std::string nonce = std::string(kClientNonce) + kServerNonce;
     for (const std::string bad :
-         {std::string(""), std::string("c=biws,r=" + nonce), "c=eSws,r=" + nonce + ",p=" + std::string(44, 'A'),
+         {std::string(""), std::string("c=biws,r=" + nonce),
+          "c=eSws,r=" + nonce + ",p=" + std::string(44, 'A'),
           "c=biws,r=" + std::string(kClientNonce) + ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
           "r=" + nonce + ",c=biws,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
-          "c=biws,r=" + nonce + ",p=short", "c=biws,r=" + nonce + ",m=x,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="}) {
+          "c=biws,r=" + nonce + ",p=short",
+          "c=biws,r=" + nonce + ",m=x,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="}) {
       ScramServer server(only("user", v), kServerNonce);
       REQUIRE(server.first(kClientFirst).ok());
       CHECK_MESSAGE(!server.final(bad).ok(), bad);
@@ -295,7 +302,9 @@ TEST_CASE("scram: a client's keys are cached per salt and count") {
   // Another salt replaces the entry.
   ScramClient third("user", "pencil", "abc");
   REQUIRE(third.first_message().ok());
-  REQUIRE(third.final_message("r=abcdef,s=" + text::base64_encode(std::string("0123456789abcdef")) + ",i=4096", &cache)
+  REQUIRE(third
+              .final_message("r=abcdef,s=" + text::base64_encode(std::string("0123456789abcdef")) + ",i=4096",
+                             &cache)
               .ok());
   CHECK(cache.salt != v.salt);
 }

@@ -97,9 +97,10 @@ int main(int argc, char** argv) {
       ->transform(CLI::CheckedTransformer(targets))
       ->option_text("direct|cluster");
   app.add_option("--db", db_text, "direct: the MariaDB server")->option_text("HOST:PORT");
-  auto* user_opt = app.add_option("--user", o.user,
-                                  "direct: MariaDB user (default root); cluster: the distdb user to log in as "
-                                  "(default: no login)");
+  auto* user_opt =
+      app.add_option("--user", o.user,
+                     "direct: MariaDB user (default root); cluster: the distdb user to log in as "
+                     "(default: no login)");
   auto* password_opt = app.add_option(
       "--password", o.password,
       "direct: MariaDB password (default empty); cluster: the user's password (default: $DISTDB_PASSWORD). "

@@ -15,8 +15,8 @@
 #include <cstdlib>
 #include <iostream>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,32 +37,32 @@ constexpr const char* kDescription = N_(
     "distdb-cli: the distdb database shell. Connects to any node of a cluster;\n"
     "writes sent to a node that is not the coordinator are redirected to it.");
 
-constexpr const char* kFooter = N_(
-    "Input: with -e, the statements of its argument; otherwise standard input.\n"
-    "On a terminal: prompts (and, without --host/--port, the node is asked for),\n"
-    "statements end with ';' and may span lines, ':help' lists the commands.\n"
-    "From a pipe or file: no prompts; the first failed statement stops the run\n"
-    "unless --force is given.\n"
-    "\n"
-    "Output format (--format): 'table' on a terminal and with -e (aligned table,\n"
-    "row count, time and executing node, like the mariadb client's interactive\n"
-    "output); 'tsv' when statements come from a pipe or file (header line and\n"
-    "tab-separated rows, NULL as \\N, like the mariadb client's batch output);\n"
-    "'json' gives one JSON object per statement per line.\n"
-    "\n"
-    "Logins: nodes with client authentication want a user and password. -u USER\n"
-    "gives the user; the password comes from $DISTDB_PASSWORD (preferred), from -p,\n"
-    "or, on a terminal, is asked for without echo. A password given with -p is\n"
-    "visible to other users of this machine (in the process list): prefer the\n"
-    "variable. Without -u, an interactive shell asks for a user and password when\n"
-    "the node requires them, and runs the statement again.\n"
-    "\n"
-    "Exit status: 0 all statements succeeded (and always after an interactive\n"
-    "session), 1 a statement failed, 2 usage or connection error.\n"
-    "Messages follow the locale (LC_ALL, LC_MESSAGES, LANG): Portuguese under pt_*.\n"
-    "\n"
-    "On a terminal, lines can be edited and earlier ones recalled with the arrow\n"
-    "keys; the history is kept in ~/.distdb_history ($DISTDB_HISTFILE if set).");
+constexpr const char* kFooter =
+    N_("Input: with -e, the statements of its argument; otherwise standard input.\n"
+       "On a terminal: prompts (and, without --host/--port, the node is asked for),\n"
+       "statements end with ';' and may span lines, ':help' lists the commands.\n"
+       "From a pipe or file: no prompts; the first failed statement stops the run\n"
+       "unless --force is given.\n"
+       "\n"
+       "Output format (--format): 'table' on a terminal and with -e (aligned table,\n"
+       "row count, time and executing node, like the mariadb client's interactive\n"
+       "output); 'tsv' when statements come from a pipe or file (header line and\n"
+       "tab-separated rows, NULL as \\N, like the mariadb client's batch output);\n"
+       "'json' gives one JSON object per statement per line.\n"
+       "\n"
+       "Logins: nodes with client authentication want a user and password. -u USER\n"
+       "gives the user; the password comes from $DISTDB_PASSWORD (preferred), from -p,\n"
+       "or, on a terminal, is asked for without echo. A password given with -p is\n"
+       "visible to other users of this machine (in the process list): prefer the\n"
+       "variable. Without -u, an interactive shell asks for a user and password when\n"
+       "the node requires them, and runs the statement again.\n"
+       "\n"
+       "Exit status: 0 all statements succeeded (and always after an interactive\n"
+       "session), 1 a statement failed, 2 usage or connection error.\n"
+       "Messages follow the locale (LC_ALL, LC_MESSAGES, LANG): Portuguese under pt_*.\n"
+       "\n"
+       "On a terminal, lines can be edited and earlier ones recalled with the arrow\n"
+       "keys; the history is kept in ~/.distdb_history ($DISTDB_HISTFILE if set).");
 
 }  // namespace
 
@@ -96,10 +96,12 @@ int main(int argc, char** argv) {
   app.add_flag("-f,--force", force, translate(N_("Go on after a failed statement (pipes, files, -e)")));
   std::string user;
   std::string password;
-  auto* user_opt = app.add_option("-u,--user", user, translate(N_("Log in as this user")))->option_text("USER");
+  auto* user_opt =
+      app.add_option("-u,--user", user, translate(N_("Log in as this user")))->option_text("USER");
   auto* password_opt =
-      app.add_option("-p,--password", password,
-                     translate(N_("The user's password (visible to other local users: prefer $DISTDB_PASSWORD)")))
+      app.add_option(
+             "-p,--password", password,
+             translate(N_("The user's password (visible to other local users: prefer $DISTDB_PASSWORD)")))
           ->option_text("PASS");
 
   try {
@@ -130,7 +132,8 @@ int main(int argc, char** argv) {
     } else if (const char* env = std::getenv("DISTDB_PASSWORD"); env != nullptr) {
       client_options.password = env;
     } else if (isatty(STDIN_FILENO) == 1) {
-      auto typed = distdb::tools::read_secret_line(STDIN_FILENO, std::cerr, cli::tr(cli::Msg::prompt_password));
+      auto typed =
+          distdb::tools::read_secret_line(STDIN_FILENO, std::cerr, cli::tr(cli::Msg::prompt_password));
       if (!typed) return cli::kExitUsageOrConnection;
       client_options.password = std::move(*typed);
     } else {

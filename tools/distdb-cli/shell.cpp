@@ -149,7 +149,8 @@ std::optional<std::pair<std::string, std::uint16_t>> Shell::ask_node() {
 bool Shell::connect_first() {
   if (auto st = session_.connect(); !st) {
     err_ << st.error().message << '\n';
-    if (st.error().kind == ErrorKind::unauthenticated && session_.user().empty()) err_ << tr(Msg::login_hint) << '\n';
+    if (st.error().kind == ErrorKind::unauthenticated && session_.user().empty())
+      err_ << tr(Msg::login_hint) << '\n';
     connection_failed_ = true;
     return false;
   }
@@ -181,7 +182,8 @@ std::optional<std::string> Shell::read_password(const std::string& prompt) {
 bool Shell::ask_login() {
   if (!options_.interactive) return false;
   const std::string fallback = session_.user().empty() ? tools::os_user_name() : session_.user();
-  auto user = read_line(fallback.empty() ? tr(Msg::prompt_user_no_default) : tr(Msg::prompt_user, {fallback}));
+  auto user =
+      read_line(fallback.empty() ? tr(Msg::prompt_user_no_default) : tr(Msg::prompt_user, {fallback}));
   if (!user) {
     (void)take_interrupted();
     out_ << '\n';

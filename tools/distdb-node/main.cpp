@@ -7,12 +7,12 @@
 // start (port in use, ...), 2 for a bad command line or configuration.
 #include <CLI/CLI.hpp>
 
-#include <csignal>
-#include <cstdlib>
-#include <cstdio>
-#include <iostream>
 #include <pthread.h>
 #include <unistd.h>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -47,7 +47,8 @@ std::string coordinator_line(const distdb::Node& node) {
 // random salt, for security.users.
 int hash_password(int iterations) {
   const bool terminal = isatty(STDIN_FILENO) == 1;
-  auto password = distdb::tools::read_secret_line(STDIN_FILENO, std::cerr, terminal ? translate(N_("Password: ")) : "");
+  auto password =
+      distdb::tools::read_secret_line(STDIN_FILENO, std::cerr, terminal ? translate(N_("Password: ")) : "");
   if (!password) {
     std::fprintf(stderr, "distdb-node: --hash-password: no password read\n");
     return kExitUsage;
@@ -55,7 +56,8 @@ int hash_password(int iterations) {
   if (terminal) {
     auto again = distdb::tools::read_secret_line(STDIN_FILENO, std::cerr, translate(N_("Password again: ")));
     if (!again || *again != *password) {
-      std::fprintf(stderr, "%s\n", translate(N_("distdb-node: the two passwords differ; nothing was printed")));
+      std::fprintf(stderr, "%s\n",
+                   translate(N_("distdb-node: the two passwords differ; nothing was printed")));
       return kExitUsage;
     }
   }
@@ -84,12 +86,13 @@ int main(int argc, char** argv) {
   int iterations = distdb::auth::kDefaultIterations;
   app.add_option("config", config_path, "Path to the node's config.json");
   app.add_option("--log-level", log_level_text, "trace, debug, info, warn, error or off (overrides the config)");
-  app.add_flag("--hash-password", hash,
-               "Read a password from standard input (asked twice, hidden, on a terminal) and print the entry for "
-               "security.users: its SCRAM-SHA-256 verifier, with a fresh random salt");
+  app.add_flag(
+      "--hash-password", hash,
+      "Read a password from standard input (asked twice, hidden, on a terminal) and print the entry for "
+      "security.users: its SCRAM-SHA-256 verifier, with a fresh random salt");
   app.add_option("--iterations", iterations,
-                 "--hash-password: PBKDF2 iterations (default " + std::to_string(distdb::auth::kDefaultIterations) +
-                     ")")
+                 "--hash-password: PBKDF2 iterations (default " +
+                     std::to_string(distdb::auth::kDefaultIterations) + ")")
       ->check(CLI::Range(distdb::auth::kMinIterations, distdb::auth::kMaxIterations));
   app.set_version_flag("--version", std::string("distdb-node ") + DISTDB_VERSION);
   try {
@@ -100,7 +103,8 @@ int main(int argc, char** argv) {
   }
   if (hash) return hash_password(iterations);
   if (config_path.empty()) {
-    std::fprintf(stderr, "distdb-node: a config file is required (distdb-node config.json; --help for more)\n");
+    std::fprintf(stderr,
+                 "distdb-node: a config file is required (distdb-node config.json; --help for more)\n");
     return kExitUsage;
   }
 

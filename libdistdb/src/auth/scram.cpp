@@ -22,12 +22,13 @@ constexpr std::string_view kGs2HeaderBase64 = "biws";
 constexpr std::size_t kNonceBytes = 18;
 constexpr std::size_t kMaxNonceChars = 512;
 
-Error failed(const std::string& why) { return Error(ErrorKind::unauthenticated, why); }
+Error failed(const std::string& why) {
+  return Error(ErrorKind::unauthenticated, why);
+}
 
 Error bad_verifier(const std::string& why) {
   return Error(ErrorKind::config,
-               "not a SCRAM-SHA-256 verifier (" + why +
-                   "); make one with: distdb-node --hash-password");
+               "not a SCRAM-SHA-256 verifier (" + why + "); make one with: distdb-node --hash-password");
 }
 
 struct MacFree {
@@ -41,10 +42,16 @@ EVP_MAC* hmac_algorithm() {
   return mac.get();
 }
 
-const std::uint8_t* bytes_of(std::string_view s) { return reinterpret_cast<const std::uint8_t*>(s.data()); }
+const std::uint8_t* bytes_of(std::string_view s) {
+  return reinterpret_cast<const std::uint8_t*>(s.data());
+}
 
-std::string b64(const std::uint8_t* data, std::size_t size) { return text::base64_encode(data, size); }
-std::string b64(const Key& key) { return b64(key.data(), key.size()); }
+std::string b64(const std::uint8_t* data, std::size_t size) {
+  return text::base64_encode(data, size);
+}
+std::string b64(const Key& key) {
+  return b64(key.data(), key.size());
+}
 
 std::optional<Key> key_from_base64(std::string_view text) {
   auto bytes = text::base64_decode(text);
@@ -72,7 +79,8 @@ std::optional<std::vector<Attribute>> split_attributes(std::string_view message)
   while (true) {
     const auto comma = message.find(',');
     const std::string_view part = message.substr(0, comma);
-    if (part.size() < 2 || part[1] != '=' || !((part[0] >= 'a' && part[0] <= 'z') || (part[0] >= 'A' && part[0] <= 'Z'))) {
+    if (part.size() < 2 || part[1] != '=' ||
+        !((part[0] >= 'a' && part[0] <= 'z') || (part[0] >= 'A' && part[0] <= 'Z'))) {
       return std::nullopt;
     }
     out.push_back({part[0], part.substr(2)});
@@ -105,7 +113,9 @@ Key xor_keys(const Key& a, const Key& b) {
   return out;
 }
 
-Key hmac(const Key& key, std::string_view data) { return hmac_sha256(key.data(), key.size(), data); }
+Key hmac(const Key& key, std::string_view data) {
+  return hmac_sha256(key.data(), key.size(), data);
+}
 
 }  // namespace
 
@@ -145,7 +155,9 @@ Key salted_password(std::string_view password, const Bytes& salt, int iterations
   return out;
 }
 
-bool keys_equal(const Key& a, const Key& b) { return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0; }
+bool keys_equal(const Key& a, const Key& b) {
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
 
 // ---------------------------------------------------------------- verifiers
 
@@ -162,8 +174,8 @@ Verifier derive_verifier(std::string_view password, Bytes salt, int iterations) 
 }
 
 std::string format_verifier(const Verifier& v) {
-  return std::string(kVerifierPrefix) + std::to_string(v.iterations) + ":" + b64(v.salt.data(), v.salt.size()) +
-         "$" + b64(v.stored_key) + ":" + b64(v.server_key);
+  return std::string(kVerifierPrefix) + std::to_string(v.iterations) + ":" +
+         b64(v.salt.data(), v.salt.size()) + "$" + b64(v.stored_key) + ":" + b64(v.server_key);
 }
 
 Result<Verifier> parse_verifier(std::string_view text) {
@@ -297,8 +309,8 @@ Result<std::string> ScramClient::final_message(std::string_view server_first, Cl
   if (!salt || salt->empty()) return failed("the server sent a malformed salt");
   const auto iterations = parse_count((*attributes)[2].value);
   if (!iterations || *iterations < kMinIterations || *iterations > kMaxIterations) {
-    return failed("the server asked for an iteration count outside " + std::to_string(kMinIterations) + " to " +
-                  std::to_string(kMaxIterations));
+    return failed("the server asked for an iteration count outside " + std::to_string(kMinIterations) +
+                  " to " + std::to_string(kMaxIterations));
   }
 
   ClientKeys keys;
@@ -351,7 +363,9 @@ Result<std::string> ScramServer::first(std::string_view client_first) {
   // gs2 header: "n,," only; "y" and "p=" ask for channel binding, "a=" for
   // an authorization identity, neither of which is supported.
   if (client_first.substr(0, 3) != "n,,") {
-    return failed("client-first message without the gs2 header \"n,,\" (channel binding and authzid are not supported)");
+    return failed(
+        "client-first message without the gs2 header \"n,,\" (channel binding and authzid are not "
+        "supported)");
   }
   const std::string_view bare = client_first.substr(3);
   const auto attributes = split_attributes(bare);
@@ -389,7 +403,8 @@ Result<std::string> ScramServer::final(std::string_view client_final) {
       has_mandatory_extension(*attributes)) {
     return failed("malformed client-final message");
   }
-  if ((*attributes)[0].value != kGs2HeaderBase64) return failed("client-final message with channel binding data");
+  if ((*attributes)[0].value != kGs2HeaderBase64)
+    return failed("client-final message with channel binding data");
   if ((*attributes)[1].value != nonce_) return failed("client-final message with the wrong nonce");
   const auto proof = key_from_base64(client_final.substr(proof_at + 3));
   if (!proof) return failed("malformed proof in client-final message");

@@ -56,7 +56,7 @@ inline constexpr int kDefaultIterations = 32768;
 inline constexpr int kMaxIterations = 1000000;
 
 inline constexpr std::size_t kSaltBytes = 16;
-inline constexpr std::size_t kMaxUserBytes = 128;      // a user name, in UTF-8 bytes
+inline constexpr std::size_t kMaxUserBytes = 128;  // a user name, in UTF-8 bytes
 inline constexpr std::size_t kMaxPasswordBytes = 1024;
 inline constexpr std::size_t kMaxMessageBytes = 1024;  // one SCRAM message
 

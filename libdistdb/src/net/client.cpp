@@ -236,7 +236,8 @@ struct Client::Impl {
     if (reply->status != ReplyStatus::ok) return refusal(*reply, switch_to);
     if (reply->auth_mechanism == "off") return {};  // the node authenticates nobody
     auto final = scram.final_message(reply->message, &scram_keys);
-    if (!final) return Error(ErrorKind::unauthenticated, "login to " + where() + " failed: " + final.error().message);
+    if (!final)
+      return Error(ErrorKind::unauthenticated, "login to " + where() + " failed: " + final.error().message);
     reply = auth_exchange({std::string(auth::kScramSha256), std::move(*final), {}, {}});
     if (!reply) return reply.error();
     if (reply->status != ReplyStatus::ok) return refusal(*reply, switch_to);
@@ -249,9 +250,10 @@ struct Client::Impl {
   Status login_plain(std::string_view& switch_to) {
     if (!is_tls() && !peer_is_loopback(fd) && !options.allow_cleartext_password) {
       return Error(ErrorKind::unauthenticated,
-                   where() + " expects the password itself (PLAIN: its logins are checked by its database), and "
-                             "this connection is neither TLS nor to a loopback address; the password was not sent "
-                             "(ClientOptions::allow_cleartext_password sends it anyway)");
+                   where() +
+                       " expects the password itself (PLAIN: its logins are checked by its database), and "
+                       "this connection is neither TLS nor to a loopback address; the password was not sent "
+                       "(ClientOptions::allow_cleartext_password sends it anyway)");
     }
     auto reply = auth_exchange({std::string(auth::kPlain), {}, options.user, options.password});
     if (!reply) return reply.error();

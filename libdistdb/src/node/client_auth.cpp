@@ -31,8 +31,8 @@ Result<std::unique_ptr<ClientAuthenticator>> ClientAuthenticator::create(const C
                                             " bytes of UTF-8 without control characters");
       }
       if (auto v = auth::parse_verifier(user.verifier); !v) {
-        return Error(ErrorKind::config, "security.users: user " + text::quote_for_message(user.name) + ": " +
-                                            v.error().message);
+        return Error(ErrorKind::config,
+                     "security.users: user " + text::quote_for_message(user.name) + ": " + v.error().message);
       }
     }
   }
@@ -68,13 +68,18 @@ ClientAuthenticator::ClientAuthenticator(const Config& config)
   if (mode_ == ClientAuth::database) checker_ = std::thread([this] { run_checks(); });
 }
 
-ClientAuthenticator::~ClientAuthenticator() { stop(); }
+ClientAuthenticator::~ClientAuthenticator() {
+  stop();
+}
 
 std::string_view ClientAuthenticator::mechanism() const {
   switch (mode_) {
-    case ClientAuth::users: return auth::kScramSha256;
-    case ClientAuth::database: return auth::kPlain;
-    case ClientAuth::off: return "off";
+    case ClientAuth::users:
+      return auth::kScramSha256;
+    case ClientAuth::database:
+      return auth::kPlain;
+    case ClientAuth::off:
+      return "off";
   }
   return "off";
 }
@@ -83,7 +88,8 @@ auth::ScramServer::Account ClientAuthenticator::lookup(std::string_view user) co
   if (auto it = users_.find(user); it != users_.end()) return {it->second, true};
   auth::ScramServer::Account made_up;
   const auto derive = [&](std::string_view label) {
-    return auth::hmac_sha256(made_up_key_.data(), made_up_key_.size(), std::string(label) + std::string(user));
+    return auth::hmac_sha256(made_up_key_.data(), made_up_key_.size(),
+                             std::string(label) + std::string(user));
   };
   const auth::Key salt = derive("salt:");
   made_up.verifier.salt.assign(salt.begin(), salt.begin() + auth::kSaltBytes);
@@ -124,7 +130,8 @@ void ClientAuthenticator::run_checks() {
   }
 }
 
-void ClientAuthenticator::log_failure(std::uint64_t connection, std::string_view user, const std::string& why) {
+void ClientAuthenticator::log_failure(std::uint64_t connection, std::string_view user,
+                                      const std::string& why) {
   std::uint64_t left_out = 0;
   {
     std::lock_guard lock(log_mutex_);
@@ -141,8 +148,10 @@ void ClientAuthenticator::log_failure(std::uint64_t connection, std::string_view
     left_out = std::exchange(left_out_, 0);
   }
   DISTDB_LOG(warn) << "[!] connection " << connection << ": authentication failed"
-                   << (user.empty() ? std::string() : " for user " + text::quote_for_message(user)) << ": " << why
-                   << (left_out > 0 ? " (" + std::to_string(left_out) + " more failures were not logged)" : "");
+                   << (user.empty() ? std::string() : " for user " + text::quote_for_message(user)) << ": "
+                   << why
+                   << (left_out > 0 ? " (" + std::to_string(left_out) + " more failures were not logged)"
+                                    : "");
 }
 
 void ClientAuthenticator::stop() {

@@ -64,10 +64,10 @@ struct Session {
   bool peer = false;         // carries a member's replication messages
   std::uint64_t refused_peer_frames = 0;  // unauthenticated ones (logged: the first, then every 1000th)
   // Client login (node/client_auth.hpp).
-  bool authenticated = false;                  // may run requests (always, with client_auth off)
-  std::unique_ptr<auth::ScramServer> scram;    // a SCRAM exchange waiting for its client-final
+  bool authenticated = false;                // may run requests (always, with client_auth off)
+  std::unique_ptr<auth::ScramServer> scram;  // a SCRAM exchange waiting for its client-final
   int auth_failures = 0;
-  std::string user;                            // who logged in
+  std::string user;  // who logged in
 };
 
 std::string plural(std::uint64_t n, const char* word) {
@@ -249,8 +249,8 @@ struct Node::Impl final : TransportHandler {
       if (!s.authenticated && !std::holds_alternative<wire::Ping>(p.request->body)) {
         const bool abandoned = s.scram != nullptr;
         s.scram.reset();
-        transport->send(conn, unauthenticated_reply(p.id, abandoned
-                                                              ? "a login was in progress on this connection: "
+        transport->send(conn,
+                        unauthenticated_reply(p.id, abandoned ? "a login was in progress on this connection: "
                                                                 "finish it before any other request"
                                                               : "log in first"));
         continue;
@@ -289,7 +289,8 @@ struct Node::Impl final : TransportHandler {
     return wire::encode_reply(r);
   }
 
-  std::string auth_ok_reply(std::optional<std::uint64_t> id, std::string message, std::string mechanism = {}) const {
+  std::string auth_ok_reply(std::optional<std::uint64_t> id, std::string message,
+                            std::string mechanism = {}) const {
     Reply r;
     r.id = id;
     r.node = config.id;
@@ -301,7 +302,8 @@ struct Node::Impl final : TransportHandler {
   // One AUTH request, in the connection's turn. Called with sessions_mutex
   // held, from pump(); a database check leaves the session busy until it
   // is answered.
-  void authenticate(ConnectionId conn, Session& s, std::optional<std::uint64_t> id, wire::AuthRequest& login) {
+  void authenticate(ConnectionId conn, Session& s, std::optional<std::uint64_t> id,
+                    wire::AuthRequest& login) {
     if (authenticator->mode() == ClientAuth::off) {
       transport->send(conn, auth_ok_reply(id, "client authentication is off on this node", "off"));
       return;
@@ -316,8 +318,9 @@ struct Node::Impl final : TransportHandler {
     if (login.mechanism != expected) {
       // Not a failed login: the client learns what to use.
       s.scram.reset();
-      transport->send(conn, unauthenticated_reply(id, "mechanism " + text::quote_for_message(login.mechanism) +
-                                                          " is not accepted"));
+      transport->send(conn,
+                      unauthenticated_reply(
+                          id, "mechanism " + text::quote_for_message(login.mechanism) + " is not accepted"));
       return;
     }
     if (authenticator->mode() == ClientAuth::users) {
@@ -331,7 +334,8 @@ struct Node::Impl final : TransportHandler {
     }
     std::string user = login.user;
     const bool queued = authenticator->check_database_login(
-        login.user, login.password, [this, conn, id, user](Status result) { finish_database_login(conn, id, user, result); });
+        login.user, login.password,
+        [this, conn, id, user](Status result) { finish_database_login(conn, id, user, result); });
     if (!queued) {
       transport->send(conn, error_reply(id, Error(ErrorKind::unavailable,
                                                   "too many logins are being checked; try again shortly")));
@@ -340,7 +344,8 @@ struct Node::Impl final : TransportHandler {
     s.busy = true;
   }
 
-  void scram_step(ConnectionId conn, Session& s, std::optional<std::uint64_t> id, const std::string& message) {
+  void scram_step(ConnectionId conn, Session& s, std::optional<std::uint64_t> id,
+                  const std::string& message) {
     if (!s.scram) {
       s.scram = std::make_unique<auth::ScramServer>(
           [this](std::string_view user) { return authenticator->lookup(user); });
@@ -385,8 +390,9 @@ struct Node::Impl final : TransportHandler {
       // Not the client's fault, and not a failed attempt.
       DISTDB_LOG(warn) << "[!] connection " << conn << ": cannot check the login of "
                        << text::quote_for_message(user) << ": " << result.error().message;
-      transport->send(conn, error_reply(id, Error(ErrorKind::storage_unavailable,
-                                                  "the node's database cannot be reached to check the login")));
+      transport->send(conn,
+                      error_reply(id, Error(ErrorKind::storage_unavailable,
+                                            "the node's database cannot be reached to check the login")));
     }
     pump(conn, s);
   }
@@ -398,8 +404,8 @@ struct Node::Impl final : TransportHandler {
     ++s.auth_failures;
     const bool last = s.auth_failures >= ClientAuthenticator::kMaxFailuresPerConnection;
     authenticator->log_failure(conn, user, why + (last ? "; closing the connection" : ""));
-    std::string message =
-        user.empty() ? "authentication failed" : "authentication failed for user " + text::quote_for_message(user);
+    std::string message = user.empty() ? "authentication failed"
+                                       : "authentication failed for user " + text::quote_for_message(user);
     if (last) message += "; too many failures, closing the connection";
     Reply r;
     r.id = id;
@@ -637,8 +643,9 @@ Status Node::start() {
                         "member. Set security.cluster_secret on every member (docs/security.md).";
   }
   if (cfg.security.client_auth == ClientAuth::off) {
-    DISTDB_LOG(warn) << "[!] Clients are not authenticated: anyone who can reach port " << impl_->bound_port
-                     << " can run SQL (security.client_auth is \"off\"; for local demos only, docs/security.md).";
+    DISTDB_LOG(warn)
+        << "[!] Clients are not authenticated: anyone who can reach port " << impl_->bound_port
+        << " can run SQL (security.client_auth is \"off\"; for local demos only, docs/security.md).";
   }
   impl_->replication->start();
   impl_->running = true;

@@ -13,6 +13,7 @@ namespace distdb {
 // check_mariadb_login); kind unauthenticated when refused,
 // storage_unavailable when the server cannot be asked, config for a backend
 // that has no logins (SQLite).
-Status check_database_login(const StorageConfig& config, const std::string& user, const std::string& password);
+Status check_database_login(const StorageConfig& config, const std::string& user,
+                            const std::string& password);
 
 }  // namespace distdb

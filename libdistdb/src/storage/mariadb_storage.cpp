@@ -838,11 +838,12 @@ Status check_mariadb_login(const DbConfig& config, const std::string& user, cons
   mysql_options(conn, MYSQL_OPT_READ_TIMEOUT, &io_s);
   mysql_options(conn, MYSQL_OPT_WRITE_TIMEOUT, &io_s);
   mysql_options(conn, MYSQL_OPT_LOCAL_INFILE, &no);
-  mysql_options(conn, MARIADB_OPT_RESTRICTED_AUTH, "mysql_native_password,client_ed25519,caching_sha2_password");
+  mysql_options(conn, MARIADB_OPT_RESTRICTED_AUTH,
+                "mysql_native_password,client_ed25519,caching_sha2_password");
   const char* database = config.database.empty() ? nullptr : config.database.c_str();
   const std::string where = config.host + ":" + std::to_string(config.port);
-  if (mysql_real_connect(conn, config.host.c_str(), user.c_str(), password.c_str(), database, config.port, nullptr,
-                         0) != nullptr) {
+  if (mysql_real_connect(conn, config.host.c_str(), user.c_str(), password.c_str(), database, config.port,
+                         nullptr, 0) != nullptr) {
     mysql_close(conn);
     return {};
   }

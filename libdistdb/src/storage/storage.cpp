@@ -54,15 +54,16 @@ Result<std::unique_ptr<Storage>> open_storage(const StorageConfig& config) {
   return Error(ErrorKind::config, "unknown storage backend");
 }
 
-Status check_database_login(const StorageConfig& config, const std::string& user, const std::string& password) {
+Status check_database_login(const StorageConfig& config, const std::string& user,
+                            const std::string& password) {
 #ifdef DISTDB_WITH_MARIADB
   if (config.backend == StorageBackend::mariadb) return check_mariadb_login(config.db, user, password);
 #else
   (void)user;
   (void)password;
 #endif
-  return Error(ErrorKind::config, std::string("logins cannot be checked against ") + to_string(config.backend) +
-                                      " storage");
+  return Error(ErrorKind::config,
+               std::string("logins cannot be checked against ") + to_string(config.backend) + " storage");
 }
 
 namespace {

@@ -233,11 +233,13 @@ Result<RequestBody> decode_auth(const JsonValue& root) {
   if (!payload->IsObject()) return wrong_type("payload", "an object", *payload);
   AuthRequest a;
   if (find_member(*payload, "mechanism") == nullptr) return invalid("missing field 'payload.mechanism'");
-  if (auto st = read_auth_field(*payload, "mechanism", kMaxAuthMechanismBytes, a.mechanism); !st) return st.error();
+  if (auto st = read_auth_field(*payload, "mechanism", kMaxAuthMechanismBytes, a.mechanism); !st)
+    return st.error();
   if (a.mechanism.empty()) return invalid("field 'payload.mechanism' must be a non-empty string, got \"\"");
   if (auto st = read_auth_field(*payload, "message", kMaxAuthMessageBytes, a.message); !st) return st.error();
   if (auto st = read_auth_field(*payload, "user", kMaxAuthUserBytes, a.user); !st) return st.error();
-  if (auto st = read_auth_field(*payload, "password", kMaxAuthPasswordBytes, a.password); !st) return st.error();
+  if (auto st = read_auth_field(*payload, "password", kMaxAuthPasswordBytes, a.password); !st)
+    return st.error();
   return RequestBody{std::move(a)};
 }
 
@@ -461,9 +463,18 @@ const char* to_wire(ReplyStatus status) {
 
 ErrorKind error_kind_from_string(std::string_view name) {
   constexpr std::array kinds = {
-      ErrorKind::sql,          ErrorKind::storage_unavailable, ErrorKind::outcome_unknown, ErrorKind::invalid_request,
-      ErrorKind::message_too_large, ErrorKind::not_coordinator, ErrorKind::no_quorum, ErrorKind::timeout,
-      ErrorKind::unavailable,  ErrorKind::unauthenticated,     ErrorKind::config,          ErrorKind::io,
+      ErrorKind::sql,
+      ErrorKind::storage_unavailable,
+      ErrorKind::outcome_unknown,
+      ErrorKind::invalid_request,
+      ErrorKind::message_too_large,
+      ErrorKind::not_coordinator,
+      ErrorKind::no_quorum,
+      ErrorKind::timeout,
+      ErrorKind::unavailable,
+      ErrorKind::unauthenticated,
+      ErrorKind::config,
+      ErrorKind::io,
       ErrorKind::internal,
   };
   for (const ErrorKind k : kinds) {

@@ -22,8 +22,10 @@
 // Replies keep the seed's fields and add structured ones:
 //   {"id": 7, "status": "OK", "node": 1, "result": [{"1": 1}], "columns": ["1"], "rows": [[1]],
 //    "rows_affected": 0, "last_insert_id": 0, "message": "1 row"}
-//   {"status": "ERROR", "node": 1, "error": {"kind": "sql", "code": 1064, "message": "..."}, "message": "..."}
-//   {"status": "REDIRECT", "node": 1, "coordinator": {"id": 3, "ip": "10.0.0.3", "port": 5000}, "message": "..."}
+//   {"status": "ERROR", "node": 1, "error": {"kind": "sql", "code": 1064, "message": "..."}, "message":
+//   "..."}
+//   {"status": "REDIRECT", "node": 1, "coordinator": {"id": 3, "ip": "10.0.0.3", "port": 5000}, "message":
+//   "..."}
 // For statements without a result set, "result" is the message string (the
 // seed printed it). Values: NULL -> null, integers and reals -> numbers,
 // text -> strings, binary data (and text that is not valid UTF-8) ->
