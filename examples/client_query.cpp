@@ -5,7 +5,8 @@
 // The addresses are seeds: the client connects to one that answers, learns
 // the other members, follows the coordinator and fails over by itself. A
 // write whose outcome it cannot know (the node died before answering) is
-// reported, never re-sent.
+// reported, never re-sent. With $DISTDB_USER set, every connection logs in
+// as that user with the password in $DISTDB_PASSWORD.
 #include <cstdio>
 #include <cstdlib>
 #include <distdb/distdb.hpp>
@@ -21,7 +22,13 @@ int main(int argc, char** argv) {
   std::vector<std::pair<std::string, std::uint16_t>> seeds;
   for (int i = 1; i + 1 < argc; i += 2) seeds.emplace_back(argv[i], static_cast<std::uint16_t>(std::atoi(argv[i + 1])));
   const char* sql = argv[argc - 1];
-  auto client = distdb::Client::connect_cluster(std::move(seeds));
+  distdb::ClientOptions options;
+  if (const char* user = std::getenv("DISTDB_USER"); user != nullptr && user[0] != '\0') {
+    options.user = user;
+    const char* password = std::getenv("DISTDB_PASSWORD");
+    options.password = password != nullptr ? password : "";
+  }
+  auto client = distdb::Client::connect_cluster(std::move(seeds), options);
   if (!client) {
     std::fprintf(stderr, "%s\n", client.error().message.c_str());
     return 2;

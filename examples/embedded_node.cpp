@@ -47,6 +47,11 @@ int main(int argc, char** argv) {
   config.port = 0;  // any free port
   config.storage.backend = distdb::StorageBackend::sqlite;
   config.storage.sqlite_path = dir + "/embedded.db";
+  // Clients of the port log in as the users listed here, by SCRAM-SHA-256:
+  // `distdb-node --hash-password` makes each entry. This example serves
+  // 127.0.0.1 only and logs nobody in ("off"), which is for local demos:
+  // anyone who can reach the port runs SQL.
+  config.security.client_auth = distdb::ClientAuth::off;
   distdb::set_log_level(distdb::LogLevel::warn);
 
   distdb::Node node(config);

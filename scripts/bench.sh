@@ -101,6 +101,11 @@ scripts/build.sh >/dev/null
 bin="$root/$DISTDB_BUILD_DIR/tools"
 bench_bin="$bin/distdb-bench"
 cli_bin="$bin/distdb-cli"
+# The nodes require a login: one user, a fresh random password, passed to
+# distdb-cli and distdb-bench in the environment (never on a command line).
+bench_user=bench
+DISTDB_PASSWORD=$(head -c 18 /dev/urandom | base64)
+export DISTDB_PASSWORD
 
 # --- cleanup ----------------------------------------------------------------
 
@@ -153,9 +158,11 @@ mariadb_version=$("$(command -v mariadbd || echo /usr/sbin/mariadbd)" --version 
 
 # shellcheck source=lib/node-config.sh
 source "$root/scripts/lib/node-config.sh"
+security="{\"users\": [$(client_user_json "$bench_user" "$DISTDB_PASSWORD")]}"
 write_config() {  # the prototype's format; default timeouts
   write_node_config "$run_dir/config$1.json" "$1" \
-    "\"db_config\": {\"user\": \"root\", \"password\": \"\", \"host\": \"127.0.0.1\", \"port\": $(db_of "$1"), \"database\": \"distdb_bench_node\"}"
+    "\"db_config\": {\"user\": \"root\", \"password\": \"\", \"host\": \"127.0.0.1\", \"port\": $(db_of "$1"), \"database\": \"distdb_bench_node\"}" \
+    "$security"
 }
 
 start_node() {
@@ -173,7 +180,7 @@ start_node() {
 # address, role, alive, in_view, applied_seq, lag), from the table that
 # distdb-cli's :status prints; nothing if the node does not answer.
 status_of() {
-  "$cli_bin" -h 127.0.0.1 -P "$(port_of "$1")" -e ':status' 2>/dev/null | awk -F'|' '
+  "$cli_bin" -u "$bench_user" -h 127.0.0.1 -P "$(port_of "$1")" -e ':status' 2>/dev/null | awk -F'|' '
     NF >= 9 {
       for (i = 2; i < NF; i++) gsub(/^ +| +$/, "", $i)
       if ($2 ~ /^[0-9]+$/) print $2 "\t" $3 "\t" $4 "\t" $5 "\t" $6 "\t" $7 "\t" $8
@@ -231,7 +238,7 @@ bench() {  # TARGET WORKLOAD THREADS: one run, appended to runs.jsonl
   elif [[ $target == two-phase ]]; then
     args=(--target two-phase --db "127.0.0.1:$(db_of 1),127.0.0.1:$(db_of 2),127.0.0.1:$(db_of 3)")
   else
-    args=(--target cluster --nodes "$nodes_arg")
+    args=(--target cluster --nodes "$nodes_arg" --user "$bench_user")
   fi
   [[ $workload == mixed ]] && args+=(--read-ratio 0.5)
   log "$workload, $threads thread(s), $target"
@@ -293,7 +300,7 @@ failovers="$run_dir/failover.jsonl"
 : >"$failovers"
 for ((run = 1; run <= failover_runs; run++)); do
   coordinator=$(wait_settled)
-  "$bench_bin" --target cluster --nodes "$nodes_arg" --workload insert --threads 4 \
+  "$bench_bin" --target cluster --nodes "$nodes_arg" --user "$bench_user" --workload insert --threads 4 \
     --seconds 8 --warmup 0 --table bench_failover --json --timeline 10 \
     >"$run_dir/failover$run.json" 2>"$run_dir/failover$run.err" &
   helper_pids=($!)
@@ -335,7 +342,7 @@ if ((catchup_writes > 0)); then
   coordinator=$(wait_settled)
   lagger=1
   [[ $coordinator == 1 ]] && lagger=2
-  "$cli_bin" -h 127.0.0.1 -P "$(port_of "$coordinator")" \
+  "$cli_bin" -u "$bench_user" -h 127.0.0.1 -P "$(port_of "$coordinator")" \
     -e "DROP TABLE IF EXISTS bench_catchup; CREATE TABLE bench_catchup (id BIGINT PRIMARY KEY, v VARCHAR(32) NOT NULL)" >/dev/null
   wait_settled >/dev/null
   lagger_from=$(applied_of "$lagger")
@@ -346,7 +353,7 @@ if ((catchup_writes > 0)); then
   for ((w = 0; w < writers; w++)); do
     awk -v w="$w" -v n="$catchup_writes" -v k="$writers" \
       'BEGIN { for (id = w + 1; id <= n; id += k) printf "INSERT INTO bench_catchup VALUES (%d, '"'"'row %d'"'"');\n", id, id }' |
-      "$cli_bin" -h 127.0.0.1 -P "$(port_of "$coordinator")" >/dev/null 2>"$run_dir/writer$w.err" &
+      "$cli_bin" -u "$bench_user" -h 127.0.0.1 -P "$(port_of "$coordinator")" >/dev/null 2>"$run_dir/writer$w.err" &
     helper_pids+=($!)
   done
   for pid in "${helper_pids[@]}"; do wait "$pid" || die "a catch-up writer failed: $(cat "$run_dir"/writer*.err)"; done
@@ -364,12 +371,12 @@ if ((catchup_writes > 0)); then
     sleep 0.05
   done
   caught_up_ms=$(($(now_ms) - continued_at))
-  rows=$("$cli_bin" -h 127.0.0.1 -P "$(port_of "$lagger")" --format tsv \
+  rows=$("$cli_bin" -u "$bench_user" -h 127.0.0.1 -P "$(port_of "$lagger")" --format tsv \
     -e "SELECT COUNT(*) FROM bench_catchup" | tail -n 1)
   printf '{"node": %d, "writes": %d, "rows_on_node": %s, "from_seq": %s, "to_seq": %s, "write_ms": %d, "catch_up_ms": %d}\n' \
     "$lagger" "$catchup_writes" "$rows" "$lagger_from" "$head" "$write_ms" "$caught_up_ms" >"$catchup"
   log "catch-up: $catchup_writes writes ($((head - lagger_from)) log entries) in $caught_up_ms ms"
-  "$cli_bin" -h 127.0.0.1 -P "$(port_of "$coordinator")" -e "DROP TABLE bench_catchup" >/dev/null
+  "$cli_bin" -u "$bench_user" -h 127.0.0.1 -P "$(port_of "$coordinator")" -e "DROP TABLE bench_catchup" >/dev/null
 fi
 
 # --- 6. memory soak -------------------------------------------------------------
@@ -380,7 +387,7 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo nu
 if ((soak_minutes > 0)); then
   wait_settled >/dev/null
   log "soak: mixed load, 4 threads, $soak_minutes min"
-  "$bench_bin" --target cluster --nodes "$nodes_arg" --workload mixed --threads 4 \
+  "$bench_bin" --target cluster --nodes "$nodes_arg" --user "$bench_user" --workload mixed --threads 4 \
     --seconds $((soak_minutes * 60)) --warmup 0 --table bench_soak --json \
     >"$run_dir/soak-bench.json" 2>"$run_dir/soak-bench.err" &
   helper_pids=($!)

@@ -7,6 +7,9 @@
 #   scripts/quickstart.sh --script   a short scripted session on a fresh cluster, then exit
 #
 # Ports 5000-5002 by default (the seed's); DISTDB_QUICKSTART_PORT moves them.
+# Clients log in: the nodes know one user, "demo", whose password is drawn
+# afresh at every start and kept (readable by you only) in the run directory;
+# the shell opened here gets it from DISTDB_PASSWORD.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -37,8 +40,14 @@ port_of() { echo $((base_port + $1 - 1)); }
 
 # shellcheck source=lib/node-config.sh
 source "$root/scripts/lib/node-config.sh"
-write_config() {  # the seed's format, plus the storage extension
-  write_node_config "$run_dir/config$1.json" "$1" "\"storage\": {\"backend\": \"sqlite\", \"path\": \"node$1.db\"}"
+# The demo user's password: random, in a file only its owner reads.
+umask 077
+demo_password=$(head -c 18 /dev/urandom | base64)
+printf '%s\n' "$demo_password" >"$run_dir/demo-password"
+users="{\"users\": [$(client_user_json demo "$demo_password")]}"
+export DISTDB_PASSWORD=$demo_password
+write_config() {  # the seed's format, plus the storage and security extensions
+  write_node_config "$run_dir/config$1.json" "$1" "\"storage\": {\"backend\": \"sqlite\", \"path\": \"node$1.db\"}" "$users"
 }
 
 pids=()
@@ -78,10 +87,10 @@ done
 # The prototype's schema (sql/init_db.sql), so that its example session works
 # as it is: created once, replicated to every node. The first write also
 # waits for the nodes to elect their coordinator.
-"$bin/distdb-cli" -h 127.0.0.1 -P "$(port_of 1)" \
+"$bin/distdb-cli" -h 127.0.0.1 -P "$(port_of 1)" -u demo \
   -e "CREATE TABLE IF NOT EXISTS teste (id INT PRIMARY KEY)" >/dev/null
 
-cli=("$bin/distdb-cli" -h 127.0.0.1 -P "$(port_of 3)")
+cli=("$bin/distdb-cli" -h 127.0.0.1 -P "$(port_of 3)" -u demo)
 if [[ $mode == script ]]; then
   "${cli[@]}" --format table <<'SQL'
 INSERT INTO teste VALUES (1);
@@ -89,8 +98,9 @@ INSERT INTO teste VALUES (2);
 SELECT * FROM teste;
 SQL
   # The same rows, read on another node: the writes were replicated.
-  "$bin/distdb-cli" -h 127.0.0.1 -P "$(port_of 1)" --format table -e "SELECT * FROM teste"
+  "$bin/distdb-cli" -h 127.0.0.1 -P "$(port_of 1)" -u demo --format table -e "SELECT * FROM teste"
 else
   echo "Cluster running (logs in $run_dir). Type SQL, :help for commands, :exit to stop."
+  echo "Other shells log in as user demo, password in $run_dir/demo-password."
   "${cli[@]}"
 fi

@@ -1,6 +1,7 @@
-#include "util/json.hpp"
 #include "distdb/config.hpp"
 #include "util/pem.hpp"
+#include "auth/scram.hpp"
+#include "util/json.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -51,6 +52,15 @@ const char* to_string(ClientCertificates mode) {
       return "required";
   }
   return "none";
+}
+
+const char* to_string(ClientAuth mode) {
+  switch (mode) {
+    case ClientAuth::users: return "users";
+    case ClientAuth::database: return "database";
+    case ClientAuth::off: return "off";
+  }
+  return "users";
 }
 
 std::optional<LogLevel> parse_log_level(const std::string& text) {
@@ -179,6 +189,8 @@ class ConfigReader {
   Check read_security(const JsonValue& root, SecurityConfig& s) const;
   Check read_tls(const JsonValue& v, const std::string& path, const Config& cfg,
                  std::optional<TlsConfig>& tls) const;
+  Check read_client_auth(const JsonValue& root, Config& cfg);
+  Check read_user(const JsonValue& v, const std::string& path, ClientUser& user) const;
   Check check_members(const Config& cfg) const;
   void warn_unknown_top_level(const JsonValue& root);
 
@@ -482,7 +494,7 @@ Check ConfigReader::read_security(const JsonValue& root, SecurityConfig& s) cons
   if (v == nullptr) return std::nullopt;
   const std::string path = "security";
   if (auto e = expect_object(*v, path)) return e;
-  if (auto e = check_keys(*v, path, {"cluster_secret", "tls"})) return e;
+  if (auto e = check_keys(*v, path, {"cluster_secret", "tls", "client_auth", "users"})) return e;
   if (auto e = read_string(*v, path, "cluster_secret", Need::optional, false, s.cluster_secret)) return e;
   constexpr std::size_t kMinSecretBytes = 16;
   if (!s.cluster_secret.empty() && s.cluster_secret.size() < kMinSecretBytes) {
@@ -527,6 +539,99 @@ Check ConfigReader::read_tls(const JsonValue& v, const std::string& path, const 
                      to_string(t.client_certificates) + "\")");
   }
   tls = std::move(t);
+  return std::nullopt;
+}
+
+// A user's password entry is a verifier; what is wrong with one is said
+// without repeating it (it may be a password pasted by mistake).
+Check ConfigReader::read_user(const JsonValue& v, const std::string& path, ClientUser& user) const {
+  if (auto e = expect_object(v, path)) return e;
+  if (auto e = check_keys(v, path, {"name", "password"})) return e;
+  if (auto e = read_string(v, path, "name", Need::required, true, user.name)) return e;
+  if (!auth::is_valid_user_name(user.name)) {
+    return error(join(path, "name"), "must be 1 to " + std::to_string(auth::kMaxUserBytes) +
+                                         " bytes of UTF-8 without control characters");
+  }
+  if (auto e = read_string(v, path, "password", Need::required, false, user.verifier)) return e;
+  if (auto verifier = auth::parse_verifier(user.verifier); !verifier) {
+    return error(join(path, "password"), verifier.error().message);
+  }
+  return std::nullopt;
+}
+
+// Who may run SQL: security.client_auth and security.users. The default
+// depends on the storage, read before this.
+Check ConfigReader::read_client_auth(const JsonValue& root, Config& cfg) {
+  constexpr std::size_t kMaxUsers = 10000;
+  SecurityConfig& s = cfg.security;
+  const std::string path = "security";
+  const JsonValue* security = find(root, "security");
+  const JsonValue* mode = security != nullptr ? find(*security, "client_auth") : nullptr;
+  const JsonValue* users = security != nullptr ? find(*security, "users") : nullptr;
+
+  if (users != nullptr) {
+    const std::string users_path = join(path, "users");
+    if (!users->IsArray())
+      return error(users_path, std::string("expected an array, got ") + json::type_name(*users));
+    if (users->Size() > kMaxUsers)
+      return error(users_path, "more than " + std::to_string(kMaxUsers) + " users");
+    s.users.resize(users->Size());
+    for (rapidjson::SizeType i = 0; i < users->Size(); ++i) {
+      const std::string user_path = index_path(users_path, i);
+      if (auto e = read_user((*users)[i], user_path, s.users[i])) return e;
+      for (rapidjson::SizeType j = 0; j < i; ++j) {
+        if (s.users[j].name == s.users[i].name) {
+          return error(join(user_path, "name"), "duplicate user \"" + printable(s.users[i].name) +
+                                                    "\" (also " + index_path(users_path, j) + ")");
+        }
+      }
+    }
+  }
+
+  const std::string mode_path = join(path, "client_auth");
+  const bool mariadb = cfg.storage.backend == StorageBackend::mariadb;
+  const std::string port = std::to_string(cfg.port);
+  if (mode == nullptr) {
+    if (users != nullptr) {
+      s.client_auth = ClientAuth::users;
+    } else if (mariadb) {
+      s.client_auth = ClientAuth::database;
+    } else {
+      return error(
+          mode_path,
+          "clients must authenticate: list them in security.users (distdb-node --hash-password makes each "
+          "password entry), or set \"client_auth\": \"off\" for a local demo (anyone who reaches port " +
+              port + " can then run SQL)");
+    }
+  } else {
+    std::string text;
+    if (auto e = read_string(*security, path, "client_auth", Need::required, false, text)) return e;
+    if (text == "users") {
+      s.client_auth = ClientAuth::users;
+    } else if (text == "database") {
+      s.client_auth = ClientAuth::database;
+    } else if (text == "off") {
+      s.client_auth = ClientAuth::off;
+    } else {
+      return error(mode_path, "must be \"users\", \"database\" or \"off\" (got \"" + printable(text) + "\")");
+    }
+  }
+
+  if (s.client_auth == ClientAuth::users && s.users.empty()) {
+    return error(
+        join(path, "users"),
+        "client_auth is \"users\" but no user is listed (distdb-node --hash-password makes each password "
+        "entry)");
+  }
+  if (s.client_auth == ClientAuth::database && !mariadb) {
+    return error(
+        mode_path,
+        "\"database\" checks logins against the node's MariaDB, but this node keeps its data in SQLite; "
+        "list users in security.users instead, or set \"off\" for a local demo");
+  }
+  if (s.client_auth != ClientAuth::users && !s.users.empty()) {
+    warn(join(path, "users"), std::string("ignored (client_auth is \"") + to_string(s.client_auth) + "\")");
+  }
   return std::nullopt;
 }
 
@@ -590,6 +695,7 @@ Result<Config> ConfigReader::read(std::string_view text) {
     }
   }
   if (auto e = check_members(cfg)) return *e;
+  if (auto e = read_client_auth(doc, cfg)) return *e;
   warn_unknown_top_level(doc);
   cfg.warnings = std::move(warnings_);
   return cfg;

@@ -23,6 +23,7 @@
 #include "cluster_fixture.hpp"
 #include "distdb/storage.hpp"
 #include "mariadb_env.hpp"
+#include "node_fixture.hpp"
 #include "process.hpp"
 
 using namespace distdb;
@@ -214,8 +215,12 @@ TEST_CASE("--target cluster against three distdb nodes") {
   for (int id = 1; id <= cluster.size(); ++id) {
     nodes += (id == 1 ? "" : ",") + std::string("127.0.0.1:") + std::to_string(cluster.port(id));
   }
-  std::vector<std::string> args{"--target", "cluster", "--nodes",   nodes, "--seconds", "2",
-                                "--warmup", "0",       "--threads", "3",   "--json"};
+  // The nodes require a login: the user on the command line, the password
+  // from the environment (or, below, the command line).
+  std::vector<std::string> args{"--target", "cluster",  "--nodes", nodes,       "--seconds",
+                                "2",        "--warmup", "0",       "--threads", "3",
+                                "--json",   "--user",   kTestUser};
+  setenv("DISTDB_PASSWORD", kTestPassword, 1);
   SUBCASE("insert, spread over the nodes (writes forwarded to the coordinator)") {
     args.insert(args.end(), {"--workload", "insert"});
     check_clean_run(run_bench(args), false, true);
@@ -224,13 +229,21 @@ TEST_CASE("--target cluster against three distdb nodes") {
     args.insert(args.end(), {"--workload", "mixed", "--rows", "1000"});
     check_clean_run(run_bench(args), true, true);
   }
+  SUBCASE("without the password, every connection is refused") {
+    unsetenv("DISTDB_PASSWORD");
+    args.insert(args.end(), {"--workload", "point-select", "--rows", "10"});
+    const BenchRun run = run_bench(args);
+    CHECK(run.exit_code != 0);
+  }
   SUBCASE("point-select, pipelined, on the coordinator only") {
-    args.insert(args.end(),
-                {"--workload", "point-select", "--rows", "1000", "--pipeline", "4", "--coordinator-only"});
+    unsetenv("DISTDB_PASSWORD");
+    args.insert(args.end(), {"--password", kTestPassword, "--workload", "point-select", "--rows", "1000",
+                             "--pipeline", "4", "--coordinator-only"});
     const BenchRun run = run_bench(args);
     check_clean_run(run, true, false);
     const auto& endpoints = run.report["parameters"]["endpoints"];
     REQUIRE(endpoints.Size() == 1);
     CHECK(std::string(endpoints[0].GetString()) == "127.0.0.1:" + std::to_string(cluster.port(3)));
   }
+  unsetenv("DISTDB_PASSWORD");
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cluster_fixture.hpp"
+#include "node_fixture.hpp"
 #include "process.hpp"
 #include "pty_cli.hpp"
 
@@ -30,7 +31,9 @@ TEST_CASE("distdb-cli on the coordinator when it is killed: moves to a live memb
   const std::string dir = make_temp_dir("distdb-cli-failover");
   const std::string prompt3 = "distdb [" + address_of(c, 3) + "]> ";
 
-  PtyCli cli({"-P", std::to_string(c.port(3))}, dir + "/history");
+  // The cluster requires a login; the shell logs in again on the member it moves to.
+  PtyCli cli({"-P", std::to_string(c.port(3)), "-u", kTestUser}, dir + "/history",
+             {{"DISTDB_PASSWORD", kTestPassword}});
   REQUIRE_MESSAGE(cli.expect_prompt(prompt3), cli.seen());
   cli.type("CREATE TABLE teste (id INT PRIMARY KEY);\r");
   REQUIRE_MESSAGE(cli.expect("Query OK, 0 rows affected"), cli.seen());

@@ -34,7 +34,8 @@ bool settled_on_3(ClusterProcesses& c) {
 
 Seeds seed(ClusterProcesses& c, int id) { return {{"127.0.0.1", static_cast<std::uint16_t>(c.port(id))}}; }
 
-Client must_connect(Seeds seeds, ClientOptions options = {}) {
+// Clients log in (the fixture's nodes require it), also after every failover.
+Client must_connect(Seeds seeds, ClientOptions options = ClusterProcesses::client_options()) {
   auto client = Client::connect_cluster(std::move(seeds), options);
   REQUIRE_MESSAGE(client.ok(), (client.ok() ? "" : client.error().message));
   return std::move(*client);
@@ -116,7 +117,7 @@ TEST_CASE("failover: in redirect mode a write sent to node 1 is executed by node
   CHECK(client.last_trace().redirects == 0);
 
   // follow_redirects=false: the REDIRECT reply is the answer.
-  ClientOptions options;
+  ClientOptions options = ClusterProcesses::client_options();
   options.follow_redirects = false;
   Client plain = must_connect(seed(c, 2), options);
   Result<Reply> redirect = plain.query("INSERT INTO teste VALUES (2)", true);
@@ -132,7 +133,7 @@ TEST_CASE("failover: kill -9 of the coordinator under a write loop; writes resum
   ClusterProcesses c(3, ClusterProcesses::Backend::sqlite, "distdb_cluster");
   REQUIRE_MESSAGE(settled_on_3(c), c.log(1) << c.log(2) << c.log(3));
 
-  ClientOptions options;
+  ClientOptions options = ClusterProcesses::client_options();
   options.connect_timeout_ms = 1000;
   options.request_timeout_ms = 10000;
   options.retry_for_ms = 10000;
@@ -218,7 +219,7 @@ TEST_CASE("failover: kill -9 of the coordinator under a write loop; writes resum
 }
 
 TEST_CASE("failover: with every seed down, connect_cluster and query give up after retry_for_ms") {
-  ClientOptions options;
+  ClientOptions options = ClusterProcesses::client_options();
   options.connect_timeout_ms = 1000;
   options.retry_for_ms = 1500;
 

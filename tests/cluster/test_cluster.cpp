@@ -119,7 +119,9 @@ TEST_CASE("writes are replicated to every node, forwarded or redirected to the c
 
 TEST_CASE("with a cluster secret members replicate, and forged or replayed peer messages never reach the storage") {
   const std::string secret = "the cluster's secret, 32 bytes..";
-  ClusterProcesses c(3, kBackend, "distdb_cluster", R"("security": {"cluster_secret": ")" + secret + R"("})");
+  ClusterProcesses c(3, kBackend, "distdb_cluster",
+                     R"("security": {"cluster_secret": ")" + secret + R"(", "client_auth": "users", )" +
+                         test_users_json() + "}");
   REQUIRE_MESSAGE(c.wait_for_coordinator(3, 20s), c.log(3));
   must_ok(c.query(1, "CREATE TABLE teste (id INT PRIMARY KEY)"));
   must_ok(c.query(2, "INSERT INTO teste VALUES (1)"));
@@ -131,7 +133,8 @@ TEST_CASE("with a cluster secret members replicate, and forged or replayed peer 
   // and a heartbeat claiming a far higher epoch.
   // Node 1's own applied position and epoch, from its STATUS.
   const auto position_of_node_1 = [&]() -> std::pair<std::uint64_t, std::uint64_t> {
-    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(1)));
+    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(1)),
+                                  ClusterProcesses::client_options());
     REQUIRE(client.ok());
     auto status = client->status();
     REQUIRE(status.ok());
@@ -203,7 +206,8 @@ TEST_CASE("failing statements batched with others leave no trace, and the others
   std::vector<std::thread> clients;
   for (int t = 0; t < kClients; ++t) {
     clients.emplace_back([&, t] {
-      auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(1 + t % 3)));
+      auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(1 + t % 3)),
+                                    ClusterProcesses::client_options());
       if (!client) {
         other += kPerClient;
         return;
@@ -212,9 +216,15 @@ TEST_CASE("failing statements batched with others leave no trace, and the others
         const int base = 1000 * (t + 1) + i;
         std::string sql;
         switch (i % 3) {
-          case 0: sql = "INSERT INTO teste VALUES (" + std::to_string(base) + ")"; break;
-          case 1: sql = "INSERT INTO teste VALUES (1)"; break;  // duplicate
-          default: sql = "INSERT INTO teste VALUES (" + std::to_string(base + 500) + "), (1)"; break;
+          case 0:
+            sql = "INSERT INTO teste VALUES (" + std::to_string(base) + ")";
+            break;
+          case 1:
+            sql = "INSERT INTO teste VALUES (1)";
+            break;  // duplicate
+          default:
+            sql = "INSERT INTO teste VALUES (" + std::to_string(base + 500) + "), (1)";
+            break;
         }
         auto r = client->query(sql);
         if (r && r->status == ReplyStatus::ok) {
@@ -275,7 +285,8 @@ TEST_CASE("kill -9 of a participant in the middle of the write stream; it restar
   std::vector<int> acked, failed, unknown;
   std::mutex outcome_mutex;
   std::thread writer([&] {
-    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(3)));
+    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(3)),
+                                  ClusterProcesses::client_options());
     if (!client) return;
     for (int i = 1; !stop && i <= 100000; ++i) {
       auto r = client->query("INSERT INTO teste VALUES (" + std::to_string(i) + ")");
@@ -338,8 +349,9 @@ TEST_CASE(
   // Members must show certificates of the CA: every peer link is mutual TLS,
   // and (no cluster secret) a peer message counts only on a connection
   // whose certificate is its sender's.
-  ClusterProcesses c(3, kBackend, "distdb_cluster", certs.security_json("{id}", "required"));
-  ClientOptions options;
+  ClusterProcesses c(3, kBackend, "distdb_cluster",
+                     certs.security_json("{id}", "required", R"("client_auth": "users", )" + test_users_json()));
+  ClientOptions options = ClusterProcesses::client_options();  // logs in, over TLS
   options.tls = certs.client_tls(/*with_certificate=*/true);
   c.use_client_options(options);
   REQUIRE_MESSAGE(c.wait_for_coordinator(3, 20s), c.log(3));
@@ -404,3 +416,94 @@ TEST_CASE(
   must_ok(c.query(2, "INSERT INTO teste VALUES (16)"));
   expect_identical(c, 16);
 }
+
+#ifdef DISTDB_CLUSTER_MARIADB
+// client_auth "database": a node checks a client's user and password by
+// logging in to its own MariaDB with them. The client library switches to
+// PLAIN when the node asks for it, and sends the password only to a
+// loopback address (or over TLS, or when the application allows it).
+TEST_CASE(
+    "database logins: a MariaDB user logs in and runs SQL; wrong passwords are refused; no password is "
+    "logged") {
+  const std::string app_password = "App-Pass-123";
+  const std::string other_password = "Other-Pass-456";
+  const std::string wrong_password = "Wr0ng-Pass-789";
+  StorageConfig admin_config;
+  admin_config.backend = StorageBackend::mariadb;
+  admin_config.db = mariadb_db_config(0, "mysql");
+  auto admin = open_storage(admin_config);
+  REQUIRE_MESSAGE(admin.ok(), admin.error().message);
+  // Every host form a loopback TCP connection may be matched as.
+  for (const char* host : {"%", "localhost", "127.0.0.1"}) {
+    const std::string at = std::string("@'") + host + "'";
+    REQUIRE(
+        (*admin)
+            ->execute("CREATE OR REPLACE USER 'distdb_app'" + at + " IDENTIFIED BY '" + app_password + "'")
+            .ok());
+    REQUIRE((*admin)->execute("GRANT ALL ON `distdb_dbauth`.* TO 'distdb_app'" + at).ok());
+    // A real account, without access to the node's database.
+    REQUIRE((*admin)
+                ->execute("CREATE OR REPLACE USER 'distdb_other'" + at + " IDENTIFIED BY '" + other_password +
+                          "'")
+                .ok());
+  }
+
+  ClusterProcesses c(1, ClusterProcesses::Backend::mariadb, "distdb_dbauth",
+                     R"("security": {"client_auth": "database"})");
+  ClientOptions app;
+  app.user = "distdb_app";
+  app.password = app_password;
+  app.connect_timeout_ms = 2000;
+  const auto login = [&](const std::string& user, const std::string& password) {
+    ClientOptions o = app;
+    o.user = user;
+    o.password = password;
+    return Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(1)), o);
+  };
+  // Ready once the node has created its database.
+  REQUIRE_MESSAGE(wait_until(
+                      [&] {
+                        auto client = login("distdb_app", app_password);
+                        return client.ok() && client->query("SELECT 1").ok();
+                      },
+                      30s),
+                  c.log(1));
+
+  auto client = login("distdb_app", app_password);
+  REQUIRE_MESSAGE(client.ok(), client.error().message);
+  must_ok(client->query("CREATE TABLE teste (id INT PRIMARY KEY)"));
+  must_ok(client->query("INSERT INTO teste VALUES (1)"));
+  CHECK(must_ok(client->query("SELECT id FROM teste")).result.rows.size() == 1);
+
+  for (const auto& [user, password] : std::vector<std::pair<std::string, std::string>>{
+           {"distdb_app", wrong_password},     // wrong password
+           {"distdb_other", other_password},   // right password, no access to the node's database
+           {"distdb_nobody", wrong_password},  // no such account
+           {"root", ""}}) {                    // an empty password is never accepted
+    auto refused = login(user, password);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().kind == ErrorKind::unauthenticated);
+    CHECK(refused.error().message == "authentication failed for user '" + user + "'");
+  }
+
+  // Before a login, the node names the mechanism it expects.
+  auto anonymous = Client::connect("127.0.0.1", static_cast<std::uint16_t>(c.port(1)));
+  REQUIRE(anonymous.ok());
+  auto r = anonymous->query("SELECT 1");
+  REQUIRE(r.ok());
+  REQUIRE(r->error.has_value());
+  CHECK(r->error->kind == ErrorKind::unauthenticated);
+  CHECK(r->auth_mechanism == "PLAIN");
+
+  const std::string log = c.log(1);
+  CHECK_MESSAGE(log.find("authentication failed for user 'distdb_app'") != std::string::npos, log);
+  CHECK(log.find("refused the login") != std::string::npos);
+  for (const std::string& secret : {app_password, other_password, wrong_password}) {
+    CHECK_MESSAGE(log.find(secret) == std::string::npos, "the node's log holds a password: " << secret);
+  }
+  for (const char* host : {"%", "localhost", "127.0.0.1"}) {
+    (void)(*admin)->execute(std::string("DROP USER IF EXISTS 'distdb_app'@'") + host + "'");
+    (void)(*admin)->execute(std::string("DROP USER IF EXISTS 'distdb_other'@'") + host + "'");
+  }
+}
+#endif

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "node_fixture.hpp"
+#include "util/text.hpp"
 #include "wire/codec.hpp"
 
 using namespace distdb;
@@ -671,5 +672,92 @@ TEST_SUITE("cli") {
           "+---+\n| y |\n+---+\n| 2 |\n+---+\n1 row in set (X sec)\nNode executor: 3\n");
     CHECK(r.err == "connection to 127.0.0.1:" + port_arg(old_port) +
                        " closed by the node (the statement may or may not have taken effect)\n");
+  }
+
+  // ------------------------------------------------------------ logins
+
+  TEST_CASE(
+      "logins: -u with DISTDB_PASSWORD or -p runs statements; without a login, the node's answer and a "
+      "hint") {
+    NodeProcess node("", 1, NodeAuth::users);
+    REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
+    const std::string port = port_arg(node.port());
+
+    CliRun r = run_cli({"-P", port, "-u", kTestUser, "-e", "CREATE TABLE t (id INT)"}, "",
+                       {{"DISTDB_PASSWORD", kTestPassword}});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(normalized(r.out) == "Query OK, 0 rows affected (X sec)\nNode executor: 1\n");
+    r = run_cli({"-P", port, "--user", kTestUser, "--password", kTestPassword, "--format", "tsv"},
+                "INSERT INTO t VALUES (7);\nSELECT id FROM t;\n");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(r.out == "id\n7\n");
+
+    // Without a login: the node's refusal, and how to log in; nothing ran.
+    r = run_cli({"-P", port, "-e", "INSERT INTO t VALUES (8)"});
+    CHECK(r.exit_code == 2);
+    CHECK(r.out.empty());
+    CHECK_MESSAGE(
+        r.err.find("log in first (this node requires SCRAM-SHA-256 authentication)") != std::string::npos,
+        r.err);
+    CHECK(r.err.find("-u USER") != std::string::npos);
+    // A wrong password: one line, exit 2, the password nowhere.
+    r = run_cli({"-P", port, "-u", kTestUser, "-e", "INSERT INTO t VALUES (9)"}, "",
+                {{"DISTDB_PASSWORD", "Wr0ng-Passw0rd"}});
+    CHECK(r.exit_code == 2);
+    CHECK(r.err == "authentication failed for user 'tester'\n");
+    CHECK(node.process().output().find("Wr0ng-Passw0rd") == std::string::npos);
+    // -u from a pipe without a password anywhere: refused before connecting.
+    r = run_cli({"-P", port, "-u", kTestUser}, "SELECT 1;\n");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("no password for user 'tester'") != std::string::npos);
+    r = run_cli({"-P", port, "-p", "x", "-e", "SELECT 1"});
+    CHECK(r.exit_code == 2);
+
+    r = run_cli({"-P", port, "-u", kTestUser, "--format", "tsv", "-e", "SELECT id FROM t ORDER BY id"}, "",
+                {{"DISTDB_PASSWORD", kTestPassword}});
+    CHECK(r.out == "id\n7\n");
+  }
+
+  TEST_CASE("logins: the help says where the password comes from and that -p is visible to others") {
+    const CliRun r = run_cli({"--help"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("-u,--user") != std::string::npos);
+    CHECK(r.out.find("-p,--password") != std::string::npos);
+    CHECK(r.out.find("DISTDB_PASSWORD") != std::string::npos);
+    CHECK(r.out.find("visible to other") != std::string::npos);
+  }
+
+  TEST_CASE(
+      "logins: a node that cannot prove it holds the verifier is refused (distdb::Client and distdb-cli)") {
+    // It answers the first step like a real node, then signs with a key it
+    // made up: it could have been given the password hash's salt, not the keys.
+    FakeNode impostor([](const wire::Request& req) -> std::optional<Reply> {
+      Reply r;
+      const auto* login = std::get_if<wire::AuthRequest>(&req.body);
+      if (login == nullptr) return r;  // anything else would run
+      if (login->message.rfind("n,,", 0) == 0) {
+        const std::string nonce = login->message.substr(login->message.find(",r=") + 3);
+        r.message = "r=" + nonce + "fake,s=" + text::base64_encode(std::string(16, 'S')) + ",i=4096";
+      } else {
+        r.message = "v=" + text::base64_encode(std::string(32, 'V'));
+      }
+      return r;
+    });
+    ClientOptions o;
+    o.user = kTestUser;
+    o.password = kTestPassword;
+    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(impostor.port()), o);
+    REQUIRE_FALSE(client.ok());
+    CHECK(client.error().kind == ErrorKind::unauthenticated);
+    CHECK(client.error().message.find("signature is wrong") != std::string::npos);
+    const int asked = impostor.requests();
+    CHECK(asked == 2);  // the two login steps, and not a statement after them
+
+    const CliRun r =
+        run_cli({"-P", port_arg(impostor.port()), "-u", kTestUser, "-e", "INSERT INTO t VALUES (1)"}, "",
+                {{"DISTDB_PASSWORD", kTestPassword}});
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("signature is wrong") != std::string::npos);
+    CHECK(impostor.requests() == asked + 2);
   }
 }

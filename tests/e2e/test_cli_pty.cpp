@@ -225,4 +225,77 @@ TEST_SUITE("cli") {
     std::error_code ignored;
     std::filesystem::remove_all(dir, ignored);
   }
+
+  TEST_CASE(
+      "a node that requires a login: the seed's questions, then User and Password (hidden); :node keeps the "
+      "login") {
+    NodeProcess first("", 1, NodeAuth::users);
+    NodeProcess second("", 7, NodeAuth::users);
+    REQUIRE_MESSAGE(first.wait_ready(), first.process().output());
+    REQUIRE_MESSAGE(second.wait_ready(), second.process().output());
+    const std::string dir = make_temp_dir("distdb-cli-pty");
+    PtyCli cli({}, dir + "/history", {{"LANG", "pt_BR.UTF-8"}, {"USER", "maria"}});
+    REQUIRE_MESSAGE(cli.expect("IP do nó middleware: "), cli.seen());
+    cli.type("127.0.0.1\r");
+    REQUIRE_MESSAGE(cli.expect("Porta do nó: "), cli.seen());
+    cli.type(std::to_string(first.port()) + "\r");
+    // The node answers that it requires a login: the shell asks for one,
+    // the OS user's name offered by default.
+    REQUIRE_MESSAGE(cli.expect("requires SCRAM-SHA-256 authentication"), cli.seen());
+    REQUIRE_MESSAGE(cli.expect_prompt("Usuário [maria]: "), cli.seen());
+    cli.type(std::string(kTestUser) + "\r");
+    REQUIRE_MESSAGE(cli.expect("Senha: "), cli.seen());
+    cli.type(std::string(kTestPassword) + "\r");
+    REQUIRE_MESSAGE(cli.expect("Comandos: :node [HOST PORTA]"), cli.seen());
+    REQUIRE_MESSAGE(cli.expect_prompt(prompt_for(first.port())), cli.seen());
+    cli.type("SELECT 6*7 AS v;\r");
+    CHECK_MESSAGE(cli.expect("| 42 |"), cli.seen());
+    CHECK_MESSAGE(cli.expect_prompt(prompt_for(first.port())), cli.seen());
+    // Another node with the same users: no question this time.
+    cli.type(":node 127.0.0.1 " + std::to_string(second.port()) + "\r");
+    REQUIRE_MESSAGE(cli.expect_prompt(prompt_for(second.port())), cli.seen());
+    cli.type(":info\r");
+    CHECK_MESSAGE(cli.expect("Id do nó: 7\r\n"), cli.seen());
+    CHECK_MESSAGE(cli.expect_prompt(prompt_for(second.port())), cli.seen());
+    cli.type(":exit\r");
+    CHECK_MESSAGE(cli.expect("Até logo\r\n"), cli.seen());
+    CHECK(cli.wait_exit() == 0);
+    // The password never showed on the terminal, nor in the history.
+    CHECK(cli.seen().find(kTestPassword) == std::string::npos);
+    CHECK(cli.seen().find("Usuário [") == cli.seen().rfind("Usuário ["));  // asked once
+#ifdef DISTDB_CLI_HAVE_LIBEDIT
+    CHECK(read_file(dir + "/history").find(kTestPassword) == std::string::npos);
+#endif
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  }
+
+  TEST_CASE(
+      "a login refused, then declined: the next statement is refused, the login asked for, the statement "
+      "run") {
+    NodeProcess node("", 1, NodeAuth::users);
+    REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
+    const std::string dir = make_temp_dir("distdb-cli-pty");
+    const std::string prompt = prompt_for(node.port());
+    // A wrong password from the environment: refused at connect.
+    PtyCli cli({"-P", std::to_string(node.port()), "-u", kTestUser}, dir + "/history",
+               {{"DISTDB_PASSWORD", "not it"}});
+    REQUIRE_MESSAGE(cli.expect("authentication failed for user 'tester'"), cli.seen());
+    REQUIRE_MESSAGE(cli.expect_prompt("User [tester]: "), cli.seen());
+    cli.type(kCtrlD);  // no login now
+    REQUIRE_MESSAGE(cli.expect_prompt(prompt), cli.seen());
+    cli.type("SELECT 5 AS v;\r");
+    CHECK_MESSAGE(cli.expect("(unauthenticated)"), cli.seen());
+    REQUIRE_MESSAGE(cli.expect_prompt("User [tester]: "), cli.seen());
+    cli.type("\r");  // the default
+    REQUIRE_MESSAGE(cli.expect("Password: "), cli.seen());
+    cli.type(std::string(kTestPassword) + "\r");
+    CHECK_MESSAGE(cli.expect("| 5 |"), cli.seen());
+    CHECK_MESSAGE(cli.expect_prompt(prompt), cli.seen());
+    cli.type(":exit\r");
+    CHECK(cli.wait_exit() == 0);
+    CHECK(cli.seen().find(kTestPassword) == std::string::npos);
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  }
 }

@@ -1,5 +1,7 @@
 // distdb-node as a process, spoken to over TCP: the seed's one-shot style,
-// pipelined connections, hostile input, and its lifecycle.
+// pipelined connections, hostile input, and its lifecycle. The seed's style
+// needs "client_auth": "off", the fixture's default; distdb::Client logs in
+// (tests/e2e/test_auth.cpp covers the logins themselves).
 #include <doctest/doctest.h>
 
 #include <csignal>
@@ -191,9 +193,9 @@ TEST_CASE("connections past the limit are refused with an error; existing ones k
 }
 
 TEST_CASE("distdb::Client: queries, pipelining, status, typed values") {
-  NodeProcess node;
+  NodeProcess node("", 1, NodeAuth::users);
   REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
-  auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(node.port()));
+  auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(node.port()), test_client_options());
   REQUIRE(client.ok());
   REQUIRE(client->query("CREATE TABLE v (i INTEGER, r REAL, t TEXT, b BLOB, n TEXT)")->status == ReplyStatus::ok);
   REQUIRE(client->query("INSERT INTO v VALUES (-5, 2.5, '', x'00ff', NULL)")->status == ReplyStatus::ok);
@@ -312,6 +314,12 @@ TEST_CASE("bad configs: one clear line naming the file and field, exit code 2") 
       {R"({"local_node": {"id": 1, "ip": "127.0.0.1", "port": 5000}, "peers": [{"id": 1, "ip": "x", "port": 5001}]})",
        "peers[0].id"},
       {"{\n  \"local_node\": {\n    \"id\": 1,,\n", ":3:"},
+      // SQLite and nobody to log in: the operator must choose.
+      {R"({"local_node": {"id": 1, "ip": "127.0.0.1", "port": 5000}})",
+       "security.client_auth: clients must authenticate"},
+      {R"({"local_node": {"id": 1, "ip": "127.0.0.1", "port": 5000},
+           "security": {"users": [{"name": "app", "password": "plain-text-password"}]}})",
+       "security.users[0].password: not a SCRAM-SHA-256 verifier"},
   };
   for (const auto& c : cases) {
     const std::string path = dir + "/config.json";
@@ -324,6 +332,7 @@ TEST_CASE("bad configs: one clear line naming the file and field, exit code 2") 
     CHECK_MESSAGE(out.find(path) != std::string::npos, out);
     CHECK_MESSAGE(out.find(c.expected) != std::string::npos, out);
     CHECK(out.find("terminate") == std::string::npos);
+    CHECK(out.find("plain-text-password") == std::string::npos);
     std::remove((dir + "/out.log").c_str());
   }
   Process missing({std::getenv("DISTDB_NODE_BIN"), dir + "/nope.json"}, dir + "/out.log");
@@ -346,8 +355,10 @@ TEST_CASE("examples/client_query: an application using distdb::Client against a 
     MESSAGE("examples not built: skipped");
     return;
   }
-  NodeProcess node;
+  // The example logs in as $DISTDB_USER with $DISTDB_PASSWORD.
+  NodeProcess node("", 1, NodeAuth::users);
   REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
+  const ScopedEnv login({{"DISTDB_USER", kTestUser}, {"DISTDB_PASSWORD", kTestPassword}});
   const std::string port = std::to_string(node.port());
   auto run = [&](const std::string& sql, const std::string& log) {
     Process p({bin, "127.0.0.1", port, sql}, node.dir() + "/" + log);

@@ -37,7 +37,7 @@ std::string describe_op(const Operation& op) {
 std::string cluster_status(test::ClusterProcesses& cluster) {
   std::string out = "STATUS:";
   for (int id = 1; id <= cluster.size(); ++id) {
-    ClientOptions o;
+    ClientOptions o = test::ClusterProcesses::client_options();
     o.connect_timeout_ms = 1000;
     o.request_timeout_ms = 2000;
     auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(cluster.port(id)), o);
@@ -134,7 +134,7 @@ bool wait_for_convergence(test::ClusterProcesses& cluster, const std::string& da
   bool written = false;
   std::string last;
   for (int attempt = 1; !written && left().count() > 0; ++attempt) {
-    ClientOptions o;
+    ClientOptions o = test::ClusterProcesses::client_options();
     o.connect_timeout_ms = 1000;
     o.request_timeout_ms = 5000;
     o.retry_for_ms = static_cast<int>(std::max<std::int64_t>(left().count(), 100));

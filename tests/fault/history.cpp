@@ -64,6 +64,7 @@ Outcome classify_write(const Result<Reply>& reply, std::string& detail) {
     case ErrorKind::not_coordinator:
     case ErrorKind::no_quorum:
     case ErrorKind::unavailable:
+    case ErrorKind::unauthenticated:
       return Outcome::failed;
     // Maybe ran; and a kind we do not know is treated as internal, which
     // promises nothing.

@@ -184,7 +184,7 @@ bool run_setup(const test::ClusterProcesses& cluster, const std::vector<std::str
   std::vector<std::pair<std::string, std::uint16_t>> seeds;
   for (int id = 1; id <= kNodes; ++id)
     seeds.emplace_back("127.0.0.1", static_cast<std::uint16_t>(cluster.port(id)));
-  ClientOptions o;
+  ClientOptions o = test::ClusterProcesses::client_options();
   o.retry_for_ms = 20000;
   auto client = Client::connect_cluster(seeds, o);
   if (!client) {

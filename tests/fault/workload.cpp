@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 
+#include "node_fixture.hpp"
 #include "rng.hpp"
 
 namespace distdb::fault {
@@ -56,7 +57,7 @@ void Workload::run_worker(int worker, OpKind kind) {
   sim::Rng rng(options_.seed * 7919 + static_cast<std::uint64_t>(worker) + 1);
   const int n = static_cast<int>(options_.ports.size());
   std::map<int, Client> clients;  // node id -> open connection
-  ClientOptions copts;
+  ClientOptions copts = test::test_client_options();
   copts.connect_timeout_ms = options_.connect_timeout_ms;
   copts.request_timeout_ms = options_.request_timeout_ms;
 

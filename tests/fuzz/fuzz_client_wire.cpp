@@ -4,7 +4,12 @@
 //     stream can be cut anywhere by the network);
 //   - every frame, and the input as one frame, goes to decode_request and
 //     decode_reply; what decodes must encode and decode back to the same
-//     request or reply.
+//     request or reply;
+//   - the SCRAM messages of AUTH requests go to a node's SCRAM state machine
+//     (as client-first, and as client-final after a real client-first), and
+//     the messages of replies to a client's (as server-first and
+//     server-final): they must be refused cleanly or accepted, never crash,
+//     and never log in with a proof that was not computed from the password.
 // A broken property stops the run with __builtin_trap(), which libFuzzer
 // reports as a crash with the input that caused it.
 #include <algorithm>
@@ -17,6 +22,8 @@
 #include <variant>
 #include <vector>
 
+#include "auth/scram.hpp"
+#include "util/text.hpp"
 #include "wire/codec.hpp"
 #include "wire/frame_splitter.hpp"
 
@@ -87,7 +94,74 @@ bool same_request(const Request& a, const Request& b) {
     const auto& r = std::get<ClientQuery>(b.body);
     return q->query == r.query && q->redirect == r.redirect;
   }
+  if (const auto* x = std::get_if<AuthRequest>(&a.body)) {
+    const auto& y = std::get<AuthRequest>(b.body);
+    return x->mechanism == y.mechanism && x->message == y.message && x->user == y.user &&
+           x->password == y.password;
+  }
   return true;
+}
+
+// ------------------------------------------------------------ SCRAM
+
+// A verifier of "pencil" with the RFC 7677 salt, for a user named "user".
+const auth::Verifier& fuzz_verifier() {
+  static const auth::Verifier v =
+      auth::derive_verifier("pencil", auth::Bytes(16, 0x42), auth::kMinIterations);
+  return v;
+}
+
+auth::ScramServer::Account lookup(std::string_view user) {
+  return {fuzz_verifier(), user == "user"};
+}
+
+void check_scram_server(std::string_view message) {
+  // As client-first.
+  auth::ScramServer first(lookup, "servernonce");
+  (void)first.first(message);
+  // As client-final, after a real client-first: no login without the password.
+  auth::ScramServer server(lookup, "servernonce");
+  check(server.first("n,,n=user,r=clientnonce").ok());
+  check(!server.final(message).ok());
+}
+
+// Keys for the fuzz verifier's salt: cached, so that no PBKDF2 runs for it
+// (zero keys: what matters here is parsing, and that no signature is guessed).
+auth::ClientKeys cached_keys() {
+  auth::ClientKeys keys;
+  keys.salt = fuzz_verifier().salt;
+  keys.iterations = auth::kMinIterations;
+  return keys;
+}
+
+// The iteration count a server-first asks for, roughly (0 if none).
+long requested_iterations(std::string_view message) {
+  const auto at = message.find(",i=");
+  if (at == std::string_view::npos) return 0;
+  long n = 0;
+  for (std::size_t i = at + 3; i < message.size() && message[i] >= '0' && message[i] <= '9' && n < 100000000;
+       ++i) {
+    n = n * 10 + (message[i] - '0');
+  }
+  return n;
+}
+
+void check_scram_client(std::string_view message) {
+  // As server-first; an input asking for more PBKDF2 work than the minimum
+  // would only slow the fuzzer down (the bound itself is unit-tested).
+  if (requested_iterations(message) <= auth::kMinIterations) {
+    auth::ScramClient client("user", "pencil", "clientnonce");
+    check(client.first_message().ok());
+    auth::ClientKeys keys = cached_keys();
+    (void)client.final_message(message, &keys);
+  }
+  // As server-final of a real exchange: a signature is not guessed.
+  auth::ScramClient other("user", "pencil", "clientnonce");
+  check(other.first_message().ok());
+  auth::ClientKeys keys = cached_keys();
+  const std::string salt = text::base64_encode(keys.salt.data(), keys.salt.size());
+  check(other.final_message("r=clientnonceservernonce,s=" + salt + ",i=4096", &keys).ok());
+  check(!other.verify_server_final(message).ok());
 }
 
 void check_request(std::string_view frame) {
@@ -95,6 +169,7 @@ void check_request(std::string_view frame) {
   const auto decoded = decode_request(frame, id);
   if (!decoded) return;
   check(id == decoded->id);  // the id handed back for error replies is the request's
+  if (const auto* login = std::get_if<AuthRequest>(&decoded->body)) check_scram_server(login->message);
   const std::string again = encode_request(*decoded);
   std::optional<std::uint64_t> id2;
   const auto redecoded = decode_request(again, id2);
@@ -135,9 +210,9 @@ bool same_peer(const std::optional<PeerConfig>& a, const std::optional<PeerConfi
 }
 
 bool same_reply(const Reply& a, const Reply& b) {
-  return a.id == b.id && a.status == b.status && a.node == b.node && a.message == b.message &&
-         a.result.columns == b.result.columns && same_rows(a.result.rows, b.result.rows) &&
-         a.result.rows_affected == b.result.rows_affected &&
+  return a.auth_mechanism == b.auth_mechanism && a.id == b.id && a.status == b.status && a.node == b.node &&
+         a.message == b.message && a.result.columns == b.result.columns &&
+         same_rows(a.result.rows, b.result.rows) && a.result.rows_affected == b.result.rows_affected &&
          a.result.last_insert_id == b.result.last_insert_id && same_error(a.error, b.error) &&
          same_peer(a.coordinator, b.coordinator);
 }
@@ -145,6 +220,7 @@ bool same_reply(const Reply& a, const Reply& b) {
 void check_reply(std::string_view frame) {
   const auto decoded = decode_reply(frame);
   if (!decoded) return;
+  if (decoded->message.size() <= auth::kMaxMessageBytes) check_scram_client(decoded->message);
   const std::string again = encode_reply(*decoded);
   const auto redecoded = decode_reply(again);
   check(redecoded.ok());

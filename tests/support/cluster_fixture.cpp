@@ -20,6 +20,7 @@ ClusterProcesses::ClusterProcesses(int n, Backend backend, const std::string& da
       database_(database),
       extra_json_(std::move(extra_json)),
       peer_port_(std::move(peer_port)),
+      client_options_(client_options()),
       dir_(make_temp_dir("distdb-cluster")) {
   for (int i = 0; i < n; ++i) ports_.push_back(free_port());
   processes_.resize(static_cast<std::size_t>(n));
@@ -68,7 +69,9 @@ std::string ClusterProcesses::config_json(int id) const {
     extra.replace(at, 4, std::to_string(id));
   }
   out << "],\n  \"timeouts\": {\"heartbeat_interval_ms\": 50, \"heartbeat_timeout_ms\": 400},\n"
-      << "  \"log_level\": \"debug\"" << (extra.empty() ? "" : ",\n  " + extra) << "\n}\n";
+      << "  \"log_level\": \"debug\"" << (extra.empty() ? "" : ",\n  " + extra);
+  if (extra.find("\"security\"") == std::string::npos) out << ",\n  " << test_security_json();
+  out << "\n}\n";
   return out.str();
 }
 
@@ -103,6 +106,10 @@ bool ClusterProcesses::running(int id) {
 std::string ClusterProcesses::log(int id) const {
   const auto& slot = processes_.at(static_cast<std::size_t>(id - 1));
   return slot ? slot->output() : std::string();
+}
+
+ClientOptions ClusterProcesses::client_options() {
+  return test_client_options();
 }
 
 Result<Reply> ClusterProcesses::query(int id, const std::string& sql, bool redirect) {

@@ -30,13 +30,17 @@ class ClusterProcesses {
   // is ignored for SQLite. Nodes get ids 1..n.
   // `extra_json` is spliced into every node's top-level config object, with
   // "{id}" replaced by the node's id (e.g. in the names of its TLS files).
+  // Clients log in as kTestUser (node_fixture.hpp) unless `extra_json` has
+  // its own "security" member; the fixture's own clients (query(), the
+  // waits) send those credentials unless use_client_options() says
+  // otherwise (a node with client_auth "off" accepts them).
   ClusterProcesses(int n, Backend backend, const std::string& database, std::string extra_json = "",
                    PeerPort peer_port = {});
   ~ClusterProcesses();
 
-  // The options of every connection the helpers below open (e.g. TLS).
+  // The options of every connection the helpers below open (e.g. TLS);
+  // client_options() until this is called.
   void use_client_options(ClientOptions options) { client_options_ = std::move(options); }
-  const ClientOptions& client_options() const { return client_options_; }
 
   int size() const { return static_cast<int>(ports_.size()); }
   int port(int id) const { return ports_.at(static_cast<std::size_t>(id - 1)); }
@@ -47,6 +51,9 @@ class ClusterProcesses {
   std::string log(int id) const;
   // Where the configs and the node logs (node<id>.log, appended across restarts) live.
   const std::string& dir() const { return dir_; }
+
+  // Options of a client that logs in as kTestUser.
+  static ClientOptions client_options();
 
   // Polls STATUS on `via` until `coordinator` is coordinator and every
   // running node is in its view (or the deadline passes).

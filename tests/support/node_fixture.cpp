@@ -12,7 +12,29 @@
 #include <stdexcept>
 #include <utility>
 
+#include "auth/scram.hpp"
+
 namespace distdb::test {
+
+const std::string& test_users_json() {
+  static const std::string json = [] {
+    const std::string verifier = auth::format_verifier(
+        auth::derive_verifier(kTestPassword, auth::Bytes(16, 0x5a), auth::kMinIterations));
+    return R"("users": [{"name": ")" + std::string(kTestUser) + R"(", "password": ")" + verifier + R"("}])";
+  }();
+  return json;
+}
+
+std::string test_security_json() {
+  return R"("security": {"client_auth": "users", )" + test_users_json() + "}";
+}
+
+ClientOptions test_client_options() {
+  ClientOptions o;
+  o.user = kTestUser;
+  o.password = kTestPassword;
+  return o;
+}
 
 namespace {
 
@@ -44,12 +66,18 @@ bool port_accepts(int port) {
   return true;
 }
 
-NodeProcess::NodeProcess(const std::string& extra_json, int id)
+NodeProcess::NodeProcess(const std::string& extra_json, int id, NodeAuth auth)
     : dir_(make_temp_dir("distdb-e2e")), config_path_(dir_ + "/config.json"), port_(free_port()) {
+  std::string security;
+  if (extra_json.find("\"security\"") == std::string::npos) {
+    security = auth == NodeAuth::users ? test_security_json() : R"("security": {"client_auth": "off"})";
+  }
   std::ofstream(config_path_) << "{\n"
-                              << "  \"local_node\": {\"id\": " << id << ", \"ip\": \"127.0.0.1\", \"port\": "
-                              << port_ << ", \"storage\": {\"backend\": \"sqlite\", \"path\": \"node.db\"}},\n"
-                              << "  \"peers\": []" << (extra_json.empty() ? "" : ",\n  " + extra_json) << "\n}\n";
+                              << "  \"local_node\": {\"id\": " << id
+                              << ", \"ip\": \"127.0.0.1\", \"port\": " << port_
+                              << ", \"storage\": {\"backend\": \"sqlite\", \"path\": \"node.db\"}},\n"
+                              << "  \"peers\": []" << (extra_json.empty() ? "" : ",\n  " + extra_json)
+                              << (security.empty() ? "" : ",\n  " + security) << "\n}\n";
   const char* bin = std::getenv("DISTDB_NODE_BIN");
   if (bin == nullptr) throw std::runtime_error("DISTDB_NODE_BIN is not set (run through meson test)");
   process_ = std::make_unique<Process>(std::vector<std::string>{bin, config_path_}, dir_ + "/node.log");

@@ -7,16 +7,36 @@
 #include <string>
 #include <vector>
 
+#include "distdb/client.hpp"
 #include "process.hpp"
 
 namespace distdb::test {
 
+// The client account of test nodes that require a login.
+inline constexpr const char* kTestUser = "tester";
+inline constexpr const char* kTestPassword = "test password, not a secret";
+
+// `"users": [...]` listing kTestUser (its verifier has 4096 iterations, so
+// that tests log in quickly), for a "security" object.
+const std::string& test_users_json();
+// `"security": {"client_auth": "users", "users": [...]}`, a top-level member.
+std::string test_security_json();
+// Options of a client that logs in as kTestUser.
+ClientOptions test_client_options();
+
+// Whether a test node requires clients to log in.
+enum class NodeAuth {
+  off,    // "client_auth": "off": the seed's unauthenticated style
+  users,  // kTestUser, by SCRAM-SHA-256
+};
+
 // Starts distdb-node ($DISTDB_NODE_BIN) on a free port with a SQLite file in
 // a fresh temp dir. `extra_json` is spliced into the top-level config object
-// (e.g. "\"limits\": {\"max_message_bytes\": 2048}").
+// (e.g. "\"limits\": {\"max_message_bytes\": 2048}"); unless it has its
+// own "security" member, `auth` decides whether clients log in.
 class NodeProcess {
  public:
-  explicit NodeProcess(const std::string& extra_json = "", int id = 1);
+  explicit NodeProcess(const std::string& extra_json = "", int id = 1, NodeAuth auth = NodeAuth::off);
   ~NodeProcess();
 
   int port() const { return port_; }

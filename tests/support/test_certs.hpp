@@ -38,8 +38,10 @@ class TestCerts {
 
   // The "security" member of node `id`'s config (`id` may be "{id}", for
   // ClusterProcesses), e.g. "security": {"tls": {..., "client_certificates": "required"}}.
+  // `extra`: its other members; by default clients are not authenticated,
+  // as in the single-node fixtures.
   std::string security_json(const std::string& id, const std::string& client_certificates = "none",
-                            const std::string& extra = "") const;
+                            const std::string& extra = R"("client_auth": "off")") const;
 
   // Client options that verify against this CA (and present the client
   // certificate when `with_certificate`).

@@ -478,3 +478,86 @@ TEST_CASE("codec: a lone surrogate escape is not text") {
   const Request ok = decode_ok(R"({"type":"CLIENT_QUERY","payload":{"query":"SELECT '\ud83d\ude00'"}})");
   CHECK(std::get<ClientQuery>(ok.body).query == "SELECT '\xF0\x9F\x98\x80'");
 }
+
+TEST_CASE("codec: AUTH requests round-trip, SCRAM and PLAIN") {
+  const Request scram = decode_ok(
+      R"({"type":"AUTH","id":1,"payload":{"mechanism":"SCRAM-SHA-256","message":"n,,n=app,r=abc"}})");
+  const auto* a = std::get_if<AuthRequest>(&scram.body);
+  REQUIRE(a != nullptr);
+  CHECK(scram.id == 1u);
+  CHECK(a->mechanism == "SCRAM-SHA-256");
+  CHECK(a->message == "n,,n=app,r=abc");
+  CHECK(a->user.empty());
+  CHECK(a->password.empty());
+
+  for (const AuthRequest& body : {AuthRequest{"SCRAM-SHA-256", "c=biws,r=abcdef,p=xyz=", "", ""},
+                                  AuthRequest{"PLAIN", "", "app", "s3cr\"et, with \\ and ünïcode"}}) {
+    Request request;
+    request.id = 9;
+    request.body = body;
+    const std::string json = encode_request(request);
+    CHECK(json.find("\"type\":\"AUTH\"") != std::string::npos);
+    const Request back = decode_ok(json);
+    const auto& got = std::get<AuthRequest>(back.body);
+    CHECK(got.mechanism == body.mechanism);
+    CHECK(got.message == body.message);
+    CHECK(got.user == body.user);
+    CHECK(got.password == body.password);
+    CHECK(back.id == 9u);
+  }
+}
+
+TEST_CASE("codec: malformed or oversized AUTH requests are refused without echoing the password") {
+  CHECK(decode_fails(R"({"type":"AUTH","id":2})", 2).message.find("payload") != std::string::npos);
+  CHECK(decode_fails(R"({"type":"AUTH","id":2,"payload":{}})", 2).message.find("payload.mechanism") !=
+        std::string::npos);
+  CHECK(decode_fails(R"({"type":"AUTH","payload":{"mechanism":""}})").message.find("non-empty") !=
+        std::string::npos);
+  CHECK(decode_fails(R"({"type":"AUTH","payload":{"mechanism":7}})").message.find("a string") !=
+        std::string::npos);
+  const Error typed =
+      decode_fails(R"({"type":"AUTH","payload":{"mechanism":"PLAIN","user":"a","password":12345678}})");
+  CHECK(typed.message.find("payload.password") != std::string::npos);
+  CHECK(typed.message.find("12345678") == std::string::npos);
+
+  const std::string secret = "hunter2-" + std::string(kMaxAuthPasswordBytes, 'p');
+  const Error long_password = decode_fails(
+      R"({"type":"AUTH","payload":{"mechanism":"PLAIN","user":"a","password":")" + secret + "\"}}");
+  CHECK(long_password.message.find("payload.password") != std::string::npos);
+  CHECK(long_password.message.find("hunter2") == std::string::npos);
+  CHECK(decode_fails(R"({"type":"AUTH","payload":{"mechanism":"PLAIN","user":")" +
+                     std::string(kMaxAuthUserBytes + 1, 'u') + R"(","password":"x"}})")
+            .message.find("payload.user") != std::string::npos);
+  CHECK(decode_fails(R"({"type":"AUTH","payload":{"mechanism":"SCRAM-SHA-256","message":")" +
+                     std::string(kMaxAuthMessageBytes + 1, 'm') + "\"}}")
+            .message.find("payload.message") != std::string::npos);
+  CHECK(decode_fails(R"({"type":"AUTH","payload":{"mechanism":")" +
+                     std::string(kMaxAuthMechanismBytes + 1, 'M') + "\"}}")
+            .message.find("payload.mechanism") != std::string::npos);
+  // At the bounds: accepted.
+  CHECK(std::get<AuthRequest>(decode_ok(R"({"type":"AUTH","payload":{"mechanism":"PLAIN","user":")" +
+                                        std::string(kMaxAuthUserBytes, 'u') + R"(","password":")" +
+                                        std::string(kMaxAuthPasswordBytes, 'p') + "\"}}")
+                                  .body)
+            .password.size() == kMaxAuthPasswordBytes);
+  CHECK(decode_fails(R"({"type":"LOGIN"})").message.find("AUTH") != std::string::npos);
+}
+
+TEST_CASE("codec: unauthenticated replies carry the mechanism the node expects") {
+  Reply r;
+  r.id = 3;
+  r.status = ReplyStatus::error;
+  r.message = "log in first";
+  r.error = Error(ErrorKind::unauthenticated, r.message);
+  r.auth_mechanism = "SCRAM-SHA-256";
+  const std::string json = encode_reply(r);
+  CHECK(json.find(R"("auth_mechanism":"SCRAM-SHA-256")") != std::string::npos);
+  CHECK(json.find(R"("kind":"unauthenticated")") != std::string::npos);
+  const Reply back = round_trip(r);
+  CHECK(back.auth_mechanism == "SCRAM-SHA-256");
+  REQUIRE(back.error.has_value());
+  CHECK(back.error->kind == ErrorKind::unauthenticated);
+  // Absent unless set.
+  CHECK(encode_reply(Reply{}).find("auth_mechanism") == std::string::npos);
+  CHECK_FALSE(decode_reply(R"({"status":"OK","auth_mechanism":5})").ok());
+}

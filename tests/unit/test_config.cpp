@@ -9,6 +9,7 @@
 #include <iterator>
 #include <string>
 
+#include "auth/scram.hpp"
 #include "distdb/config.hpp"
 #include "test_certs.hpp"
 
@@ -92,12 +93,23 @@ const char* const kSeedSingleMachine = R"({
 
 const char* const kDefaultPeers = R"([{"id": 2, "ip": "10.0.0.2", "port": 5000}])";
 
+// Client authentication off: SQLite configs must choose it (or list users).
+const char* const kAuthOff = R"(, "security": {"client_auth": "off"})";
+
 // A small valid config with pieces spliced in: `local_extra` and `top_extra`
-// start with a comma when not empty.
+// start with a comma when not empty. Unless `top_extra` has a "security"
+// section, client authentication is off.
 std::string make(const std::string& local_extra = "", const std::string& top_extra = "",
                  const std::string& peers = kDefaultPeers) {
-  return R"({"local_node": {"id": 1, "ip": "10.0.0.1", "port": 5000)" + local_extra + R"(}, "peers": )" + peers +
-         top_extra + "}";
+  const bool own_security = top_extra.find("\"security\"") != std::string::npos;
+  return R"({"local_node": {"id": 1, "ip": "10.0.0.1", "port": 5000)" + local_extra + R"(}, "peers": )" +
+         peers + top_extra + (own_security ? "" : kAuthOff) + "}";
+}
+
+// `json`, an object, with client authentication off.
+std::string off(std::string json) {
+  json.insert(json.rfind('}'), kAuthOff);
+  return json;
 }
 
 Config parse_ok(const std::string& json) {
@@ -189,7 +201,7 @@ TEST_CASE("config: the seed's single-machine example loads unchanged") {
 }
 
 TEST_CASE("config: a minimal sqlite config, with every default") {
-  const Config c = parse_ok(R"({"local_node": {"id": 7, "ip": "127.0.0.1", "port": 6000}})");
+  const Config c = parse_ok(off(R"({"local_node": {"id": 7, "ip": "127.0.0.1", "port": 6000}})"));
   CHECK(c.id == 7);
   CHECK(c.peers.empty());
   CHECK(c.listen_ip == "127.0.0.1");
@@ -205,6 +217,9 @@ TEST_CASE("config: a minimal sqlite config, with every default") {
   CHECK(c.limits.max_connections == 1024);
   CHECK(c.limits.max_pending_per_connection == 1024);
   CHECK(c.log_level == LogLevel::info);
+  CHECK(c.security.client_auth == ClientAuth::off);
+  CHECK(c.security.users.empty());
+  CHECK(c.security.cluster_secret.empty());
   CHECK(c.warnings.empty());
 }
 
@@ -474,27 +489,31 @@ TEST_CASE("config: load_config reads files and resolves relative sqlite paths") 
     CHECK(r->peers.size() == 2);
   }
   SUBCASE("relative sqlite paths, default or given, resolve against the config's directory") {
-    const std::string given =
-        dir.write("etc/node.json", R"({"local_node": {"id": 1, "ip": "a", "port": 1, "storage": {"path": "data/n1.db"}}})");
+    const std::string given = dir.write(
+        "etc/node.json",
+        off(R"({"local_node": {"id": 1, "ip": "a", "port": 1, "storage": {"path": "data/n1.db"}}})"));
     auto r = load_config(given);
     REQUIRE(r.ok());
     CHECK(r->storage.sqlite_path == (dir.path / "etc" / "data" / "n1.db").string());
 
-    const std::string by_default = dir.write("etc/n2.json", R"({"local_node": {"id": 2, "ip": "a", "port": 1}})");
+    const std::string by_default =
+        dir.write("etc/n2.json", off(R"({"local_node": {"id": 2, "ip": "a", "port": 1}})"));
     auto d = load_config(by_default);
     REQUIRE(d.ok());
     CHECK(d->storage.sqlite_path == (dir.path / "etc" / "distdb-node-2.db").string());
   }
   SUBCASE("absolute paths and SQLite's special names are kept") {
     const std::string abs = dir.write(
-        "abs.json", R"({"local_node": {"id": 1, "ip": "a", "port": 1, "storage": {"path": "/srv/n1.db"}}})");
+        "abs.json",
+        off(R"({"local_node": {"id": 1, "ip": "a", "port": 1, "storage": {"path": "/srv/n1.db"}}})"));
     CHECK(load_config(abs)->storage.sqlite_path == "/srv/n1.db");
-    const std::string mem = dir.write(
-        "mem.json", R"({"local_node": {"id": 1, "ip": "a", "port": 1, "storage": {"path": ":memory:"}}})");
+    const std::string mem =
+        dir.write("mem.json",
+                  off(R"({"local_node": {"id": 1, "ip": "a", "port": 1, "storage": {"path": ":memory:"}}})"));
     CHECK(load_config(mem)->storage.sqlite_path == ":memory:");
   }
   SUBCASE("parse_config leaves paths alone") {
-    CHECK(parse_ok(R"({"local_node": {"id": 1, "ip": "a", "port": 1, "storage": {"path": "x.db"}}})")
+    CHECK(parse_ok(off(R"({"local_node": {"id": 1, "ip": "a", "port": 1, "storage": {"path": "x.db"}}})"))
               .storage.sqlite_path == "x.db");
   }
 }
@@ -521,8 +540,8 @@ TEST_CASE("config: errors never repeat the database password") {
 TEST_CASE("config: security.cluster_secret") {
   CHECK(parse_ok(make()).security.cluster_secret.empty());
   const std::string secret = "sixteen bytes at least";
-  CHECK(parse_ok(make("", R"(, "security": {"cluster_secret": ")" + secret + R"("})")).security.cluster_secret ==
-        secret);
+  CHECK(parse_ok(make("", R"(, "security": {"cluster_secret": ")" + secret + R"(", "client_auth": "off"})"))
+            .security.cluster_secret == secret);
   const std::string short_error = parse_error(make("", R"(, "security": {"cluster_secret": "tooshort"})"));
   CHECK(short_error == "config.json: security.cluster_secret: must be at least 16 bytes (got 8)");
   CHECK(short_error.find("tooshort") == std::string::npos);
@@ -538,7 +557,7 @@ TEST_CASE("config: security.cluster_secret") {
 namespace {
 
 std::string with_tls(const std::string& tls, const std::string& peers = kDefaultPeers) {
-  return make("", R"(, "security": {"tls": )" + tls + "}", peers);
+  return make("", R"(, "security": {"client_auth": "off", "tls": )" + tls + "}", peers);
 }
 
 const char* const kTls = R"({"certificate": "n1.crt", "key": "n1.key", "ca": "ca.crt"})";
@@ -549,7 +568,7 @@ std::string tls_config_file(const TempDir& dir, const std::string& cert, const s
                             const std::string& ca, const std::string& mode = "none") {
   return dir.write("config.json", R"({"local_node": {"id": 1, "ip": "127.0.0.1", "port": 5000},
     "peers": [{"id": 2, "ip": "127.0.0.1", "port": 5001}],
-    "security": {"tls": {"certificate": ")" +
+    "security": {"client_auth": "off", "tls": {"certificate": ")" +
                                       cert + R"(", "key": ")" + key + R"(", "ca": ")" + ca +
                                       R"(", "client_certificates": ")" + mode + R"("}}})");
 }
@@ -588,7 +607,7 @@ TEST_CASE("config: security.tls fields") {
   // Beside the cluster secret; without peers or client certificates the CA may be left out.
   const Config both = parse_ok(make(
       "",
-      R"(, "security": {"cluster_secret": "sixteen bytes at least", "tls": {"certificate": "a", "key": "b"}})",
+      R"(, "security": {"cluster_secret": "sixteen bytes at least", "client_auth": "off", "tls": {"certificate": "a", "key": "b"}})",
       "[]"));
   CHECK(both.security.cluster_secret == "sixteen bytes at least");
   REQUIRE(both.security.tls.has_value());
@@ -635,7 +654,7 @@ TEST_CASE(
   }
   const std::string path =
       dir.write("etc/config.json", R"({"local_node": {"id": 1, "ip": "127.0.0.1", "port": 5000},
-    "security": {"tls": {"certificate": "tls/node1.crt", "key": "tls/node1.key", "ca": "tls/ca.crt"}}})");
+    "security": {"client_auth": "off", "tls": {"certificate": "tls/node1.crt", "key": "tls/node1.key", "ca": "tls/ca.crt"}}})");
   auto r = load_config(path);
   REQUIRE_MESSAGE(r.ok(), r.error().message);
   REQUIRE(r->security.tls.has_value());
@@ -743,4 +762,119 @@ TEST_CASE("config: security.tls files: every problem names the field and the fil
               "permissions instead)");
     no_secret(message);
   }
+}
+
+// ------------------------------------------------------------ client authentication
+
+namespace {
+
+const std::string& app_verifier() {
+  static const std::string v =
+      auth::format_verifier(auth::derive_verifier("app-password", auth::Bytes(16, 7), 4096));
+  return v;
+}
+
+std::string with_security(const std::string& security, const std::string& local_extra = "") {
+  return make(local_extra, R"(, "security": )" + security);
+}
+
+const char* const kMariadb = R"(, "db_config": {"user": "distdb", "password": "x"})";
+
+}  // namespace
+
+TEST_CASE("config: client_auth defaults: users when listed, database with MariaDB, else an error") {
+  const std::string users = R"({"users": [{"name": "app", "password": ")" + app_verifier() + R"("}]})";
+  const Config listed = parse_ok(with_security(users));
+  CHECK(listed.security.client_auth == ClientAuth::users);
+  REQUIRE(listed.security.users.size() == 1);
+  CHECK(listed.security.users[0].name == "app");
+  CHECK(listed.security.users[0].verifier == app_verifier());
+  CHECK(parse_ok(with_security(users, kMariadb)).security.client_auth == ClientAuth::users);
+
+  // The seed's configs (MariaDB, no security section): logins are checked by the database.
+  CHECK(parse_ok(kSeedMachine1).security.client_auth == ClientAuth::database);
+  CHECK(parse_ok(make(kMariadb, R"(, "security": {})")).security.client_auth == ClientAuth::database);
+
+  // SQLite without users: refused, naming both ways out.
+  for (const std::string& text :
+       {std::string(R"({"local_node": {"id": 1, "ip": "a", "port": 5123}})"),
+        make("", R"(, "security": {"cluster_secret": "sixteen bytes at least"})")}) {
+    const std::string e = parse_error(text);
+    CHECK_MESSAGE(starts_with(e, "config.json: security.client_auth: clients must authenticate"), e);
+    CHECK(e.find("security.users") != std::string::npos);
+    CHECK(e.find("--hash-password") != std::string::npos);
+    CHECK(e.find("\"client_auth\": \"off\"") != std::string::npos);
+  }
+  CHECK(parse_error(R"({"local_node": {"id": 1, "ip": "a", "port": 5123}})").find("port 5123") !=
+        std::string::npos);
+}
+
+TEST_CASE("config: client_auth chosen explicitly") {
+  CHECK(parse_ok(with_security(R"({"client_auth": "off"})")).security.client_auth == ClientAuth::off);
+  CHECK(parse_ok(with_security(R"({"client_auth": "off"})", kMariadb)).security.client_auth ==
+        ClientAuth::off);
+  CHECK(parse_ok(with_security(R"({"client_auth": "database"})", kMariadb)).security.client_auth ==
+        ClientAuth::database);
+  CHECK(starts_with(
+      parse_error(with_security(R"({"client_auth": "database"})")),
+      "config.json: security.client_auth: \"database\" checks logins against the node's MariaDB"));
+  CHECK(parse_error(with_security(R"({"client_auth": "users"})")) ==
+        "config.json: security.users: client_auth is \"users\" but no user is listed (distdb-node "
+        "--hash-password makes each password entry)");
+  CHECK(starts_with(parse_error(with_security(R"({"client_auth": "users", "users": []})")),
+                    "config.json: security.users: client_auth is \"users\" but no user is listed"));
+  CHECK(parse_error(with_security(R"({"client_auth": "none"})")) ==
+        "config.json: security.client_auth: must be \"users\", \"database\" or \"off\" (got \"none\")");
+  CHECK(parse_error(with_security(R"({"client_auth": false})")) ==
+        "config.json: security.client_auth: expected a string, got a boolean");
+  // Users listed but another mode chosen: a warning, not silence.
+  const Config c = parse_ok(with_security(
+      R"({"client_auth": "off", "users": [{"name": "app", "password": ")" + app_verifier() + R"("}]})"));
+  REQUIRE(c.warnings.size() == 1);
+  CHECK(c.warnings[0] == "config.json: security.users: ignored (client_auth is \"off\")");
+  CHECK(to_string(ClientAuth::users) == std::string("users"));
+  CHECK(to_string(ClientAuth::database) == std::string("database"));
+  CHECK(to_string(ClientAuth::off) == std::string("off"));
+}
+
+TEST_CASE("config: security.users entries are checked; a password is never repeated") {
+  const std::string v = app_verifier();
+  auto users = [](const std::string& list) { return with_security(R"({"users": )" + list + "}"); };
+  CHECK(parse_error(users(R"("app")")) == "config.json: security.users: expected an array, got a string");
+  CHECK(parse_error(users(R"(["app"])")) ==
+        "config.json: security.users[0]: expected an object, got a string");
+  CHECK(parse_error(users(R"([{"password": ")" + v + R"("}])")) ==
+        "config.json: security.users[0].name: missing required field");
+  CHECK(parse_error(users(R"([{"name": "", "password": ")" + v + R"("}])")) ==
+        "config.json: security.users[0].name: must be a non-empty string");
+  CHECK(parse_error(users(R"([{"name": ")" + std::string(auth::kMaxUserBytes + 1, 'n') +
+                          R"(", "password": ")" + v + R"("}])")) ==
+        "config.json: security.users[0].name: must be 1 to 128 bytes of UTF-8 without control characters");
+  CHECK(parse_error(users(R"([{"name": "a\u0007b", "password": ")" + v + R"("}])")) ==
+        "config.json: security.users[0].name: must be 1 to 128 bytes of UTF-8 without control characters");
+  CHECK(parse_error(users(R"([{"name": "app"}])")) ==
+        "config.json: security.users[0].password: missing required field");
+  CHECK(parse_error(users(R"([{"name": "app", "password": ")" + v + R"(", "role": "admin"}])"))
+            .find("security.users[0].role: unknown key (expected one of: name, password)") !=
+        std::string::npos);
+  CHECK(parse_error(users(R"([{"name": "app", "password": ")" + v + R"("}, {"name": "app", "password": ")" +
+                          v + R"("}])")) ==
+        "config.json: security.users[1].name: duplicate user \"app\" (also security.users[0])");
+  // A cleartext password, or a damaged verifier: refused, never echoed.
+  for (const std::string& secret :
+       {std::string("Tr0ub4dor-and-3"), std::string("SCRAM-SHA-256$4096:Tr0ub4dor$and3"),
+        v.substr(0, v.size() - 6), "SCRAM-SHA-256$100:" + v.substr(v.find(':') + 1)}) {
+    const std::string e = parse_error(users(R"([{"name": "app", "password": ")" + secret + R"("}])"));
+    CHECK_MESSAGE(starts_with(e, "config.json: security.users[0].password: not a SCRAM-SHA-256 verifier"), e);
+    CHECK(e.find("--hash-password") != std::string::npos);
+    CHECK(e.find(secret) == std::string::npos);
+    CHECK(e.find("Tr0ub") == std::string::npos);
+  }
+  CHECK(parse_error(users(R"([{"name": "app", "password": 5}])")) ==
+        "config.json: security.users[0].password: expected a string, got an integer");
+  // Several users, UTF-8 names.
+  const Config c = parse_ok(users(R"([{"name": "app", "password": ")" + v +
+                                  R"("}, {"name": "usuário", "password": ")" + v + R"("}])"));
+  REQUIRE(c.security.users.size() == 2);
+  CHECK(c.security.users[1].name == "usuário");
 }

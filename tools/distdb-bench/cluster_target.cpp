@@ -87,7 +87,7 @@ class ClusterTarget final : public Target {
     // Ask the nodes in turn; the first that names a coordinator decides.
     Error last(ErrorKind::unavailable, "no node given");
     for (const Endpoint& node : options_.nodes) {
-      auto client = Client::connect(node.host, node.port, client_options());
+      auto client = Client::connect(node.host, node.port, client_options(options_));
       if (!client) {
         last = client.error();
         continue;
@@ -112,7 +112,7 @@ class ClusterTarget final : public Target {
 
   Result<std::unique_ptr<Connection>> connect(std::size_t endpoint) override {
     const Endpoint& node = endpoints_.at(endpoint % endpoints_.size());
-    auto client = Client::connect(node.host, node.port, client_options());
+    auto client = Client::connect(node.host, node.port, client_options(options_));
     if (!client) return client.error();
     return std::unique_ptr<Connection>(std::make_unique<ClusterConnection>(std::move(*client)));
   }
@@ -120,10 +120,12 @@ class ClusterTarget final : public Target {
   bool supports_pipelining() const override { return true; }
 
  private:
-  ClientOptions client_options() const {
+  static ClientOptions client_options(const Options& options) {
     ClientOptions o;
+    o.user = options.cluster_user;
+    o.password = options.cluster_password;
     o.follow_redirects = false;  // writes are forwarded by the node itself (payload.redirect stays false)
-    o.tls = options_.tls;
+    o.tls = options.tls;
     return o;
   }
 

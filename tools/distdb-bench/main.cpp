@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <random>
@@ -59,6 +60,8 @@ constexpr const char* kFooter =
     "against the system's trust store, --tls-ca FILE against FILE's CA certificates;\n"
     "--tls-cert/--tls-key present a client certificate; --tls-no-verify checks nothing\n"
     "(insecure). Each implies --tls.\n"
+    "With --target cluster, --user USER logs every connection in as USER (nodes with\n"
+    "client authentication), with the password of --password or $DISTDB_PASSWORD.\n"
     "\n"
     "Exit status: 0 success, 1 the run failed (setup, connections, or no statement\n"
     "succeeded), 2 usage.";
@@ -103,8 +106,14 @@ int main(int argc, char** argv) {
       ->option_text("direct|cluster|two-phase");
   app.add_option("--db", db_text, "direct: the MariaDB server; two-phase: the servers")
       ->option_text("HOST:PORT[,...]");
-  app.add_option("--user", o.user, "direct: MariaDB user (default root)");
-  app.add_option("--password", o.password, "direct: MariaDB password (default empty)");
+  auto* user_opt =
+      app.add_option("--user", o.user,
+                     "direct: MariaDB user (default root); cluster: the distdb user to log in as "
+                     "(default: no login)");
+  auto* password_opt = app.add_option(
+      "--password", o.password,
+      "direct: MariaDB password (default empty); cluster: the user's password (default: $DISTDB_PASSWORD). "
+      "Prefer the variable: a command line is visible to other local users");
   app.add_option("--database", o.database, "direct: database, created if missing (default distdb_bench)");
   app.add_option("--nodes", node_texts, "cluster: the nodes; thread i connects to node i mod count")
       ->delimiter(',')
@@ -188,6 +197,16 @@ int main(int argc, char** argv) {
       o.nodes.push_back(*node);
     }
     if (!db_text.empty()) return usage_error("--db is for --target direct and two-phase");
+    if (user_opt->count() > 0) {
+      o.cluster_user = o.user;
+      if (password_opt->count() > 0) {
+        o.cluster_password = o.password;
+      } else if (const char* env = std::getenv("DISTDB_PASSWORD"); env != nullptr) {
+        o.cluster_password = env;
+      }
+    } else if (password_opt->count() > 0) {
+      return usage_error("--password without --user");
+    }
   }
   if (o.timeline_ms > 0 && !o.json) return usage_error("--timeline needs --json");
   if (tls_no_verify) {

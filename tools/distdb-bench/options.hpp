@@ -41,6 +41,8 @@ struct Options {
 
   // --target cluster
   std::vector<Endpoint> nodes;
+  std::string cluster_user;      // empty: no login
+  std::string cluster_password;  // never reported
   bool coordinator_only = false;
   int pipeline = 1;  // requests outstanding per connection
   ClientTls tls;     // --tls, --tls-ca, --tls-cert/--tls-key, --tls-no-verify

@@ -100,6 +100,7 @@ void put_parameters(JsonWriter& w, const Options& o, const RunResult& run) {
     if (o.target == TargetKind::two_phase) put(w, "servers", o.dbs);
   } else {
     put(w, "nodes", o.nodes);
+    put(w, "user", o.cluster_user);
     put(w, "coordinator_only", o.coordinator_only);
   }
   put(w, "pipeline", std::int64_t{o.pipeline});

@@ -5,6 +5,7 @@
 //   distdb-cli -e "SELECT 1"        runs the statements, prints, exits
 //   distdb-cli < script.sql         runs the statements read from standard input
 //   distdb-cli --tls-ca ca.crt ...  TLS, the node's certificate checked against ca.crt
+//   distdb-cli -u USER ...          logs in as USER (password: $DISTDB_PASSWORD, -p, or asked)
 //
 // Flags follow the mariadb client's. Exit status: 0 when everything
 // succeeded, 1 when a statement failed, 2 for usage or connection errors.
@@ -12,9 +13,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +27,7 @@
 #include "reply_printer.hpp"
 #include "session.hpp"
 #include "shell.hpp"
+#include "terminal.hpp"
 #include "translation.hpp"
 
 namespace {
@@ -34,30 +38,37 @@ constexpr const char* kDescription = N_(
     "distdb-cli: the distdb database shell. Connects to any node of a cluster;\n"
     "writes sent to a node that is not the coordinator are redirected to it.");
 
-constexpr const char* kFooter = N_(
-    "Input: with -e, the statements of its argument; otherwise standard input.\n"
-    "On a terminal: prompts (and, without --host/--port, the node is asked for),\n"
-    "statements end with ';' and may span lines, ':help' lists the commands.\n"
-    "From a pipe or file: no prompts; the first failed statement stops the run\n"
-    "unless --force is given.\n"
-    "\n"
-    "Output format (--format): 'table' on a terminal and with -e (aligned table,\n"
-    "row count, time and executing node, like the mariadb client's interactive\n"
-    "output); 'tsv' when statements come from a pipe or file (header line and\n"
-    "tab-separated rows, NULL as \\N, like the mariadb client's batch output);\n"
-    "'json' gives one JSON object per statement per line.\n"
-    "\n"
-    "Exit status: 0 all statements succeeded (and always after an interactive\n"
-    "session), 1 a statement failed, 2 usage or connection error.\n"
-    "Messages follow the locale (LC_ALL, LC_MESSAGES, LANG): Portuguese under pt_*.\n"
-    "\n"
-    "On a terminal, lines can be edited and earlier ones recalled with the arrow\n"
-    "keys; the history is kept in ~/.distdb_history ($DISTDB_HISTFILE if set).\n"
-    "\n"
-    "TLS (for nodes with security.tls): the node's certificate must chain to the\n"
-    "CA certificates of --tls-ca (else to the system's trust store) and be valid\n"
-    "for the host given with --host. --tls-cert and --tls-key present a client\n"
-    "certificate, for nodes that ask for one.");
+constexpr const char* kFooter =
+    N_("Input: with -e, the statements of its argument; otherwise standard input.\n"
+       "On a terminal: prompts (and, without --host/--port, the node is asked for),\n"
+       "statements end with ';' and may span lines, ':help' lists the commands.\n"
+       "From a pipe or file: no prompts; the first failed statement stops the run\n"
+       "unless --force is given.\n"
+       "\n"
+       "Output format (--format): 'table' on a terminal and with -e (aligned table,\n"
+       "row count, time and executing node, like the mariadb client's interactive\n"
+       "output); 'tsv' when statements come from a pipe or file (header line and\n"
+       "tab-separated rows, NULL as \\N, like the mariadb client's batch output);\n"
+       "'json' gives one JSON object per statement per line.\n"
+       "\n"
+       "Logins: nodes with client authentication want a user and password. -u USER\n"
+       "gives the user; the password comes from $DISTDB_PASSWORD (preferred), from -p,\n"
+       "or, on a terminal, is asked for without echo. A password given with -p is\n"
+       "visible to other users of this machine (in the process list): prefer the\n"
+       "variable. Without -u, an interactive shell asks for a user and password when\n"
+       "the node requires them, and runs the statement again.\n"
+       "\n"
+       "Exit status: 0 all statements succeeded (and always after an interactive\n"
+       "session), 1 a statement failed, 2 usage or connection error.\n"
+       "Messages follow the locale (LC_ALL, LC_MESSAGES, LANG): Portuguese under pt_*.\n"
+       "\n"
+       "On a terminal, lines can be edited and earlier ones recalled with the arrow\n"
+       "keys; the history is kept in ~/.distdb_history ($DISTDB_HISTFILE if set).\n"
+       "\n"
+       "TLS (for nodes with security.tls): the node's certificate must chain to the\n"
+       "CA certificates of --tls-ca (else to the system's trust store) and be valid\n"
+       "for the host given with --host. --tls-cert and --tls-key present a client\n"
+       "certificate, for nodes that ask for one.");
 
 }  // namespace
 
@@ -114,6 +125,15 @@ int main(int argc, char** argv) {
   app.add_flag(
       "--tls-no-verify", tls_no_verify,
       translate(N_("Do not check the node's certificate (INSECURE, for tests only); implies --tls")));
+  std::string user;
+  std::string password;
+  auto* user_opt =
+      app.add_option("-u,--user", user, translate(N_("Log in as this user")))->option_text("USER");
+  auto* password_opt =
+      app.add_option(
+             "-p,--password", password,
+             translate(N_("The user's password (visible to other local users: prefer $DISTDB_PASSWORD)")))
+          ->option_text("PASS");
 
   try {
     app.parse(argc, argv);
@@ -136,6 +156,27 @@ int main(int argc, char** argv) {
   printer_options.format = format_opt->count() > 0 ? formats.at(format_name)
                                                    : (interactive || has_execute ? Format::table : Format::tsv);
   printer_options.blank_line_after = interactive;
+
+  if (password_opt->count() > 0 && user_opt->count() == 0) {
+    std::cerr << "distdb-cli: --password needs --user\n";
+    return cli::kExitUsageOrConnection;
+  }
+  if (user_opt->count() > 0) {
+    client_options.user = user;
+    if (password_opt->count() > 0) {
+      client_options.password = password;
+    } else if (const char* env = std::getenv("DISTDB_PASSWORD"); env != nullptr) {
+      client_options.password = env;
+    } else if (isatty(STDIN_FILENO) == 1) {
+      auto typed =
+          distdb::tools::read_secret_line(STDIN_FILENO, std::cerr, cli::tr(cli::Msg::prompt_password));
+      if (!typed) return cli::kExitUsageOrConnection;
+      client_options.password = std::move(*typed);
+    } else {
+      std::cerr << "distdb-cli: " << cli::tr(cli::Msg::no_password, {user}) << '\n';
+      return cli::kExitUsageOrConnection;
+    }
+  }
 
   cli::Session session(host, port, client_options);
   cli::ReplyPrinter printer(std::cout, std::cerr, printer_options);

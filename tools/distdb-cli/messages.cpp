@@ -19,6 +19,12 @@ constexpr std::array kMessages{
   Entry{Msg::prompt_node_port, N_("Node port: ")},
   Entry{Msg::invalid_port, N_("invalid port '{0}': expected a number from 1 to 65535")},
 
+  Entry{Msg::prompt_user, N_("User [{0}]: ")},
+  Entry{Msg::prompt_user_no_default, N_("User: ")},
+  Entry{Msg::prompt_password, N_("Password: ")},
+  Entry{Msg::login_hint, N_("the node requires a login: give -u USER, and the password in DISTDB_PASSWORD (or -p)")},
+  Entry{Msg::no_password, N_("no password for user '{0}': set DISTDB_PASSWORD, or run on a terminal to be asked for it")},
+
   Entry{Msg::banner_title, N_("distdb-cli {0}. SQL statements end with ';' and may span lines.")},
   Entry{Msg::banner_hint, N_("Commands: :node [HOST PORT], :info, :status, :leader, :timer on|off, :help, :exit (or Ctrl-D).")},
   Entry{Msg::help_text,

@@ -22,6 +22,12 @@ enum class Msg {
   prompt_node_ip,
   prompt_node_port,
   invalid_port,
+  // logins
+  prompt_user,
+  prompt_user_no_default,
+  prompt_password,
+  login_hint,
+  no_password,
   // banner and help
   banner_title,
   banner_hint,

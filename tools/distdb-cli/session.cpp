@@ -63,6 +63,13 @@ Session::Session(std::string host, std::uint16_t port, ClientOptions options)
   node_.port = port;
 }
 
+void Session::set_credentials(std::string user, std::string password) {
+  options_.user = std::move(user);
+  options_.password = std::move(password);
+  node_.client.reset();
+  coordinator_ = Link{};
+}
+
 void Session::set_node(std::string host, std::uint16_t port) {
   node_ = Link{};
   node_.host = std::move(host);
@@ -126,6 +133,11 @@ Status Session::connect() {
       // node accepts TLS connections only") and closes it: say so now.
       node_.client.reset();
       return Error(ErrorKind::unavailable, tr(Msg::cannot_connect, {address(), reply->error->message}));
+    }
+    if (reply && reply->status == ReplyStatus::error && reply->error &&
+        reply->error->kind == ErrorKind::unauthenticated) {
+      node_.client.reset();
+      return *reply->error;
     }
     if (reply) {
       learn_members(*reply);

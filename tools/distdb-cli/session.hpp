@@ -9,6 +9,10 @@
 // runs the statement there. A reply saying a failover is in progress
 // (no_quorum, not_coordinator) is retried for up to kFailoverRetry, then
 // reported as one line. A statement whose outcome is unknown is never re-run.
+//
+// Logins: every connection the session opens (the node, the coordinator a
+// redirect names, a member it fails over to, a node chosen with :node) logs
+// in with the same user and password (ClientOptions), when there is a user.
 #pragma once
 
 #include <chrono>
@@ -50,13 +54,20 @@ class Session {
 
   Session(std::string host, std::uint16_t port, ClientOptions options = {});
 
+  // The login of every connection from now on; the open ones are dropped,
+  // so that the next request connects and logs in with it.
+  void set_credentials(std::string user, std::string password);
+  const std::string& user() const { return options_.user; }
+
   // Points the session at another node; the next request connects to it.
   void set_node(std::string host, std::uint16_t port);
   const std::string& host() const { return node_.host; }
   std::uint16_t port() const { return node_.port; }
   std::string address() const { return format_address(node_.host, node_.port); }
 
-  // Connects now if not connected; the error is readable.
+  // Connects now if not connected; the error is readable. A node that
+  // requires a login this session has not given (or refused it) is an
+  // error of kind unauthenticated.
   Status connect();
 
   // Runs one statement, following REDIRECT replies; `on_redirect` is called

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "interrupt.hpp"
+#include "terminal.hpp"
 
 namespace distdb::cli {
 
@@ -42,6 +43,13 @@ std::vector<std::string> split_words(std::string_view s) {
   std::string w;
   while (in >> w) words.push_back(w);
   return words;
+}
+
+// The node would not run it: no login, or a refused one. Nothing ran.
+bool needs_login(const Outcome& outcome) {
+  if (outcome.failure) return outcome.failure->kind == ErrorKind::unauthenticated;
+  return outcome.reply && outcome.reply->status == ReplyStatus::error && outcome.reply->error &&
+         outcome.reply->error->kind == ErrorKind::unauthenticated;
 }
 
 // "host:port" or "[v6]:port".
@@ -141,10 +149,68 @@ std::optional<std::pair<std::string, std::uint16_t>> Shell::ask_node() {
 bool Shell::connect_first() {
   if (auto st = session_.connect(); !st) {
     err_ << st.error().message << '\n';
+    if (st.error().kind == ErrorKind::unauthenticated && session_.user().empty())
+      err_ << tr(Msg::login_hint) << '\n';
     connection_failed_ = true;
     return false;
   }
   return true;
+}
+
+std::optional<std::string> Shell::read_password(const std::string& prompt) {
+  if (reader_ != nullptr) return tools::read_secret_line(STDIN_FILENO, out_, prompt);
+  // Plain lines: through the same stream as the others (it may hold keys
+  // typed ahead), with the terminal's echo off.
+  std::optional<std::string> line;
+  bool echo_was_off = false;
+  {
+    const tools::EchoOff quiet(STDIN_FILENO);
+    echo_was_off = quiet.active();
+    out_ << prompt << std::flush;
+    std::string text;
+    if (std::getline(in_, text)) {
+      line = std::move(text);
+    } else if (InterruptHandler::take_interrupt()) {
+      in_.clear();
+      std::clearerr(stdin);
+    }
+  }
+  if (echo_was_off) out_ << '\n' << std::flush;
+  return line;
+}
+
+bool Shell::ask_login() {
+  if (!options_.interactive) return false;
+  const std::string fallback = session_.user().empty() ? tools::os_user_name() : session_.user();
+  auto user =
+      read_line(fallback.empty() ? tr(Msg::prompt_user_no_default) : tr(Msg::prompt_user, {fallback}));
+  if (!user) {
+    (void)take_interrupted();
+    out_ << '\n';
+    return false;
+  }
+  std::string name(trim(*user));
+  if (name.empty()) name = fallback;
+  if (name.empty()) return false;
+  auto password = read_password(tr(Msg::prompt_password));
+  if (!password) {
+    (void)take_interrupted();
+    return false;
+  }
+  session_.set_credentials(std::move(name), std::move(*password));
+  return true;
+}
+
+Status Shell::connect_with_login() {
+  for (int tries = 0;; ++tries) {
+    Status st = [&] {
+      const Running running;
+      return session_.connect();
+    }();
+    if (st) return st;
+    err_ << st.error().message << '\n';
+    if (st.error().kind != ErrorKind::unauthenticated || tries >= kLoginTries || !ask_login()) return st;
+  }
 }
 
 int Shell::run_interactive(bool ask_for_node) {
@@ -157,7 +223,7 @@ int Shell::run_interactive(bool ask_for_node) {
     session_.set_node(node->first, node->second);
   }
   // A node that is down is reported, but the shell stays: :node, or retry later.
-  if (auto st = session_.connect(); !st) err_ << st.error().message << '\n';
+  (void)connect_with_login();
   print_banner();
   for (;;) {
     const auto line = read_line(prompt());
@@ -234,13 +300,20 @@ Shell::Flow Shell::finish_pending() {
 }
 
 Shell::Flow Shell::run_statement(const std::string& sql) {
-  const Outcome outcome = [&] {
-    const Running running;
-    return session_.run(sql, [this](const PeerConfig& c) { printer_.redirect_notice(c); });
-  }();
-  printer_.print(outcome);
-  if (outcome.succeeded()) return Flow::go_on;
-  return after_failure(outcome.connection_failed());
+  for (int tries = 0;; ++tries) {
+    const Outcome outcome = [&] {
+      const Running running;
+      return session_.run(sql, [this](const PeerConfig& c) { printer_.redirect_notice(c); });
+    }();
+    printer_.print(outcome);
+    if (outcome.succeeded()) return Flow::go_on;
+    // The node would not run it without a login: ask for one, run it again.
+    if (needs_login(outcome) && tries < kLoginTries && ask_login()) continue;
+    if (needs_login(outcome) && !options_.interactive && session_.user().empty()) {
+      err_ << tr(Msg::login_hint) << '\n';
+    }
+    return after_failure(outcome.connection_failed());
+  }
 }
 
 Shell::Flow Shell::run_command(std::string_view line) {
@@ -265,23 +338,26 @@ Shell::Flow Shell::run_command(std::string_view line) {
 }
 
 std::optional<Reply> Shell::fetch_status() {
-  auto status = [&] {
-    const Running running;
-    return session_.status();
-  }();
-  if (status && status->status == ReplyStatus::ok) return std::move(*status);
-  Outcome outcome;
-  if (status) {
-    outcome.reply = std::move(*status);
-  } else {
-    outcome.failure = status.error();
+  for (int tries = 0;; ++tries) {
+    auto status = [&] {
+      const Running running;
+      return session_.status();
+    }();
+    if (status && status->status == ReplyStatus::ok) return std::move(*status);
+    Outcome outcome;
+    if (status) {
+      outcome.reply = std::move(*status);
+    } else {
+      outcome.failure = status.error();
+    }
+    // Errors are printed like a statement's, in any format but JSON (this is for humans).
+    PrinterOptions human = printer_.options();
+    if (human.format == Format::json) human.format = Format::table;
+    ReplyPrinter(out_, err_, human).print(outcome);
+    if (needs_login(outcome) && tries < kLoginTries && ask_login()) continue;
+    (void)after_failure(outcome.connection_failed());
+    return std::nullopt;
   }
-  // Errors are printed like a statement's, in any format but JSON (this is for humans).
-  PrinterOptions human = printer_.options();
-  if (human.format == Format::json) human.format = Format::table;
-  ReplyPrinter(out_, err_, human).print(outcome);
-  (void)after_failure(outcome.connection_failed());
-  return std::nullopt;
 }
 
 Shell::Flow Shell::command_info() {
@@ -366,12 +442,9 @@ Shell::Flow Shell::command_node(const std::vector<std::string>& args) {
     err_ << tr(Msg::node_usage) << '\n';
     return after_failure(false);
   }
+  // The same login as before, on the new node; asked for again if refused there.
   session_.set_node(target->first, target->second);
-  const Running running;
-  if (auto st = session_.connect(); !st) {
-    err_ << st.error().message << '\n';
-    return after_failure(true);
-  }
+  if (!connect_with_login()) return after_failure(true);
   return Flow::go_on;
 }
 

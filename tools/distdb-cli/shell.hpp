@@ -74,6 +74,15 @@ class Shell {
   std::optional<std::pair<std::string, std::uint16_t>> ask_node();
   // Connects at start-up (batch and -e); false after printing why not.
   bool connect_first();
+  // Interactive sessions, when a node answers that it requires a login (or
+  // refused one): asks for a user (the OS user by default) and a password
+  // (not echoed) and gives them to the session. False when the user gave
+  // none (end of input, Ctrl-C) or the session is not interactive.
+  bool ask_login();
+  // Session::connect(), asking for a login (up to kLoginTries times) while
+  // the node refuses to go on without one; each error is printed.
+  Status connect_with_login();
+  std::optional<std::string> read_password(const std::string& prompt);
 
   void print_banner();
   std::string prompt() const;
@@ -88,6 +97,8 @@ class Shell {
   ShellOptions options_;
   LineReader* reader_;
   StatementSplitter splitter_;
+  static constexpr int kLoginTries = 3;
+
   bool statement_failed_ = false;
   bool connection_failed_ = false;
   bool interrupted_ = false;

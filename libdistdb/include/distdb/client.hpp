@@ -7,6 +7,13 @@
 // dropped, timed out) are returned as errors; an SQL error is a Reply with
 // status ReplyStatus::error.
 //
+// Authentication (docs/security.md): with ClientOptions::user set, the
+// client logs in right after every connection it opens (the first, each
+// reconnection, each failover), before anything else is sent on it. A
+// refused login is ErrorKind::unauthenticated with the node's message; it is
+// never retried on another member. Without a user, nothing changes: a node
+// that requires a login answers every request with that error kind.
+//
 // Two ways to get one:
 //
 // - Client::connect(host, port): bound to that one node. query() returns
@@ -81,6 +88,17 @@ struct ClientOptions {
   bool follow_redirects = true;  // follow REDIRECT replies to the coordinator
   int retry_for_ms = 10000;      // how long safe-to-retry failures are retried (also bounds each connect)
   ClientTls tls;                 // the same for every member of a cluster client
+
+  // The login (see above). The node says which mechanism it expects:
+  //   SCRAM-SHA-256 (security.client_auth "users"): the password never
+  //     leaves the client, and the node must prove that it holds the
+  //     user's verifier, or the login fails;
+  //   PLAIN (client_auth "database"): the password itself, which the client
+  //     sends only over TLS or to a loopback address, unless
+  //     allow_cleartext_password says it may cross the network in clear.
+  std::string user;
+  std::string password;
+  bool allow_cleartext_password = false;
 };
 
 // What the last query() or status() of a cluster client went through.

@@ -98,7 +98,27 @@ struct TlsConfig {
   ClientCertificates client_certificates = ClientCertificates::none;
 };
 
-// Authentication of the messages between members, and TLS (docs/security.md).
+// How clients log in before they may run SQL (docs/security.md):
+//   users     SCRAM-SHA-256 against SecurityConfig::users
+//   database  a user and password of the node's MariaDB, checked by logging
+//             in to it (the client sends them only over TLS or to a loopback
+//             address unless it allows otherwise)
+//   off       nobody is authenticated: anyone who reaches the port runs SQL
+//             (local demos; a warning says so at startup)
+enum class ClientAuth { users, database, off };
+
+DISTDB_API const char* to_string(ClientAuth mode);
+
+// A client account: its name and its SCRAM-SHA-256 verifier,
+//   "SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>"
+// (`distdb-node --hash-password` makes one), never the password itself.
+struct ClientUser {
+  std::string name;
+  std::string verifier;
+};
+
+// Authentication of clients and of the messages between members, and TLS
+// (docs/security.md).
 struct SecurityConfig {
   // Every member must hold the same secret (at least 16 bytes); each peer
   // message then carries an HMAC-SHA256 of it and anti-replay numbers, and
@@ -109,6 +129,12 @@ struct SecurityConfig {
   // Present: the node's port speaks only TLS, and links to peers use it too.
   // Absent: plaintext, for trusted networks only.
   std::optional<TlsConfig> tls;
+  // A config file that does not choose gets `users` when it lists users,
+  // `database` when the data is in MariaDB, and is refused otherwise (SQLite
+  // without users). Node::start() refuses `users` without any user and
+  // `database` without MariaDB storage.
+  ClientAuth client_auth = ClientAuth::users;
+  std::vector<ClientUser> users;
 };
 
 struct Config {

@@ -25,6 +25,7 @@ enum class ErrorKind {
   no_quorum,            // the cluster has no majority behind a coordinator
   timeout,              // no answer within the deadline
   unavailable,          // connection refused or dropped, node stopping
+  unauthenticated,      // the node requires a login first, or the login failed; nothing ran
   config,               // a configuration error
   io,                   // a local I/O error (file, socket)
   internal,             // a bug; should never happen

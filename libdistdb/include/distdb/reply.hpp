@@ -22,6 +22,10 @@ struct Reply {
   std::string message;              // a human-readable summary
   std::optional<Error> error;       // set when status == error
   std::optional<PeerConfig> coordinator;  // set when status == redirect: where to send the write
+  // The login a node expects ("SCRAM-SHA-256", "PLAIN"), named in its
+  // error replies of kind unauthenticated; "off" in its answer to a login
+  // when it authenticates nobody.
+  std::string auth_mechanism;
 };
 
 }  // namespace distdb

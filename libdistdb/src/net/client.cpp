@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "net/tls.hpp"
+#include "auth/scram.hpp"
 #include "wire/codec.hpp"
 #include "wire/frame_splitter.hpp"
 
@@ -263,6 +264,26 @@ bool same_address(const PeerConfig& a, const std::string& host, std::uint16_t po
   return a.ip == host && a.port == port;
 }
 
+// Whether the other end of `fd` is a loopback address (127.0.0.0/8, ::1, or
+// ::ffff:127.x.y.z): traffic that never leaves the machine.
+bool peer_is_loopback(int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return false;
+  if (address.ss_family == AF_INET) {
+    sockaddr_in v4{};
+    std::memcpy(&v4, &address, sizeof v4);
+    return (ntohl(v4.sin_addr.s_addr) >> 24) == 127;
+  }
+  if (address.ss_family == AF_INET6) {
+    sockaddr_in6 v6{};
+    std::memcpy(&v6, &address, sizeof v6);
+    if (IN6_IS_ADDR_LOOPBACK(&v6.sin6_addr)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr) && v6.sin6_addr.s6_addr[12] == 127;
+  }
+  return false;
+}
+
 }  // namespace
 
 struct Client::Impl {
@@ -295,7 +316,16 @@ struct Client::Impl {
   std::size_t current = 0;         // index in `known` of host:port
   QueryTrace trace;
 
+  // Logins: the mechanism the nodes asked for last, and the keys derived
+  // from the password for the salt and count they sent (auth/scram.hpp).
+  std::string_view mechanism = auth::kScramSha256;
+  auth::ClientKeys scram_keys;
+
   std::string where() const { return host + ":" + std::to_string(port); }
+
+  // Whether the connection is encrypted (and the node's certificate was
+  // checked, unless ClientTls::verify is off).
+  bool is_tls() const { return ssl != nullptr; }
 
   void disconnect() {
     if (ssl != nullptr) {
@@ -338,6 +368,97 @@ struct Client::Impl {
       session = *handshake;
     }
     attach(*s, session);
+    if (auto st = authenticate(); !st) {
+      disconnect();
+      return st;
+    }
+    return {};
+  }
+
+  // --- login (see client.hpp) ---
+
+  // One AUTH request and its reply on a fresh connection. A transport
+  // failure is `unavailable`: no request of the caller's was sent.
+  Result<Reply> auth_exchange(wire::AuthRequest login) {
+    wire::Request request;
+    request.id = next_id++;
+    request.body = std::move(login);
+    std::string line = wire::encode_request(request);
+    line.push_back('\n');
+    std::size_t written = 0;
+    auto sent = write_all(line, written);
+    auto& sent_login = std::get<wire::AuthRequest>(request.body);
+    std::fill(sent_login.password.begin(), sent_login.password.end(), '\0');
+    std::fill(line.begin(), line.end(), '\0');
+    if (!sent) return Error(ErrorKind::unavailable, sent.error().message + " (while logging in)");
+    ++outstanding;
+    auto reply = receive(options.request_timeout_ms);
+    if (!reply) {
+      disconnect();
+      outstanding = 0;
+      return Error(ErrorKind::unavailable, reply.error().message + " (while logging in)");
+    }
+    if (reply->id && *reply->id != *request.id) {
+      return Error(ErrorKind::invalid_request, "reply from " + where() + " answers request " +
+                                                   std::to_string(*reply->id) + " while logging in");
+    }
+    return reply;
+  }
+
+  // The node's refusal as an Error; a node that expects another mechanism
+  // (and names one we know) gets `switch_to`.
+  static Error refusal(const Reply& reply, std::string_view& switch_to) {
+    const Error e = reply.error ? *reply.error : Error(ErrorKind::internal, reply.message);
+    if (e.kind == ErrorKind::unauthenticated) {
+      if (reply.auth_mechanism == auth::kScramSha256) switch_to = auth::kScramSha256;
+      if (reply.auth_mechanism == auth::kPlain) switch_to = auth::kPlain;
+    }
+    return e;
+  }
+
+  Status authenticate() {
+    if (options.user.empty()) return {};
+    // At most one change of mechanism: the node names the one it expects.
+    for (int round = 0; round < 2; ++round) {
+      std::string_view switch_to;
+      Status result = mechanism == auth::kPlain ? login_plain(switch_to) : login_scram(switch_to);
+      if (result || switch_to.empty() || switch_to == mechanism) return result;
+      mechanism = switch_to;
+    }
+    return Error(ErrorKind::unauthenticated, where() + " keeps changing the login it expects");
+  }
+
+  Status login_scram(std::string_view& switch_to) {
+    auth::ScramClient scram(options.user, options.password);
+    auto first = scram.first_message();
+    if (!first) return first.error();
+    auto reply = auth_exchange({std::string(auth::kScramSha256), std::move(*first), {}, {}});
+    if (!reply) return reply.error();
+    if (reply->status != ReplyStatus::ok) return refusal(*reply, switch_to);
+    if (reply->auth_mechanism == "off") return {};  // the node authenticates nobody
+    auto final = scram.final_message(reply->message, &scram_keys);
+    if (!final)
+      return Error(ErrorKind::unauthenticated, "login to " + where() + " failed: " + final.error().message);
+    reply = auth_exchange({std::string(auth::kScramSha256), std::move(*final), {}, {}});
+    if (!reply) return reply.error();
+    if (reply->status != ReplyStatus::ok) return refusal(*reply, switch_to);
+    if (auto st = scram.verify_server_final(reply->message); !st) {
+      return Error(ErrorKind::unauthenticated, "login to " + where() + " failed: " + st.error().message);
+    }
+    return {};
+  }
+
+  Status login_plain(std::string_view& switch_to) {
+    if (!is_tls() && !peer_is_loopback(fd) && !options.allow_cleartext_password) {
+      return Error(ErrorKind::unauthenticated,
+                   where() +
+                       " expects the password itself (PLAIN: its logins are checked by its database), and "
+                       "this connection is neither TLS nor to a loopback address; the password was not sent "
+                       "(ClientOptions::allow_cleartext_password sends it anyway)");
+    }
+    auto reply = auth_exchange({std::string(auth::kPlain), {}, options.user, options.password});
+    if (!reply) return reply.error();
+    if (reply->status != ReplyStatus::ok) return refusal(*reply, switch_to);
     return {};
   }
 
@@ -652,6 +773,8 @@ struct Client::Impl {
       std::optional<Attempt> a;
       if (fd < 0) {
         if (auto st = ensure_connected(bounded_ms(options.connect_timeout_ms, deadline)); !st) {
+          // A refused login would be refused by the next member too.
+          if (st.error().kind == ErrorKind::unauthenticated) return st.error();
           a = Attempt{st.error(), true};
         }
       }

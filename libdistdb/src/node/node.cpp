@@ -10,6 +10,14 @@
 // another member is forwarded to the coordinator, or answered REDIRECT when
 // the client asks for that.
 //
+// Clients log in first (security.client_auth, node/client_auth.hpp): until
+// an AUTH exchange has succeeded on a connection, every request on it but
+// AUTH and PING is answered with an error of kind unauthenticated that names
+// the mechanism expected. Logins are judged in the connection's order like
+// any request, so a request pipelined behind a login runs only if the login
+// succeeded. Peer frames are not client requests: they are authenticated by
+// the cluster secret (wire/peer_auth.hpp) and never see this.
+//
 // Per connection, requests run one at a time, in arrival order, and replies
 // leave in that order. That gives every client read-your-writes on its own
 // connection and lets pipelining clients match replies by position as well
@@ -24,11 +32,15 @@
 #include <mutex>
 #include <unordered_map>
 
+#include <openssl/crypto.h>
+
 #include "distdb/transport.hpp"
+#include "node/client_auth.hpp"
 #include "node/replication_driver.hpp"
 #include "node/storage_pool.hpp"
 #include "sql/statement.hpp"
 #include "util/log_internal.hpp"
+#include "util/text.hpp"
 #include "wire/codec.hpp"
 #include "wire/peer_auth.hpp"
 #include "wire/peer_codec.hpp"
@@ -51,6 +63,11 @@ struct Session {
   bool closing = false;      // close() was called
   bool peer = false;         // carries a member's replication messages
   std::uint64_t refused_peer_frames = 0;  // unauthenticated ones (logged: the first, then every 1000th)
+  // Client login (node/client_auth.hpp).
+  bool authenticated = false;                // may run requests (always, with client_auth off)
+  std::unique_ptr<auth::ScramServer> scram;  // a SCRAM exchange waiting for its client-final
+  int auth_failures = 0;
+  std::string user;  // who logged in
 };
 
 std::string plural(std::uint64_t n, const char* word) {
@@ -85,6 +102,7 @@ struct Node::Impl final : TransportHandler {
   std::unique_ptr<Transport> transport;
   std::unique_ptr<StoragePool> pool;
   std::unique_ptr<ReplicationDriver> replication;
+  std::unique_ptr<ClientAuthenticator> authenticator;
   std::uint16_t bound_port = 0;
 
   // Writes handed to the replication core, by tag.
@@ -128,6 +146,13 @@ struct Node::Impl final : TransportHandler {
     return nullptr;
   }
 
+  // The session of `conn`, created on first use. Called with sessions_mutex held.
+  Session& session(ConnectionId conn) {
+    auto [it, created] = sessions.try_emplace(conn);
+    if (created) it->second.authenticated = authenticator->mode() == ClientAuth::off;
+    return it->second;
+  }
+
   // --- TransportHandler (network thread) ---
 
   void on_frame(ConnectionId conn, std::string frame) override {
@@ -168,7 +193,7 @@ struct Node::Impl final : TransportHandler {
       }
       {
         std::lock_guard lock(sessions_mutex);
-        Session& s = sessions[conn];
+        Session& s = session(conn);
         if (!s.peer) {
           s.peer = true;
           transport->trust_as_peer(conn);
@@ -180,7 +205,7 @@ struct Node::Impl final : TransportHandler {
     std::optional<std::uint64_t> id;
     auto request = wire::decode_request(frame, id);
     std::lock_guard lock(sessions_mutex);
-    Session& s = sessions[conn];
+    Session& s = session(conn);
     if (s.input_ended) return;
     if (static_cast<int>(s.queue.size()) >= config.limits.max_pending_per_connection) {
       // The client does not read its replies fast enough: answer once and
@@ -208,7 +233,7 @@ struct Node::Impl final : TransportHandler {
     std::uint64_t count = 0;
     {
       std::lock_guard lock(sessions_mutex);
-      count = ++sessions[conn].refused_peer_frames;
+      count = ++session(conn).refused_peer_frames;
     }
     if (count == 1 || count % 1000 == 0) {
       DISTDB_LOG(warn) << "[!] connection " << conn << ": " << why.message
@@ -218,7 +243,7 @@ struct Node::Impl final : TransportHandler {
 
   void on_input_end(ConnectionId conn, const Error* error) override {
     std::lock_guard lock(sessions_mutex);
-    Session& s = sessions[conn];
+    Session& s = session(conn);
     if (error != nullptr && !s.input_ended) {
       DISTDB_LOG(debug) << "connection " << conn << ": " << error->message;
       s.queue.push_back({std::nullopt, std::nullopt, error_reply(std::nullopt, *error)});
@@ -244,6 +269,20 @@ struct Node::Impl final : TransportHandler {
         transport->send(conn, std::move(p.ready_reply));
         continue;
       }
+      if (auto* login = std::get_if<wire::AuthRequest>(&p.request->body)) {
+        authenticate(conn, s, p.id, *login);
+        OPENSSL_cleanse(login->password.data(), login->password.size());
+        continue;
+      }
+      if (!s.authenticated && !std::holds_alternative<wire::Ping>(p.request->body)) {
+        const bool abandoned = s.scram != nullptr;
+        s.scram.reset();
+        transport->send(conn,
+                        unauthenticated_reply(p.id, abandoned ? "a login was in progress on this connection: "
+                                                                "finish it before any other request"
+                                                              : "log in first"));
+        continue;
+      }
       if (auto* query = std::get_if<wire::ClientQuery>(&p.request->body)) {
         s.busy = true;
         start_query(conn, p.id, std::move(*query));
@@ -260,6 +299,153 @@ struct Node::Impl final : TransportHandler {
     if (!s.busy && s.queue.empty() && s.input_ended && !s.closing) {
       s.closing = true;
       transport->close(conn);
+    }
+  }
+
+  // --- client login ---
+
+  // An error of kind unauthenticated naming the mechanism the node expects.
+  std::string unauthenticated_reply(std::optional<std::uint64_t> id, const std::string& what) const {
+    const std::string mechanism(authenticator->mechanism());
+    Reply r;
+    r.id = id;
+    r.node = config.id;
+    r.status = ReplyStatus::error;
+    r.message = what + " (this node requires " + mechanism + " authentication)";
+    r.error = Error(ErrorKind::unauthenticated, r.message);
+    r.auth_mechanism = mechanism;
+    return wire::encode_reply(r);
+  }
+
+  std::string auth_ok_reply(std::optional<std::uint64_t> id, std::string message,
+                            std::string mechanism = {}) const {
+    Reply r;
+    r.id = id;
+    r.node = config.id;
+    r.message = std::move(message);
+    r.auth_mechanism = std::move(mechanism);
+    return wire::encode_reply(r);
+  }
+
+  // One AUTH request, in the connection's turn. Called with sessions_mutex
+  // held, from pump(); a database check leaves the session busy until it
+  // is answered.
+  void authenticate(ConnectionId conn, Session& s, std::optional<std::uint64_t> id,
+                    wire::AuthRequest& login) {
+    if (authenticator->mode() == ClientAuth::off) {
+      transport->send(conn, auth_ok_reply(id, "client authentication is off on this node", "off"));
+      return;
+    }
+    if (s.authenticated) {
+      transport->send(conn, error_reply(id, Error(ErrorKind::invalid_request,
+                                                  "this connection is already authenticated (as " +
+                                                      text::quote_for_message(s.user) + ")")));
+      return;
+    }
+    const std::string_view expected = authenticator->mechanism();
+    if (login.mechanism != expected) {
+      // Not a failed login: the client learns what to use.
+      s.scram.reset();
+      transport->send(conn,
+                      unauthenticated_reply(
+                          id, "mechanism " + text::quote_for_message(login.mechanism) + " is not accepted"));
+      return;
+    }
+    if (authenticator->mode() == ClientAuth::users) {
+      scram_step(conn, s, id, login.message);
+      return;
+    }
+    // PLAIN, checked against the database.
+    if (!auth::is_valid_user_name(login.user) || login.password.empty()) {
+      login_failed(conn, s, id, login.user, "no user name or no password given");
+      return;
+    }
+    std::string user = login.user;
+    const bool queued = authenticator->check_database_login(
+        login.user, login.password,
+        [this, conn, id, user](Status result) { finish_database_login(conn, id, user, result); });
+    if (!queued) {
+      transport->send(conn, error_reply(id, Error(ErrorKind::unavailable,
+                                                  "too many logins are being checked; try again shortly")));
+      return;
+    }
+    s.busy = true;
+  }
+
+  void scram_step(ConnectionId conn, Session& s, std::optional<std::uint64_t> id,
+                  const std::string& message) {
+    if (!s.scram) {
+      s.scram = std::make_unique<auth::ScramServer>(
+          [this](std::string_view user) { return authenticator->lookup(user); });
+      auto server_first = s.scram->first(message);
+      if (!server_first) {
+        const std::string user = s.scram->user();
+        s.scram.reset();
+        login_failed(conn, s, id, user, server_first.error().message);
+        return;
+      }
+      transport->send(conn, auth_ok_reply(id, std::move(*server_first)));
+      return;
+    }
+    std::unique_ptr<auth::ScramServer> scram = std::move(s.scram);
+    auto server_final = scram->final(message);
+    if (!server_final) {
+      login_failed(conn, s, id, scram->user(), server_final.error().message);
+      return;
+    }
+    s.authenticated = true;
+    s.user = scram->user();
+    DISTDB_LOG(debug) << "connection " << conn << ": authenticated as " << text::quote_for_message(s.user);
+    transport->send(conn, auth_ok_reply(id, std::move(*server_final)));
+  }
+
+  // The answer of the database to a PLAIN login (checker thread).
+  void finish_database_login(ConnectionId conn, std::optional<std::uint64_t> id, const std::string& user,
+                             const Status& result) {
+    std::lock_guard lock(sessions_mutex);
+    auto it = sessions.find(conn);
+    if (it == sessions.end()) return;  // the client went away meanwhile
+    Session& s = it->second;
+    s.busy = false;
+    if (result) {
+      s.authenticated = true;
+      s.user = user;
+      DISTDB_LOG(debug) << "connection " << conn << ": authenticated as " << text::quote_for_message(user);
+      transport->send(conn, auth_ok_reply(id, "authenticated as " + text::quote_for_message(user)));
+    } else if (result.error().kind == ErrorKind::unauthenticated) {
+      login_failed(conn, s, id, user, result.error().message);
+    } else {
+      // Not the client's fault, and not a failed attempt.
+      DISTDB_LOG(warn) << "[!] connection " << conn << ": cannot check the login of "
+                       << text::quote_for_message(user) << ": " << result.error().message;
+      transport->send(conn,
+                      error_reply(id, Error(ErrorKind::storage_unavailable,
+                                            "the node's database cannot be reached to check the login")));
+    }
+    pump(conn, s);
+  }
+
+  // A failed login: one message whatever the cause (the cause goes to the
+  // log only), and the connection is closed after the last allowed failure.
+  void login_failed(ConnectionId conn, Session& s, std::optional<std::uint64_t> id, const std::string& user,
+                    const std::string& why) {
+    ++s.auth_failures;
+    const bool last = s.auth_failures >= ClientAuthenticator::kMaxFailuresPerConnection;
+    authenticator->log_failure(conn, user, why + (last ? "; closing the connection" : ""));
+    std::string message = user.empty() ? "authentication failed"
+                                       : "authentication failed for user " + text::quote_for_message(user);
+    if (last) message += "; too many failures, closing the connection";
+    Reply r;
+    r.id = id;
+    r.node = config.id;
+    r.status = ReplyStatus::error;
+    r.message = message;
+    r.error = Error(ErrorKind::unauthenticated, message);
+    r.auth_mechanism = std::string(authenticator->mechanism());
+    transport->send(conn, wire::encode_reply(r));
+    if (last) {
+      s.input_ended = true;
+      s.queue.clear();  // what was pipelined behind it is not answered: the connection ends
     }
   }
 
@@ -460,6 +646,9 @@ Status Node::start() {
   std::lock_guard lock(impl_->lifecycle_mutex);
   if (impl_->running) return Error(ErrorKind::internal, "node already started");
   const Config& cfg = impl_->config;
+  auto authenticator = ClientAuthenticator::create(cfg);
+  if (!authenticator) return authenticator.error();
+  impl_->authenticator = std::move(*authenticator);
   impl_->pool = std::make_unique<StoragePool>(cfg.storage, std::max(1, cfg.storage.pool_size));
   impl_->transport = make_tcp_transport(cfg);
   Impl* impl = impl_.get();
@@ -474,6 +663,7 @@ Status Node::start() {
     impl_->pool.reset();
     impl_->transport.reset();
     impl_->replication.reset();
+    impl_->authenticator.reset();
     return st;
   }
   impl_->bound_port = impl_->transport->local_port();
@@ -486,6 +676,11 @@ Status Node::start() {
     DISTDB_LOG(info)
         << "[*] Peer messages are accepted only from connections with a verified certificate named "
            "distdb-node-<sender id>";
+  }
+  if (cfg.security.client_auth == ClientAuth::off) {
+    DISTDB_LOG(warn)
+        << "[!] Clients are not authenticated: anyone who can reach port " << impl_->bound_port
+        << " can run SQL (security.client_auth is \"off\"; for local demos only, docs/security.md).";
   }
   impl_->replication->start();
   impl_->running = true;
@@ -508,6 +703,7 @@ void Node::stop() {
   impl_->transport->stop();
   impl_->replication->stop();
   impl_->pool->stop();
+  impl_->authenticator->stop();
   {
     // Writes still waiting for the core will not be answered by it any more.
     std::lock_guard writes_lock(impl_->writes_mutex);

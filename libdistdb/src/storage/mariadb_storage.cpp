@@ -105,6 +105,9 @@ using Clock = std::chrono::steady_clock;
 // timeout that drops the connection.
 constexpr unsigned int kReadTimeoutS = 90;
 constexpr unsigned int kWriteTimeoutS = 90;
+// A client's login checked against the server (check_mariadb_login) waits
+// no longer than this for each step.
+constexpr int kLoginCheckTimeoutS = 5;
 
 // How long a decision from another session waits for a lost preparing
 // session to disappear from the server (point 3 at the top).
@@ -923,6 +926,50 @@ class MariadbStorage final : public Storage {
 };
 
 }  // namespace
+
+Status check_mariadb_login(const DbConfig& config, const std::string& user, const std::string& password) {
+  init_library_once();
+  MYSQL* conn = mysql_init(nullptr);
+  if (conn == nullptr) return Error(ErrorKind::storage_unavailable, "mysql_init: out of memory");
+  // Over TCP, never the local socket: on a socket, MariaDB's unix_socket
+  // plugin would accept an account of the node's own operating-system user
+  // whatever password the client gave. And only plugins that check a
+  // password (not, say, a dialog that could ask anything).
+  const unsigned int tcp = MYSQL_PROTOCOL_TCP;
+  const unsigned int connect_s =
+      static_cast<unsigned int>(std::clamp((config.connect_timeout_ms + 999) / 1000, 1, kLoginCheckTimeoutS));
+  const unsigned int io_s = kLoginCheckTimeoutS;
+  const my_bool no = 0;
+  mysql_options(conn, MYSQL_OPT_PROTOCOL, &tcp);
+  mysql_options(conn, MYSQL_OPT_CONNECT_TIMEOUT, &connect_s);
+  mysql_options(conn, MYSQL_OPT_READ_TIMEOUT, &io_s);
+  mysql_options(conn, MYSQL_OPT_WRITE_TIMEOUT, &io_s);
+  mysql_options(conn, MYSQL_OPT_LOCAL_INFILE, &no);
+  mysql_options(conn, MARIADB_OPT_RESTRICTED_AUTH,
+                "mysql_native_password,client_ed25519,caching_sha2_password");
+  const char* database = config.database.empty() ? nullptr : config.database.c_str();
+  const std::string where = config.host + ":" + std::to_string(config.port);
+  if (mysql_real_connect(conn, config.host.c_str(), user.c_str(), password.c_str(), database, config.port,
+                         nullptr, 0) != nullptr) {
+    mysql_close(conn);
+    return {};
+  }
+  const unsigned int code = mysql_errno(conn);
+  const std::string message = mysql_error(conn);
+  mysql_close(conn);
+  // The server could not be asked; anything else (access denied, no
+  // access to the database, a locked or expired account, a plugin not
+  // allowed) is a refusal.
+  // (A missing database is the node's business, not the client's.)
+  const bool unreachable = code == 2002 || code == 2003 || code == 2005 || code == 2006 || code == 2013 ||
+                           code == kErServerShutdown || code == kErBadDb;
+  if (unreachable) {
+    return Error(ErrorKind::storage_unavailable, "cannot reach MariaDB at " + where + ": " + message,
+                 static_cast<int>(code));
+  }
+  return Error(ErrorKind::unauthenticated, "MariaDB at " + where + " refused the login: " + message,
+               static_cast<int>(code));
+}
 
 Result<std::unique_ptr<Storage>> open_mariadb_storage(const DbConfig& config) {
   auto storage = std::make_unique<MariadbStorage>(config);

@@ -5,6 +5,7 @@
 #include <array>
 #include <string>
 
+#include "storage/login_check.hpp"
 #include "storage/sqlite_storage.hpp"
 #ifdef DISTDB_WITH_MARIADB
 #include "storage/mariadb_storage.hpp"
@@ -60,6 +61,18 @@ Result<std::unique_ptr<Storage>> open_storage(const StorageConfig& config) {
 #endif
   }
   return Error(ErrorKind::config, "unknown storage backend");
+}
+
+Status check_database_login(const StorageConfig& config, const std::string& user,
+                            const std::string& password) {
+#ifdef DISTDB_WITH_MARIADB
+  if (config.backend == StorageBackend::mariadb) return check_mariadb_login(config.db, user, password);
+#else
+  (void)user;
+  (void)password;
+#endif
+  return Error(ErrorKind::config,
+               std::string("logins cannot be checked against ") + to_string(config.backend) + " storage");
 }
 
 namespace {

@@ -13,6 +13,7 @@ const char* to_string(ErrorKind kind) {
     case ErrorKind::no_quorum: return "no_quorum";
     case ErrorKind::timeout: return "timeout";
     case ErrorKind::unavailable: return "unavailable";
+    case ErrorKind::unauthenticated: return "unauthenticated";
     case ErrorKind::config: return "config";
     case ErrorKind::io: return "io";
     case ErrorKind::internal: return "internal";

@@ -213,6 +213,36 @@ Result<RequestBody> decode_client_query(const JsonValue& root) {
   return RequestBody{std::move(q)};
 }
 
+// An optional string field of an AUTH payload, at most `max` bytes. The
+// message never quotes the value: it may be a password.
+Status read_auth_field(const JsonValue& payload, const char* key, std::size_t max, std::string& out) {
+  const JsonValue* v = find_member(payload, key);
+  if (v == nullptr) return {};
+  const std::string field = std::string("payload.") + key;
+  if (!v->IsString()) return wrong_type(field, "a string", *v);
+  if (v->GetStringLength() > max) {
+    return invalid("field '" + field + "' is longer than " + std::to_string(max) + " bytes");
+  }
+  out.assign(v->GetString(), v->GetStringLength());
+  return {};
+}
+
+Result<RequestBody> decode_auth(const JsonValue& root) {
+  const JsonValue* payload = find_member(root, "payload");
+  if (payload == nullptr) return invalid("missing field 'payload' (AUTH needs {\"mechanism\": ...})");
+  if (!payload->IsObject()) return wrong_type("payload", "an object", *payload);
+  AuthRequest a;
+  if (find_member(*payload, "mechanism") == nullptr) return invalid("missing field 'payload.mechanism'");
+  if (auto st = read_auth_field(*payload, "mechanism", kMaxAuthMechanismBytes, a.mechanism); !st)
+    return st.error();
+  if (a.mechanism.empty()) return invalid("field 'payload.mechanism' must be a non-empty string, got \"\"");
+  if (auto st = read_auth_field(*payload, "message", kMaxAuthMessageBytes, a.message); !st) return st.error();
+  if (auto st = read_auth_field(*payload, "user", kMaxAuthUserBytes, a.user); !st) return st.error();
+  if (auto st = read_auth_field(*payload, "password", kMaxAuthPasswordBytes, a.password); !st)
+    return st.error();
+  return RequestBody{std::move(a)};
+}
+
 Result<RequestBody> decode_body(const JsonValue& root) {
   const JsonValue* type = find_member(root, "type");
   if (type == nullptr) return invalid("missing field 'type'");
@@ -221,8 +251,9 @@ Result<RequestBody> decode_body(const JsonValue& root) {
   if (name == "CLIENT_QUERY") return decode_client_query(root);
   if (name == "STATUS") return RequestBody{StatusRequest{}};
   if (name == "PING") return RequestBody{Ping{}};
+  if (name == "AUTH") return decode_auth(root);
   return invalid("unknown message type " + quote_for_message(name) +
-                 " in field 'type' (expected CLIENT_QUERY, STATUS or PING)");
+                 " in field 'type' (expected CLIENT_QUERY, STATUS, PING or AUTH)");
 }
 
 // ---------------------------------------------------------------- replies
@@ -432,9 +463,19 @@ const char* to_wire(ReplyStatus status) {
 
 ErrorKind error_kind_from_string(std::string_view name) {
   constexpr std::array kinds = {
-      ErrorKind::sql,          ErrorKind::storage_unavailable, ErrorKind::outcome_unknown, ErrorKind::invalid_request,
-      ErrorKind::message_too_large, ErrorKind::not_coordinator, ErrorKind::no_quorum, ErrorKind::timeout,
-      ErrorKind::unavailable,  ErrorKind::config,              ErrorKind::io,              ErrorKind::internal,
+      ErrorKind::sql,
+      ErrorKind::storage_unavailable,
+      ErrorKind::outcome_unknown,
+      ErrorKind::invalid_request,
+      ErrorKind::message_too_large,
+      ErrorKind::not_coordinator,
+      ErrorKind::no_quorum,
+      ErrorKind::timeout,
+      ErrorKind::unavailable,
+      ErrorKind::unauthenticated,
+      ErrorKind::config,
+      ErrorKind::io,
+      ErrorKind::internal,
   };
   for (const ErrorKind k : kinds) {
     if (name == to_string(k)) return k;
@@ -486,6 +527,21 @@ std::string encode_request(const Request& request) {
     w.EndObject();
   } else if (std::holds_alternative<StatusRequest>(request.body)) {
     w.String("STATUS");
+  } else if (const auto* a = std::get_if<AuthRequest>(&request.body)) {
+    w.String("AUTH");
+    put_key(w, "payload");
+    w.StartObject();
+    put_key(w, "mechanism");
+    put_text(w, a->mechanism);
+    // Only what the mechanism uses; sent as is (like a query's text).
+    const std::pair<const char*, const std::string*> fields[] = {
+        {"message", &a->message}, {"user", &a->user}, {"password", &a->password}};
+    for (const auto& [key, value] : fields) {
+      if (value->empty()) continue;
+      put_key(w, key);
+      w.String(value->data(), json_size(value->size()));
+    }
+    w.EndObject();
   } else {
     w.String("PING");
   }
@@ -527,6 +583,10 @@ std::string encode_reply(const Reply& reply) {
     put_key(w, "coordinator");
     put_peer(w, *reply.coordinator);
   }
+  if (!reply.auth_mechanism.empty()) {
+    put_key(w, "auth_mechanism");
+    put_text(w, reply.auth_mechanism);
+  }
   w.EndObject();
   return finish(buf);
 }
@@ -565,6 +625,9 @@ Result<Reply> decode_reply(std::string_view json) {
     if (!coordinator) return coordinator.error();
     reply.coordinator = std::move(*coordinator);
   }
+  auto mechanism = read_string(doc, "auth_mechanism", "auth_mechanism");
+  if (!mechanism) return invalid_reply(mechanism.error().message);
+  reply.auth_mechanism = mechanism->value_or(std::string());
   return reply;
 }
 

@@ -5,11 +5,27 @@
 //   {"type": "CLIENT_QUERY", "payload": {"query": "SELECT 1", "redirect": false}, "id": 7}
 //   {"type": "STATUS", "id": 8}          this node and the cluster as it sees it
 //   {"type": "PING", "id": 9}
+//   {"type": "AUTH", "id": 1, "payload": {"mechanism": "SCRAM-SHA-256", "message": "n,,n=app,r=..."}}
+//                                        a client's login, before anything else on the connection
+//                                        (with security.client_auth "users" or "database"):
+//     SCRAM-SHA-256, two requests: "message" carries client-first, then client-final; the OK
+//       replies carry server-first, then server-final ("v=...", which the client must check)
+//       in "message" (auth/scram.hpp);
+//     PLAIN, one request: {"mechanism": "PLAIN", "user": "...", "password": "..."}, checked
+//       by logging in to the node's MariaDB with them (client_auth "database").
+//   Until a login succeeds, a node answers every request but AUTH and PING with an ERROR of
+//   kind "unauthenticated" whose reply names the mechanism it expects:
+//     {"status": "ERROR", ..., "auth_mechanism": "SCRAM-SHA-256"}      (or "PLAIN")
+//   A failed login gets one message whatever the cause ("authentication failed"); the third
+//   failure on a connection closes it. With client_auth "off", AUTH is answered OK with
+//   "auth_mechanism": "off".
 // Replies keep the seed's fields and add structured ones:
 //   {"id": 7, "status": "OK", "node": 1, "result": [{"1": 1}], "columns": ["1"], "rows": [[1]],
 //    "rows_affected": 0, "last_insert_id": 0, "message": "1 row"}
-//   {"status": "ERROR", "node": 1, "error": {"kind": "sql", "code": 1064, "message": "..."}, "message": "..."}
-//   {"status": "REDIRECT", "node": 1, "coordinator": {"id": 3, "ip": "10.0.0.3", "port": 5000}, "message": "..."}
+//   {"status": "ERROR", "node": 1, "error": {"kind": "sql", "code": 1064, "message": "..."}, "message":
+//   "..."}
+//   {"status": "REDIRECT", "node": 1, "coordinator": {"id": 3, "ip": "10.0.0.3", "port": 5000}, "message":
+//   "..."}
 // For statements without a result set, "result" is the message string (the
 // seed printed it). Values: NULL -> null, integers and reals -> numbers,
 // text -> strings, binary data (and text that is not valid UTF-8) ->
@@ -33,8 +49,21 @@ struct ClientQuery {
 };
 struct StatusRequest {};
 struct Ping {};
+// A login step; which fields are used depends on the mechanism (see the top).
+struct AuthRequest {
+  std::string mechanism;  // "SCRAM-SHA-256" or "PLAIN"
+  std::string message;    // SCRAM-SHA-256: client-first, then client-final
+  std::string user;       // PLAIN
+  std::string password;   // PLAIN; never logged, never echoed
+};
 
-using RequestBody = std::variant<ClientQuery, StatusRequest, Ping>;
+// Size bounds of the AUTH fields, in bytes.
+inline constexpr std::size_t kMaxAuthMechanismBytes = 32;
+inline constexpr std::size_t kMaxAuthMessageBytes = 1024;
+inline constexpr std::size_t kMaxAuthUserBytes = 128;
+inline constexpr std::size_t kMaxAuthPasswordBytes = 1024;
+
+using RequestBody = std::variant<ClientQuery, StatusRequest, Ping, AuthRequest>;
 
 struct Request {
   std::optional<std::uint64_t> id;
