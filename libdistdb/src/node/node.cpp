@@ -56,7 +56,13 @@ struct Pending {
   std::string ready_reply;
 };
 
+// One client connection's state. Its own mutex guards it: requests arrive on
+// the network thread, and their answers come from pool threads, the
+// replication core and the login checker; one lock for all connections
+// made every read wait for every other one's (the node's main source of
+// context switches under read load, docs/performance.md).
 struct Session {
+  std::mutex mutex;  // guards everything below
   std::deque<Pending> queue;
   bool busy = false;         // a request of this connection is running
   bool input_ended = false;  // no more requests will be read
@@ -120,8 +126,12 @@ struct Node::Impl final : TransportHandler {
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count())};
 
+  // The table of sessions; each session has its own mutex. sessions_mutex is
+  // held only to look a session up, never while taking another lock. Lock
+  // order: a session's mutex before the replication core's, writes_mutex and
+  // the transport's.
   std::mutex sessions_mutex;
-  std::unordered_map<ConnectionId, Session> sessions;  // guarded by sessions_mutex
+  std::unordered_map<ConnectionId, std::shared_ptr<Session>> sessions;  // guarded by sessions_mutex
 
   std::mutex lifecycle_mutex;
   std::condition_variable lifecycle_changed;
@@ -146,11 +156,23 @@ struct Node::Impl final : TransportHandler {
     return nullptr;
   }
 
-  // The session of `conn`, created on first use. Called with sessions_mutex held.
-  Session& session(ConnectionId conn) {
-    auto [it, created] = sessions.try_emplace(conn);
-    if (created) it->second.authenticated = authenticator->mode() == ClientAuth::off;
-    return it->second;
+  // The session of `conn`, created on first use (the network thread only:
+  // a connection's first frame or end comes from there).
+  std::shared_ptr<Session> session(ConnectionId conn) {
+    std::lock_guard lock(sessions_mutex);
+    auto& entry = sessions[conn];
+    if (!entry) {
+      entry = std::make_shared<Session>();
+      entry->authenticated = authenticator->mode() == ClientAuth::off;
+    }
+    return entry;
+  }
+
+  // The session of `conn`, or null once the connection is gone.
+  std::shared_ptr<Session> existing_session(ConnectionId conn) {
+    std::lock_guard lock(sessions_mutex);
+    auto it = sessions.find(conn);
+    return it == sessions.end() ? nullptr : it->second;
   }
 
   // --- TransportHandler (network thread) ---
@@ -192,10 +214,10 @@ struct Node::Impl final : TransportHandler {
         return;
       }
       {
-        std::lock_guard lock(sessions_mutex);
-        Session& s = session(conn);
-        if (!s.peer) {
-          s.peer = true;
+        const auto session_ptr = session(conn);
+        std::lock_guard lock(session_ptr->mutex);
+        if (!session_ptr->peer) {
+          session_ptr->peer = true;
           transport->trust_as_peer(conn);
         }
       }
@@ -204,8 +226,9 @@ struct Node::Impl final : TransportHandler {
     }
     std::optional<std::uint64_t> id;
     auto request = wire::decode_request(frame, id);
-    std::lock_guard lock(sessions_mutex);
-    Session& s = session(conn);
+    const auto session_ptr = session(conn);
+    std::lock_guard lock(session_ptr->mutex);
+    Session& s = *session_ptr;
     if (s.input_ended) return;
     if (static_cast<int>(s.queue.size()) >= config.limits.max_pending_per_connection) {
       // The client does not read its replies fast enough: answer once and
@@ -232,8 +255,9 @@ struct Node::Impl final : TransportHandler {
   void refuse_peer_frame(ConnectionId conn, const Error& why) {
     std::uint64_t count = 0;
     {
-      std::lock_guard lock(sessions_mutex);
-      count = ++session(conn).refused_peer_frames;
+      const auto session_ptr = session(conn);
+      std::lock_guard lock(session_ptr->mutex);
+      count = ++session_ptr->refused_peer_frames;
     }
     if (count == 1 || count % 1000 == 0) {
       DISTDB_LOG(warn) << "[!] connection " << conn << ": " << why.message
@@ -242,8 +266,9 @@ struct Node::Impl final : TransportHandler {
   }
 
   void on_input_end(ConnectionId conn, const Error* error) override {
-    std::lock_guard lock(sessions_mutex);
-    Session& s = session(conn);
+    const auto session_ptr = session(conn);
+    std::lock_guard lock(session_ptr->mutex);
+    Session& s = *session_ptr;
     if (error != nullptr && !s.input_ended) {
       DISTDB_LOG(debug) << "connection " << conn << ": " << error->message;
       s.queue.push_back({std::nullopt, std::nullopt, error_reply(std::nullopt, *error)});
@@ -260,7 +285,8 @@ struct Node::Impl final : TransportHandler {
   // --- request handling ---
 
   // Sends every reply that is ready, starts the next request, and closes the
-  // connection once it has nothing left to do. Called with sessions_mutex held.
+  // connection once it has nothing left to do. Called with the session's
+  // mutex held.
   void pump(ConnectionId conn, Session& s) {
     while (!s.busy && !s.queue.empty()) {
       Pending p = std::move(s.queue.front());
@@ -285,7 +311,7 @@ struct Node::Impl final : TransportHandler {
       }
       if (auto* query = std::get_if<wire::ClientQuery>(&p.request->body)) {
         s.busy = true;
-        start_query(conn, p.id, std::move(*query));
+        start_query(conn, s, p.id, std::move(*query));
       } else if (std::holds_alternative<wire::StatusRequest>(p.request->body)) {
         transport->send(conn, wire::encode_reply(status_reply(p.id)));
       } else {
@@ -327,8 +353,8 @@ struct Node::Impl final : TransportHandler {
     return wire::encode_reply(r);
   }
 
-  // One AUTH request, in the connection's turn. Called with sessions_mutex
-  // held, from pump(); a database check leaves the session busy until it
+  // One AUTH request, in the connection's turn. Called with the session's
+  // mutex held, from pump(); a database check leaves the session busy until it
   // is answered.
   void authenticate(ConnectionId conn, Session& s, std::optional<std::uint64_t> id,
                     wire::AuthRequest& login) {
@@ -402,10 +428,10 @@ struct Node::Impl final : TransportHandler {
   // The answer of the database to a PLAIN login (checker thread).
   void finish_database_login(ConnectionId conn, std::optional<std::uint64_t> id, const std::string& user,
                              const Status& result) {
-    std::lock_guard lock(sessions_mutex);
-    auto it = sessions.find(conn);
-    if (it == sessions.end()) return;  // the client went away meanwhile
-    Session& s = it->second;
+    const auto session_ptr = existing_session(conn);
+    if (!session_ptr) return;  // the client went away meanwhile
+    std::lock_guard lock(session_ptr->mutex);
+    Session& s = *session_ptr;
     s.busy = false;
     if (result) {
       s.authenticated = true;
@@ -449,14 +475,14 @@ struct Node::Impl final : TransportHandler {
     }
   }
 
-  void start_query(ConnectionId conn, std::optional<std::uint64_t> id, wire::ClientQuery query) {
+  void start_query(ConnectionId conn, Session& s, std::optional<std::uint64_t> id, wire::ClientQuery query) {
     const sql::Classification c = sql::classify(query.query, dialect());
     if (c.kind == sql::StatementKind::read && !c.multiple_statements) {
       start_read(conn, id, std::move(query.query));
       return;
     }
     if (auto refusal = sql::replication_refusal(c)) {
-      answer_running_request(conn, error_reply(id, Error(ErrorKind::invalid_request, *refusal)));
+      answer_running_request(conn, s, error_reply(id, Error(ErrorKind::invalid_request, *refusal)));
       return;
     }
     if (query.redirect) {
@@ -465,7 +491,7 @@ struct Node::Impl final : TransportHandler {
       // elected: better than a redirect to nowhere.
       const auto coord = coordinator();
       if (coord && *coord != config.id) {
-        answer_running_request(conn, wire::encode_reply(redirect_reply(id, *coord)));
+        answer_running_request(conn, s, wire::encode_reply(redirect_reply(id, *coord)));
         return;
       }
     }
@@ -478,12 +504,11 @@ struct Node::Impl final : TransportHandler {
   }
 
   // Answers the request of `conn` that pump() just started, without running
-  // it (a refusal, a redirect). Called with sessions_mutex held, from pump(),
-  // which then goes on with the connection's next request.
-  void answer_running_request(ConnectionId conn, std::string reply) {
+  // it (a refusal, a redirect). Called with the session's mutex held, from
+  // pump(), which then goes on with the connection's next request.
+  void answer_running_request(ConnectionId conn, Session& s, std::string reply) {
     transport->send(conn, std::move(reply));
-    auto it = sessions.find(conn);
-    if (it != sessions.end()) it->second.busy = false;
+    s.busy = false;
   }
 
   Reply redirect_reply(std::optional<std::uint64_t> id, NodeId coord) const {
@@ -569,12 +594,12 @@ struct Node::Impl final : TransportHandler {
   }
 
   void finish_query(ConnectionId conn, std::string reply) {
-    std::lock_guard lock(sessions_mutex);
-    auto it = sessions.find(conn);
-    if (it == sessions.end()) return;  // the client went away meanwhile
+    const auto session_ptr = existing_session(conn);
+    if (!session_ptr) return;  // the client went away meanwhile
+    std::lock_guard lock(session_ptr->mutex);
     transport->send(conn, std::move(reply));
-    it->second.busy = false;
-    pump(conn, it->second);
+    session_ptr->busy = false;
+    pump(conn, *session_ptr);
   }
 
   Reply run_query(std::optional<std::uint64_t> id, const std::string& sql, Result<Storage*>& storage) {
