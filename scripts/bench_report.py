@@ -310,11 +310,12 @@ def workload_table(runs, workload):
                      "cluster p50 ms", "direct p99 ms", "cluster p99 ms", "errors (direct / cluster)"], rows)
 
 
-def floor_lines(runs):
-    """The two-phase target beside direct and cluster, for inserts."""
+def floor_table(runs, workload, floor):
+    """Runs of target `floor` beside direct and cluster for `workload`: a
+    markdown table, or None when the floor was not measured."""
     rows = []
-    for threads in sorted({r["threads"] for r in runs if r["workload"] == "insert"}):
-        d, f, c = (run_of(runs, "insert", threads, t) for t in ("direct", "two-phase", "cluster"))
+    for threads in sorted({r["threads"] for r in runs if r["workload"] == workload}):
+        d, f, c = (run_of(runs, workload, threads, t) for t in ("direct", floor, "cluster"))
         if not (d and f and c):
             continue
         rows.append([threads, fmt(d["throughput_ops_s"], ",.0f"), fmt(f["throughput_ops_s"], ",.0f"),
@@ -327,6 +328,17 @@ def floor_lines(runs):
                      f"{f['errors']}"])
     if not rows:
         return None
+    header = ["threads", "direct ops/s", f"{floor} ops/s", "cluster ops/s", f"{floor} / direct",
+              "cluster / direct", "direct p50 ms", f"{floor} p50 ms", "cluster p50 ms",
+              f"{floor} p50 / direct", f"{floor} errors"]
+    return md_table(header, rows)
+
+
+def floor_lines(runs):
+    """The two-phase target beside direct and cluster, for inserts."""
+    table = floor_table(runs, "insert", "two-phase")
+    if table is None:
+        return None
     text = ("*two-phase* is `distdb-bench --target two-phase` on the same three servers: the benchmark itself "
             "runs two-phase commit, with no distdb process in between. For each write it sends `XA START`, "
             "the `INSERT`, `XA END` and `XA PREPARE` to every server at once, in one request each, waits for "
@@ -338,26 +350,13 @@ def floor_lines(runs):
             "shows what three servers doing every write as an XA transaction take on two cores. distdb "
             "can beat it on throughput only by putting several clients' writes into one transaction (it does: "
             "a log entry holds every write that waited for the previous round).")
-    header = ["threads", "direct ops/s", "two-phase ops/s", "cluster ops/s", "two-phase / direct",
-              "cluster / direct", "direct p50 ms", "two-phase p50 ms", "cluster p50 ms",
-              "two-phase p50 / direct", "two-phase errors"]
-    return [text, "", md_table(header, rows), ""]
+    return [text, "", table, ""]
 
 
 def relay_lines(runs):
     """The relay beside direct and cluster, for point selects."""
-    rows = []
-    for threads in sorted({r["threads"] for r in runs if r["workload"] == "point-select"}):
-        d, f, c = (run_of(runs, "point-select", threads, t) for t in ("direct", "relay", "cluster"))
-        if not (d and f and c):
-            continue
-        rows.append([threads, fmt(d["throughput_ops_s"], ",.0f"), fmt(f["throughput_ops_s"], ",.0f"),
-                     fmt(c["throughput_ops_s"], ",.0f"),
-                     fmt(ratio(f["throughput_ops_s"], d["throughput_ops_s"]), ".2f"),
-                     fmt(ratio(c["throughput_ops_s"], d["throughput_ops_s"]), ".2f"),
-                     fmt(latency_ms(d, "p50"), ".3f"), fmt(latency_ms(f, "p50"), ".3f"),
-                     fmt(latency_ms(c, "p50"), ".3f")])
-    if not rows:
+    table = floor_table(runs, "point-select", "relay")
+    if table is None:
         return None
     text = ("*relay* is the direct load (`distdb-bench --target direct`, the same point selects) sent through "
             "`distdb-bench-relay`, which copies bytes between the client and the server and does nothing "
@@ -368,9 +367,7 @@ def relay_lines(runs):
             "by on this machine, where the relay, the server and the load generator share two cores. distdb "
             "does more than copy: it parses the request, classifies the statement, runs it through Connector/C "
             "and encodes the rows as JSON.")
-    header = ["threads", "direct ops/s", "relay ops/s", "cluster ops/s", "relay / direct", "cluster / direct",
-              "direct p50 ms", "relay p50 ms", "cluster p50 ms"]
-    return [text, "", md_table(header, rows), ""]
+    return [text, "", table, ""]
 
 
 def section(title, lines, missing="Not run."):
