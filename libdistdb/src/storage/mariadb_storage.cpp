@@ -57,9 +57,12 @@
 // id is remembered and such a decision first waits until the server has
 // really finished with it (it has left information_schema.PROCESSLIST),
 // which made all 300 of 300 commits in the experiment of point 3 correct.
-// After a restart of the node itself, its old sessions ended with its
-// process, well before the new process has started, connected and
-// recovered.
+// A Storage that is destroyed with transactions still bound to its sessions
+// closes them and waits until they have left the server, so that another
+// Storage may decide them at once. After a restart of the node itself, its
+// old sessions ended with its process, normally well before the new process
+// has started, connected and recovered (a session still executing a request
+// when its client was killed is the exception this cannot rule out).
 //
 // Round trips. A replicated write's statements are most of its cost when
 // each is a round trip of its own, so sessions are opened with
@@ -305,7 +308,22 @@ class MariadbStorage final : public Storage {
       mysql_close(held.conn);
     }
     held_.clear();
-    if (conn_ != nullptr && !broken_) wait_for_departed_sessions();
+    // Whoever decides those transactions next (another Storage, the next
+    // process) must not do it while the server is still tearing their
+    // sessions down (point 3 at the top): wait here until they have left,
+    // on any session at hand (after prepare() there is no current one).
+    if (!departed_threads_.empty()) {
+      if (conn_ == nullptr || broken_) {
+        disconnect();
+        if (!spare_.empty()) {
+          conn_ = spare_.back();
+          spare_.pop_back();
+        } else if (auto opened = open_session(false)) {
+          conn_ = *opened;
+        }
+      }
+      if (conn_ != nullptr) wait_for_departed_sessions();
+    }
     disconnect();
     for (MYSQL* spare : spare_) mysql_close(spare);
   }
