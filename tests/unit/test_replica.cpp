@@ -51,6 +51,17 @@ class Harness {
     }
   }
 
+  // Runs `ticks` ticks on every replica but `lagging`, whose clock thereby
+  // falls behind (messages still flow).
+  void run_except(NodeId lagging, int ticks) {
+    for (int t = 0; t < ticks; ++t) {
+      for (auto& [id, rep] : replicas_) {
+        if (id != lagging) rep->tick();
+      }
+      settle();
+    }
+  }
+
   std::vector<WriteResult> results;
 
  private:
@@ -188,6 +199,34 @@ TEST_CASE("the coordinator dies: the next highest takes over and writes resume")
   CHECK(h.results[2].kind == WriteResult::committed);
   CHECK(h.results[2].executed_by == 3);
   for (NodeId id : {1u, 2u, 3u}) CHECK(h.r(id).applied().seq == 3);
+}
+
+TEST_CASE("a candidate refused only because a voter still hears the dead coordinator retries soon") {
+  // The voter's failure detector lags the candidate's by a little (they
+  // started counting at different messages): the first vote request meets
+  // a voter that still hears node 3. The candidate must not then wait out a
+  // whole back-off (a heartbeat timeout or more) before asking again.
+  Harness h(3);
+  h.run(40);
+  REQUIRE(h.r(3).role() == Role::coordinator);
+  h.crash(3);
+  h.run_except(1, 3);  // node 1's clock runs 3 ticks behind node 2's
+  int ticks = 0;
+  while (h.r(2).role() == Role::follower && ticks < 100) {
+    h.run(1);
+    ++ticks;
+  }
+  REQUIRE(h.r(2).role() == Role::candidate);  // refused by node 1, still a candidate
+  REQUIRE(h.r(1).coordinator() == 3);  // which still hears node 3
+  int more = 0;
+  while (h.r(2).role() != Role::coordinator && more < 100) {
+    h.run(1);
+    ++more;
+  }
+  CHECK(h.r(2).role() == Role::coordinator);
+  ReplicaConfig defaults;
+  CHECK(more <= 2 * defaults.heartbeat_interval_ticks + 1);
+  CHECK(more < defaults.heartbeat_timeout_ticks);
 }
 
 TEST_CASE("without a majority there is no coordinator and writes get no_quorum") {

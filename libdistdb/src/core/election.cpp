@@ -152,6 +152,19 @@ void Coordinator::on_vote_reply(NodeId from, const VoteReply& m) {
       promised_ = m.promised;
       queue_storage(PersistPromise{promised_});
       role_ = Role::follower;
+    } else if (m.promised < m.epoch && !quick_retry_used_) {
+      // Refused although our epoch was new to the voter: it still hears a
+      // member with a higher id, which our failure detector has already
+      // timed out and its own will within about a heartbeat (both started
+      // counting from that member's last message). Retry then, once,
+      // instead of after the full back-off: a failover otherwise waits one
+      // to two more heartbeat timeouts whenever the candidate's detector
+      // fires first. Only once until a coordinator is in place again, so
+      // that a voter that keeps hearing that member (an asymmetric
+      // partition) meets the back-off again.
+      quick_retry_used_ = true;
+      const auto soon = now_ + 2 * static_cast<std::uint64_t>(config_.heartbeat_interval_ticks);
+      election_not_before_ = std::min(election_not_before_, soon);
     }
     return;
   }
@@ -161,6 +174,7 @@ void Coordinator::on_vote_reply(NodeId from, const VoteReply& m) {
 
 void Coordinator::become_coordinator() {
   role_ = Role::coordinator;
+  quick_retry_used_ = false;
   coordinator_ = config_.id;
   last_coordinator_contact_ = now_;
   last_majority_contact_ = now_;
@@ -232,6 +246,7 @@ void Coordinator::on_heartbeat(NodeId from, const Heartbeat& m) {
   }
   if (m.epoch == promised_ && m.is_coordinator && role_ != Role::coordinator) {
     if (role_ == Role::candidate) role_ = Role::follower;
+    quick_retry_used_ = false;  // a coordinator is in place: the next failover may retry soon again
     coordinator_ = from;
     last_coordinator_contact_ = now_;
     announced_view_ = std::set<NodeId>(m.view.begin(), m.view.end());
