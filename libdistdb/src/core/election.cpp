@@ -152,19 +152,21 @@ void Coordinator::on_vote_reply(NodeId from, const VoteReply& m) {
       promised_ = m.promised;
       queue_storage(PersistPromise{promised_});
       role_ = Role::follower;
-    } else if (m.promised < m.epoch && !quick_retry_used_) {
+    } else if (m.promised < m.epoch && (quick_retry_until_ == 0 || now_ < quick_retry_until_)) {
       // Refused although our epoch was new to the voter: it still hears a
       // member with a higher id, which our failure detector has already
-      // timed out and its own will within about a heartbeat (both started
-      // counting from that member's last message). Retry then, once,
-      // instead of after the full back-off: a failover otherwise waits one
-      // to two more heartbeat timeouts whenever the candidate's detector
-      // fires first. Only once until a coordinator is in place again, so
-      // that a voter that keeps hearing that member (an asymmetric
-      // partition) meets the back-off again.
-      quick_retry_used_ = true;
-      const auto soon = now_ + 2 * static_cast<std::uint64_t>(config_.heartbeat_interval_ticks);
-      election_not_before_ = std::min(election_not_before_, soon);
+      // timed out. Its own detector started from that member's last
+      // message too, so it fires soon: within a tick or two, or one
+      // heartbeat interval if that member's last heartbeat reached the
+      // voter and not us. Ask again every two ticks for that long, instead
+      // of waiting out the back-off (one to two more heartbeat timeouts of
+      // write outage whenever the candidate's detector fires first). Then
+      // the back-off again, so that a voter that keeps hearing that member
+      // (an asymmetric partition) is not asked in a tight loop.
+      if (quick_retry_until_ == 0) {
+        quick_retry_until_ = now_ + static_cast<std::uint64_t>(config_.heartbeat_interval_ticks) + 2;
+      }
+      election_not_before_ = std::min(election_not_before_, now_ + 2);
     }
     return;
   }
@@ -174,7 +176,7 @@ void Coordinator::on_vote_reply(NodeId from, const VoteReply& m) {
 
 void Coordinator::become_coordinator() {
   role_ = Role::coordinator;
-  quick_retry_used_ = false;
+  quick_retry_until_ = 0;
   coordinator_ = config_.id;
   last_coordinator_contact_ = now_;
   last_majority_contact_ = now_;
@@ -246,7 +248,7 @@ void Coordinator::on_heartbeat(NodeId from, const Heartbeat& m) {
   }
   if (m.epoch == promised_ && m.is_coordinator && role_ != Role::coordinator) {
     if (role_ == Role::candidate) role_ = Role::follower;
-    quick_retry_used_ = false;  // a coordinator is in place: the next failover may retry soon again
+    quick_retry_until_ = 0;  // a coordinator is in place: the next failover may retry soon again
     coordinator_ = from;
     last_coordinator_contact_ = now_;
     announced_view_ = std::set<NodeId>(m.view.begin(), m.view.end());

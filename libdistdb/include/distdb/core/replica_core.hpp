@@ -137,11 +137,11 @@ class DISTDB_API ReplicaCore {
   bool joined_ = false;                          // joined (or took part in a round) since we started
   std::uint64_t last_coordinator_contact_ = 0;
   std::uint64_t election_not_before_ = 0;
-  // A refused candidacy may be retried once soon, rather than after the
-  // back-off, when the refusal only said that the voter still hears a
-  // higher member (election.cpp, on_vote_reply); reset once a coordinator
-  // is in place.
-  bool quick_retry_used_ = false;
+  // Until this tick a refused candidacy is retried soon, rather than after
+  // the back-off, when the refusal only said that the voter still hears a
+  // higher member (election.cpp, on_vote_reply); 0: no such refusal yet
+  // since a coordinator was last in place.
+  std::uint64_t quick_retry_until_ = 0;
   Epoch candidate_epoch_ = 0;
   Epoch highest_seen_epoch_ = 0;                 // in any heartbeat or vote request
   std::map<NodeId, VoteReply> votes_;
