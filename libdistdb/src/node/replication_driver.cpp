@@ -114,13 +114,11 @@ void ReplicationDriver::on_peer_message(const core::Envelope& envelope) {
 
 void ReplicationDriver::propose(core::ClientTag tag, std::string sql) {
   if (stopped_.load()) {
-    // Nothing will run it: no thread is left to deliver a deferred answer,
-    // and the node, stopping, holds none of its locks here.
-    core::WriteResult r;
-    r.tag = tag;
-    r.kind = core::WriteResult::no_quorum;
-    r.message = "the node is stopping";
-    callbacks_.on_result(std::move(r));
+    // Nothing will run it, and no thread is left to deliver an answer. Not
+    // answered from here either: the caller may hold the lock that
+    // on_result takes (a pool thread pumping its connection's next request
+    // while the node stops). The node answers the writes it still waits
+    // for once everything has stopped (Node::stop).
     return;
   }
   std::vector<core::WriteResult> results;

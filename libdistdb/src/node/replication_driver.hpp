@@ -75,7 +75,8 @@ class ReplicationDriver {
 
   void start();
   // Joins the executor and ticker threads. Writes proposed afterwards are
-  // answered no_quorum; peer messages are dropped.
+  // not answered (the caller answers what it still waits for); peer
+  // messages are dropped.
   void stop();
 
   // Local reads pass through this gate; it is closed while a full copy of
