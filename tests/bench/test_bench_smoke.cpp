@@ -6,11 +6,6 @@
 // machines vary too much).
 #include <doctest/doctest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <rapidjson/document.h>
 
 #include <chrono>
@@ -63,19 +58,6 @@ BenchRun run_bench(std::vector<std::string> args) {
   }
   run.report.Parse(json.c_str());
   return run;
-}
-
-// Whether something accepts TCP connections on 127.0.0.1:port.
-bool accepts_connections(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  close(fd);
-  return ok;
 }
 
 std::vector<std::string> direct_args() {
@@ -141,7 +123,7 @@ TEST_CASE("distdb-bench-relay passes a direct load through, byte for byte") {
   const int port = free_port();
   const std::string dir = make_temp_dir("distdb-bench-relay");
   Process relay({relay_bin, std::to_string(port), db.host + ":" + std::to_string(db.port)}, dir + "/relay.log");
-  REQUIRE(wait_until([&] { return accepts_connections(port); }, 10s));
+  REQUIRE(wait_until([&] { return port_accepts(port); }, 10s));
   auto args = direct_args();
   args[3] = "127.0.0.1:" + std::to_string(port);  // --db: the relay
   args.insert(args.end(), {"--seconds", "1", "--warmup", "0", "--threads", "4", "--workload", "mixed", "--rows",

@@ -120,19 +120,6 @@ class RecordingProxy {
   }
 
  private:
-  static int connect_to(int port) {
-    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      ::close(fd);
-      return -1;
-    }
-    return fd;
-  }
-
   static bool send_all(int fd, const char* data, std::size_t n) {
     while (n > 0) {
       const ssize_t sent = ::send(fd, data, n, MSG_NOSIGNAL);
@@ -155,7 +142,7 @@ class RecordingProxy {
       if (fds[0].revents != 0) break;
       if (fds[1].revents != 0) {
         const int client = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-        const int node = client >= 0 ? connect_to(target_) : -1;
+        const int node = client >= 0 ? connect_loopback(target_) : -1;
         if (node >= 0) {
           pairs.emplace_back(client, node);
         } else if (client >= 0) {

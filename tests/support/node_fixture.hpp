@@ -75,5 +75,7 @@ class RawConnection {
 };
 
 bool port_accepts(int port);
+// A blocking TCP connection to 127.0.0.1:port, or -1.
+int connect_loopback(int port);
 
 }  // namespace distdb::test

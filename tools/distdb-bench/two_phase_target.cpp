@@ -113,7 +113,7 @@ class TwoPhaseConnection final : public Connection {
       }
       if (status != 0) {
         if (is_client_error(mysql_errno(c))) return failure(i);
-        if (refused.ok || refused.error_kind.empty()) refused = failure(i);
+        if (refused.error_kind.empty()) refused = failure(i);  // the first refusal is reported
       }
     }
     if (!refused.error_kind.empty()) {
