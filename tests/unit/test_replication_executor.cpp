@@ -65,9 +65,9 @@ class FakeDatabase final : public Storage {
 
   std::vector<Result<ResultSet>> execute_batch_and_prepare(const TxnId& id,
                                                            const std::vector<std::string_view>& statements,
-                                                           std::optional<Status>& prepared) override {
+                                                           std::optional<Status>& prepare_status) override {
     ++batch_prepares;
-    return Storage::execute_batch_and_prepare(id, statements, prepared);  // batch, then prepare() if all ran
+    return Storage::execute_batch_and_prepare(id, statements, prepare_status);  // batch, then prepare() if all ran
   }
 
   Result<ResultSet> execute_in(const TxnId&, std::string_view sql) override {

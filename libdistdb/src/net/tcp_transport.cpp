@@ -70,6 +70,7 @@
 #include <vector>
 
 #include "distdb/transport.hpp"
+#include "net/network_loop.hpp"
 #include "net/tls.hpp"
 #include "util/log_internal.hpp"
 #include "wire/frame_splitter.hpp"
@@ -208,6 +209,8 @@ class TcpTransport final : public Transport {
     }
   }
   ~TcpTransport() override { stop(); }
+
+  asio::io_context& loop() { return io_; }
 
   Status start(TransportHandler& handler) override {
     handler_ = &handler;
@@ -995,6 +998,11 @@ class TcpTransport final : public Transport {
 
 std::unique_ptr<Transport> make_tcp_transport(const Config& config) {
   return std::make_unique<TcpTransport>(config);
+}
+
+asio::io_context* network_loop(Transport& transport) {
+  auto* tcp = dynamic_cast<TcpTransport*>(&transport);
+  return tcp != nullptr ? &tcp->loop() : nullptr;
 }
 
 }  // namespace distdb

@@ -4,7 +4,9 @@
 // workers runs statements. Replies go back through Transport::send, which
 // any thread may call.
 //
-// Reads run on the node's own storage (StoragePool). Writes go through the
+// Reads run on the node's own storage: on the network thread's event loop
+// when the backend has a non-blocking client (AsyncReads, MariaDB), on the
+// StoragePool otherwise. Writes go through the
 // replication core (ReplicationDriver): the coordinator orders them into the
 // log and every member applies them by two-phase commit; a write arriving at
 // another member is forwarded to the coordinator, or answered REDIRECT when
@@ -35,6 +37,8 @@
 #include <openssl/crypto.h>
 
 #include "distdb/transport.hpp"
+#include "net/network_loop.hpp"
+#include "node/async_reads.hpp"
 #include "node/client_auth.hpp"
 #include "node/replication_driver.hpp"
 #include "node/storage_pool.hpp"
@@ -109,6 +113,9 @@ struct Node::Impl final : TransportHandler {
   std::unique_ptr<StoragePool> pool;
   std::unique_ptr<ReplicationDriver> replication;
   std::unique_ptr<ClientAuthenticator> authenticator;
+  // Declared after transport and replication: it uses the transport's event
+  // loop, and its reads hold passes of the replication's read gate.
+  std::unique_ptr<AsyncReads> async_reads;  // null: every read runs on the pool
   std::uint16_t bound_port = 0;
 
   // Writes handed to the replication core, by tag.
@@ -526,11 +533,25 @@ struct Node::Impl final : TransportHandler {
   }
 
   void start_read(ConnectionId conn, std::optional<std::uint64_t> id, std::string sql) {
+    // On the event loop when it can run now; during a full copy's install
+    // (no pass), on the pool, whose threads may wait for the install.
+    if (async_reads) {
+      if (ReadGate::Pass pass = replication->read_gate().try_pass()) {
+        const bool queued =
+            async_reads->submit(std::move(sql), [this, conn, id, pass](Result<ResultSet> result) {
+              finish_query(conn, wire::encode_reply(read_reply(id, std::move(result))));
+            });
+        if (!queued) {
+          DISTDB_LOG(debug) << "connection " << conn << ": request dropped, node stopping";
+        }
+        return;
+      }
+    }
     const bool queued = pool->submit([this, conn, id, sql = std::move(sql)](Result<Storage*> storage) {
       Reply reply;
       {
         ReadGate::Read read(replication->read_gate());  // not during a full copy's install
-        reply = run_query(id, sql, storage);
+        reply = read_reply(id, storage ? (*storage)->execute(sql) : Result<ResultSet>(storage.error()));
       }
       finish_query(conn, wire::encode_reply(reply));
     });
@@ -602,11 +623,10 @@ struct Node::Impl final : TransportHandler {
     pump(conn, *session_ptr);
   }
 
-  Reply run_query(std::optional<std::uint64_t> id, const std::string& sql, Result<Storage*>& storage) {
+  Reply read_reply(std::optional<std::uint64_t> id, Result<ResultSet> result) const {
     Reply reply;
     reply.id = id;
     reply.node = config.id;
-    Result<ResultSet> result = storage ? (*storage)->execute(sql) : Result<ResultSet>(storage.error());
     if (!result) {
       DISTDB_LOG(debug) << "statement failed: " << result.error().message;
       reply.status = ReplyStatus::error;
@@ -675,7 +695,11 @@ Status Node::start() {
   if (!authenticator) return authenticator.error();
   impl_->authenticator = std::move(*authenticator);
   impl_->pool = std::make_unique<StoragePool>(cfg.storage, std::max(1, cfg.storage.pool_size));
+  impl_->async_reads.reset();  // of an earlier start(): on the transport replaced next
   impl_->transport = make_tcp_transport(cfg);
+  if (asio::io_context* loop = network_loop(*impl_->transport)) {
+    impl_->async_reads = make_async_reads(*loop, cfg.storage);
+  }
   Impl* impl = impl_.get();
   impl_->replication = std::make_unique<ReplicationDriver>(
       cfg, ReplicationDriver::Callbacks{
@@ -686,6 +710,7 @@ Status Node::start() {
   if (auto st = impl_->transport->start(*impl_); !st) {
     impl_->pool->stop();
     impl_->pool.reset();
+    impl_->async_reads.reset();
     impl_->transport.reset();
     impl_->replication.reset();
     impl_->authenticator.reset();
@@ -724,7 +749,11 @@ Status Node::start() {
 void Node::stop() {
   std::unique_lock lock(impl_->lifecycle_mutex);
   if (!impl_->running) return;
-  // Network first, so that no new work arrives; then let running statements finish.
+  // Network first, so that no new work arrives; then let running statements
+  // finish. The reads on the network thread are answered and their sessions
+  // closed by the loop before the transport's teardown: the transport's
+  // stop() waits for the loop to run out of work.
+  if (impl_->async_reads) impl_->async_reads->stop();
   impl_->transport->stop();
   impl_->replication->stop();
   impl_->pool->stop();

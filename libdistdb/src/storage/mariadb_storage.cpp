@@ -96,18 +96,19 @@
 #include <vector>
 
 #include "sql/statement_boundary.hpp"
+#include "storage/mariadb_common.hpp"
 
 namespace distdb {
 namespace {
 
+using mariadb::init_library_once;
+using mariadb::is_client_error;
+using mariadb::is_connection_lost;
+using mariadb::read_result;
+using mariadb::ResultGuard;
+
 using Clock = std::chrono::steady_clock;
 
-// Client read/write timeouts. They must exceed InnoDB's lock wait timeout
-// (50 s by default): a statement that waits for a row lock must get the
-// server's own timeout error (the connection survives), not a client
-// timeout that drops the connection.
-constexpr unsigned int kReadTimeoutS = 90;
-constexpr unsigned int kWriteTimeoutS = 90;
 // A client's login checked against the server (check_mariadb_login) waits
 // no longer than this for each step.
 constexpr int kLoginCheckTimeoutS = 5;
@@ -117,8 +118,6 @@ constexpr int kLoginCheckTimeoutS = 5;
 constexpr auto kDepartureDeadline = std::chrono::seconds(10);
 // Idle sessions kept for reuse after their transaction was decided.
 constexpr std::size_t kMaxSpareSessions = 2;
-
-constexpr unsigned int kBinaryCharset = 63;
 
 // The most statement text execute_batch_in() joins into one request (well
 // under max_allowed_packet, 16 MiB by default in 10.11).
@@ -133,25 +132,7 @@ constexpr unsigned int kErXaRbrollback = 1402;
 constexpr unsigned int kErXaRbtimeout = 1613;
 constexpr unsigned int kErXaRbdeadlock = 1614;
 constexpr unsigned int kErServerShutdown = 1053;
-constexpr unsigned int kErConnectionKilled = 1927;
-// Client error codes: the connection dropped while a statement was in flight.
-constexpr unsigned int kCrServerGone = 2006;
-constexpr unsigned int kCrServerLost = 2013;
-constexpr unsigned int kCrServerLostExtended = 2055;
 
-void init_library_once() {
-  // mysql_init() initializes the library on first use, but not in a
-  // thread-safe way; pools open connections from several threads.
-  static std::once_flag once;
-  std::call_once(once, [] { mysql_library_init(0, nullptr, nullptr); });
-}
-
-bool is_connection_lost(unsigned int code) {
-  return code == kCrServerGone || code == kCrServerLost || code == kCrServerLostExtended ||
-         code == kErServerShutdown || code == kErConnectionKilled;
-}
-
-bool is_client_error(unsigned int code) { return code >= 2000 && code < 3000; }
 
 // XA_RB*: the server rolled the transaction back itself (for XA ROLLBACK,
 // the outcome asked for).
@@ -206,92 +187,6 @@ Error invalid_id(const TxnId& id) {
   return Error(ErrorKind::invalid_request, "invalid transaction id '" + id + "'");
 }
 
-// --- Typed values -----------------------------------------------------------
-
-bool is_integer_type(enum_field_types t) {
-  switch (t) {
-    case MYSQL_TYPE_TINY:
-    case MYSQL_TYPE_SHORT:
-    case MYSQL_TYPE_LONG:
-    case MYSQL_TYPE_INT24:
-    case MYSQL_TYPE_LONGLONG:
-    case MYSQL_TYPE_YEAR:
-      return true;
-    default:
-      return false;
-  }
-}
-
-// Types whose bytes are binary when the column's character set is "binary".
-// (Other types, e.g. DATETIME, also report charset 63 but are text.)
-bool may_be_binary(enum_field_types t) {
-  switch (t) {
-    case MYSQL_TYPE_TINY_BLOB:
-    case MYSQL_TYPE_MEDIUM_BLOB:
-    case MYSQL_TYPE_LONG_BLOB:
-    case MYSQL_TYPE_BLOB:
-    case MYSQL_TYPE_STRING:
-    case MYSQL_TYPE_VAR_STRING:
-    case MYSQL_TYPE_VARCHAR:
-    case MYSQL_TYPE_BIT:
-    case MYSQL_TYPE_GEOMETRY:
-      return true;
-    default:
-      return false;
-  }
-}
-
-Value field_value(const MYSQL_FIELD& field, const char* data, unsigned long length) {
-  if (data == nullptr) return std::monostate{};
-  const std::string_view text(data, length);
-  if (is_integer_type(field.type)) {
-    std::int64_t v = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec == std::errc() && end == text.data() + text.size()) return v;
-    return std::string(text);  // BIGINT UNSIGNED above INT64_MAX: text, exactly
-  }
-  if (field.type == MYSQL_TYPE_FLOAT || field.type == MYSQL_TYPE_DOUBLE) {
-    double v = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec == std::errc() && end == text.data() + text.size()) return v;
-    return std::string(text);  // "inf"-like oddities: keep what the server said
-  }
-  if (field.charsetnr == kBinaryCharset && may_be_binary(field.type)) {
-    const auto* bytes = reinterpret_cast<const std::uint8_t*>(data);
-    return Blob{std::vector<std::uint8_t>(bytes, bytes + length)};
-  }
-  // DECIMAL stays text (no precision loss), as do dates, times, JSON, ENUM, ...
-  return std::string(text);
-}
-
-// Frees a MYSQL_RES however the function that got it returns.
-class ResultGuard {
- public:
-  explicit ResultGuard(MYSQL_RES* res) : res_(res) {}
-  ~ResultGuard() {
-    if (res_ != nullptr) mysql_free_result(res_);
-  }
-  ResultGuard(const ResultGuard&) = delete;
-  ResultGuard& operator=(const ResultGuard&) = delete;
-
- private:
-  MYSQL_RES* res_;
-};
-
-ResultSet read_result(MYSQL_RES* res) {
-  ResultSet rs;
-  const unsigned int nfields = mysql_num_fields(res);
-  const MYSQL_FIELD* fields = mysql_fetch_fields(res);
-  for (unsigned int i = 0; i < nfields; ++i) rs.columns.emplace_back(fields[i].name, fields[i].name_length);
-  while (MYSQL_ROW row = mysql_fetch_row(res)) {
-    const unsigned long* lengths = mysql_fetch_lengths(res);
-    Row out;
-    out.reserve(nfields);
-    for (unsigned int i = 0; i < nfields; ++i) out.push_back(field_value(fields[i], row[i], lengths[i]));
-    rs.rows.push_back(std::move(out));
-  }
-  return rs;
-}
 
 // --- The connection -----------------------------------------------------------
 
@@ -795,16 +690,7 @@ class MariadbStorage final : public Storage {
     return conn;
   }
 
-  void set_options(MYSQL* conn) const {
-    const auto connect_s = static_cast<unsigned int>(std::max(1, (config_.connect_timeout_ms + 999) / 1000));
-    const my_bool no = 0;
-    mysql_options(conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    mysql_options(conn, MYSQL_OPT_CONNECT_TIMEOUT, &connect_s);
-    mysql_options(conn, MYSQL_OPT_READ_TIMEOUT, &kReadTimeoutS);
-    mysql_options(conn, MYSQL_OPT_WRITE_TIMEOUT, &kWriteTimeoutS);
-    mysql_options(conn, MYSQL_OPT_RECONNECT, &no);  // see the top of this file
-    mysql_options(conn, MYSQL_OPT_LOCAL_INFILE, &no);
-  }
+  void set_options(MYSQL* conn) const { mariadb::set_session_options(conn, config_); }
 
   std::string where() const {
     if (!config_.unix_socket.empty()) return config_.unix_socket;
@@ -823,23 +709,10 @@ class MariadbStorage final : public Storage {
   }
 
   Error call_error(std::string_view sql) {
-    const unsigned int code = mysql_errno(conn_);
-    std::string message = mysql_error(conn_);
-    const std::string statement(sql.substr(0, 200));
-    if (is_connection_lost(code)) {
-      mark_broken();
-      return Error(ErrorKind::outcome_unknown,
-                   "connection to MariaDB lost during '" + statement + "' (it may or may not have run): " + message,
-                   static_cast<int>(code));
-    }
-    if (is_client_error(code)) {
-      // Some other client-side failure (out of sync, out of memory): the
-      // session cannot be trusted any more.
-      mark_broken();
-      return Error(ErrorKind::outcome_unknown, "MariaDB client error during '" + statement + "': " + message,
-                   static_cast<int>(code));
-    }
-    return Error(ErrorKind::sql, message + " (MariaDB " + std::to_string(code) + ")", static_cast<int>(code));
+    bool broken = false;
+    Error e = mariadb::call_error(conn_, sql, broken);
+    if (broken) mark_broken();
+    return e;
   }
 
   // Runs one statement. Text that is not provably a single statement runs
@@ -875,17 +748,10 @@ class MariadbStorage final : public Storage {
 
   // The result of the statement the session has just answered.
   Result<ResultSet> current_result(std::string_view sql) {
-    MYSQL_RES* res = mysql_store_result(conn_);
-    if (res != nullptr) {
-      ResultGuard guard(res);
-      return read_result(res);
-    }
-    if (mysql_field_count(conn_) > 0) return call_error(sql);  // rows were due but could not be read
-    ResultSet rs;
-    const auto affected = mysql_affected_rows(conn_);
-    rs.rows_affected = affected == static_cast<my_ulonglong>(-1) ? 0 : affected;
-    rs.last_insert_id = mysql_insert_id(conn_);
-    return rs;
+    bool broken = false;
+    Result<ResultSet> out = mariadb::result_of(conn_, mysql_store_result(conn_), sql, broken);
+    if (broken) mark_broken();
+    return out;
   }
 
   // Sends `statements` (each provably one statement giving one result)
