@@ -9,6 +9,8 @@
 #include <string>
 #include <thread>
 
+#include <mysql.h>
+
 #include "distdb/storage.hpp"
 #include "mariadb_env.hpp"
 #include "storage/mariadb_storage.hpp"
@@ -380,6 +382,45 @@ TEST_CASE("a prepared transaction outlives its storage: the next one to open the
   CHECK(left->empty());
   must(other->execute("SET SESSION innodb_lock_wait_timeout = 2"));
   must(other->execute("UPDATE t SET v = 'checked'"));
+}
+
+TEST_CASE("recovery waits for a prepare still running on a session opened before it") {
+  // A node killed while its session executed a request ending in XA PREPARE:
+  // the server finishes the request after the client is gone. The restarted
+  // node must not list the prepared transactions before that request has
+  // ended, or it never learns of the one it prepares (which then stays
+  // prepared, holding its locks, with nobody to decide it).
+  {
+    auto setup = fresh();
+  }
+  const DbConfig cfg = mariadb_db_config(0, kDb);
+  MYSQL* earlier = mysql_init(nullptr);
+  REQUIRE(earlier != nullptr);
+  REQUIRE(mysql_real_connect(earlier, cfg.host.c_str(), cfg.user.c_str(), cfg.password.c_str(), kDb.c_str(), cfg.port,
+                             nullptr, CLIENT_MULTI_STATEMENTS) != nullptr);
+  const unsigned long earlier_id = mysql_thread_id(earlier);
+  const std::string id = "late.prepare";
+  const std::string batch = "XA START '" + id + "'; INSERT INTO t VALUES (1, 'late'); DO SLEEP(1.5); XA END '" + id +
+                            "'; XA PREPARE '" + id + "'";
+  // Sent, and its answers never read, as by a client that was killed.
+  REQUIRE(mysql_send_query(earlier, batch.data(), static_cast<unsigned long>(batch.size())) == 0);
+  auto observer = open_db();
+  const std::string running = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = " +
+                              std::to_string(earlier_id) + " AND COMMAND = 'Query'";
+  REQUIRE(wait_for([&] { return std::get<std::int64_t>(must(observer->execute(running)).rows.at(0).at(0)) == 1; }));
+
+  auto restarted = open_db();  // opened after it: a higher thread id
+  const auto listed = restarted->recover();
+  REQUIRE(listed.ok());
+  CHECK(std::find(listed->begin(), listed->end(), id) != listed->end());
+
+  // Clean up: once the earlier session is gone, the transaction is anyone's to decide.
+  mysql_close(earlier);
+  const std::string gone =
+      "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = " + std::to_string(earlier_id);
+  REQUIRE(wait_for([&] { return std::get<std::int64_t>(must(observer->execute(gone)).rows.at(0).at(0)) == 0; }));
+  must_ok(restarted->rollback(id));
+  CHECK(count(*restarted, "t") == 0);
 }
 
 TEST_CASE("steady traffic reuses sessions: no connection per transaction") {

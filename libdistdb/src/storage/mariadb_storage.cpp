@@ -61,8 +61,15 @@
 // closes them and waits until they have left the server, so that another
 // Storage may decide them at once. After a restart of the node itself, its
 // old sessions ended with its process, normally well before the new process
-// has started, connected and recovered (a session still executing a request
-// when its client was killed is the exception this cannot rule out).
+// has started, connected and recovered. The exception is a session that was
+// executing a request when its client was killed: the server finishes the
+// request before it notices, and that request may end in XA PREPARE. Had the
+// new process listed the prepared transactions before, it would not know of
+// that one, which would then stay prepared with nobody to decide it, holding
+// its locks (seen once in a fault test: a node killed mid-prepare). So the
+// first recover() of a Storage first waits until no session opened before
+// its own (a lower thread id: the server numbers sessions in order) of the
+// same user on the same database is still executing a statement.
 //
 // Round trips. A replicated write's statements are most of its cost when
 // each is a round trip of its own, so sessions are opened with
@@ -97,6 +104,7 @@
 
 #include "sql/statement_boundary.hpp"
 #include "storage/mariadb_common.hpp"
+#include "util/log_internal.hpp"
 
 namespace distdb {
 namespace {
@@ -116,6 +124,10 @@ constexpr int kLoginCheckTimeoutS = 5;
 // How long a decision from another session waits for a lost preparing
 // session to disappear from the server (point 3 at the top).
 constexpr auto kDepartureDeadline = std::chrono::seconds(10);
+// How long the first recover() waits for sessions of an earlier process
+// still executing (see the top): a statement waiting for a row lock gives up
+// after InnoDB's lock wait timeout, 50 s by default.
+constexpr auto kEarlierSessionsDeadline = std::chrono::seconds(60);
 // Idle sessions kept for reuse after their transaction was decided.
 constexpr std::size_t kMaxSpareSessions = 2;
 
@@ -230,6 +242,7 @@ class MariadbStorage final : public Storage {
     auto conn = open_session(true);
     if (!conn) return conn.error();
     conn_ = *conn;
+    if (first_thread_id_ == 0) first_thread_id_ = mysql_thread_id(conn_);
     return {};
   }
 
@@ -400,6 +413,10 @@ class MariadbStorage final : public Storage {
   }
 
   Result<std::vector<TxnId>> recover() override {
+    if (!earlier_sessions_waited_) {
+      if (auto st = wait_for_earlier_sessions(); !st) return st.error();
+      earlier_sessions_waited_ = true;
+    }
     auto rs = query("XA RECOVER");
     if (!rs) return rs.error();
     std::vector<TxnId> ids;
@@ -593,6 +610,45 @@ class MariadbStorage final : public Storage {
       }
     }
     departed_threads_.clear();
+  }
+
+  // See the top of the file: waits (up to kEarlierSessionsDeadline) until
+  // no session opened before this Storage's first one, of the same user on
+  // the same database, is executing a statement.
+  Status wait_for_earlier_sessions() {
+    if (auto st = ensure_connected(); !st) return st;
+    if (first_thread_id_ == 0 || config_.database.empty()) return {};
+    const std::string probe =
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = " + quote_literal(config_.user) +
+        " AND DB = " + quote_literal(config_.database) + " AND ID < " + std::to_string(first_thread_id_) +
+        " AND COMMAND NOT IN ('Sleep', 'Daemon')";
+    const auto deadline = Clock::now() + kEarlierSessionsDeadline;
+    bool reported = false;
+    for (;;) {
+      auto rs = query(probe);
+      if (!rs) return rs.error();
+      const auto* count = rs->rows.empty() || rs->rows[0].empty() ? nullptr : std::get_if<std::int64_t>(&rs->rows[0][0]);
+      if (count == nullptr || *count == 0) return {};
+      if (Clock::now() >= deadline) {
+        DISTDB_LOG(warn) << "[!] " << *count << " earlier session(s) on database '" << config_.database
+                         << "' still executing after "
+                         << std::chrono::duration_cast<std::chrono::seconds>(kEarlierSessionsDeadline).count()
+                         << " s; recovering without waiting for them";
+        return {};
+      }
+      if (!reported) {
+        DISTDB_LOG(info) << "[*] Waiting for " << *count << " earlier session(s) on database '" << config_.database
+                         << "' to finish before recovering prepared transactions";
+        reported = true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+
+  std::string quote_literal(const std::string& text) {
+    std::string out(text.size() * 2 + 1, '\0');
+    out.resize(mysql_real_escape_string(conn_, out.data(), text.data(), text.size()));
+    return "'" + out + "'";
   }
 
   bool still_prepared(const TxnId& id) {
@@ -807,6 +863,8 @@ class MariadbStorage final : public Storage {
   std::vector<HeldSession> held_;               // prepared, awaiting their decision
   std::vector<MYSQL*> spare_;                   // idle sessions for the next statements
   std::vector<unsigned long> departed_threads_;  // lost preparing sessions, maybe still on the server
+  unsigned long first_thread_id_ = 0;            // of this Storage's first session
+  bool earlier_sessions_waited_ = false;         // by the first recover()
 };
 
 }  // namespace
