@@ -224,6 +224,18 @@ TEST_CASE("an unreachable server fails each read with storage_unavailable, never
   CHECK(result.error().message.find("/nonexistent/distdb-test.sock") != std::string::npos);
 }
 
+TEST_CASE("a host name is looked up off the loop; one that does not resolve fails the read") {
+  DbConfig config = mariadb_db_config(0, kDb);
+  config.host = "no-such-host.invalid";  // RFC 2606: never resolves
+  Loop loop(config, 1);
+  auto f = loop.read("SELECT 1");
+  auto result = get(f);
+  REQUIRE_FALSE(result.ok());
+  CHECK(result.error().kind == ErrorKind::storage_unavailable);
+  CHECK(result.error().message.find("no-such-host.invalid") != std::string::npos);
+  CHECK(result.error().message.find("resolve") != std::string::npos);
+}
+
 TEST_CASE("stop() answers running and queued reads and leaves the loop with nothing to wait for") {
   fresh_database();
   auto admin = blocking();

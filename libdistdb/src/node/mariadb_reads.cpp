@@ -29,6 +29,13 @@
 // as on the pool's sessions, which switch multi-statements off for any text
 // not provably one statement.
 //
+// One thing in the client library would block: the name lookup at the
+// start of a connect, a getaddrinfo() for a host given by name. On the
+// network thread a slow resolver would hold up heartbeats and every client,
+// so a host that is not an address (nor "localhost", which means the local
+// socket) is looked up with Asio's resolver first, off the loop, and the
+// session connects to the address found.
+//
 // Lifetime. Everything runs on the loop's thread except submit() and
 // stop(), which only post to it. Each wait's handler holds its session by
 // shared pointer and carries the number of the wait it belongs to; a
@@ -41,6 +48,8 @@
 
 #include <sys/socket.h>
 
+#include <asio/ip/address.hpp>
+#include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 #include <asio/steady_timer.hpp>
@@ -91,7 +100,7 @@ using SessionPtr = std::shared_ptr<Session>;
 class MariadbReads final : public AsyncReads {
  public:
   MariadbReads(asio::io_context& loop, DbConfig config, int max_sessions)
-      : loop_(loop), config_(std::move(config)), max_sessions_(std::max(1, max_sessions)) {}
+      : loop_(loop), config_(std::move(config)), max_sessions_(std::max(1, max_sessions)), resolver_(loop) {}
 
   // The loop has stopped by now (Node::stop stops the transport first); a
   // session left open (stop() never ran) is closed here.
@@ -115,6 +124,7 @@ class MariadbReads final : public AsyncReads {
     // Every submit() posted before this runs before it.
     asio::post(loop_, [this] {
       const Error stopping(ErrorKind::unavailable, "the node is stopping");
+      resolver_.cancel();
       std::deque<Job> queued = std::move(queue_);
       std::vector<SessionPtr> sessions = std::move(sessions_);
       for (auto& s : sessions) {
@@ -158,6 +168,30 @@ class MariadbReads final : public AsyncReads {
   }
 
   void begin_connect(const SessionPtr& s) {
+    s->step = Session::Step::connecting;
+    asio::error_code not_an_address;
+    (void)asio::ip::make_address(config_.host, not_an_address);
+    if (!not_an_address || config_.host == "localhost" || config_.host.empty()) {
+      connect_to(s, config_.host);
+      return;
+    }
+    // Looked up off the loop (see the top); `s` stays in step connecting,
+    // so stop() answers its read should it come first.
+    resolver_.async_resolve(config_.host, std::to_string(config_.port),
+                            [this, s](const asio::error_code& ec, const asio::ip::tcp::resolver::results_type& found) {
+                              if (s->step != Session::Step::connecting || s->conn != nullptr) return;  // abandoned
+                              if (ec || found.empty()) {
+                                finish(s, Error(ErrorKind::storage_unavailable,
+                                                "cannot connect to MariaDB at " + where() +
+                                                    ": cannot resolve the host name: " +
+                                                    (ec ? ec.message() : std::string("no address"))));
+                                return;
+                              }
+                              connect_to(s, found.begin()->endpoint().address().to_string());
+                            });
+  }
+
+  void connect_to(const SessionPtr& s, const std::string& host) {
     mariadb::init_library_once();
     s->conn = mysql_init(nullptr);
     if (s->conn == nullptr) {
@@ -168,8 +202,7 @@ class MariadbReads final : public AsyncReads {
     mariadb::set_session_options(s->conn, config_);
     const char* socket_path = config_.unix_socket.empty() ? nullptr : config_.unix_socket.c_str();
     const char* database = config_.database.empty() ? nullptr : config_.database.c_str();
-    s->step = Session::Step::connecting;
-    advance(s, mysql_real_connect_start(&s->connect_ret, s->conn, config_.host.c_str(), config_.user.c_str(),
+    advance(s, mysql_real_connect_start(&s->connect_ret, s->conn, host.c_str(), config_.user.c_str(),
                                         config_.password.c_str(), database, config_.port, socket_path, 0));
   }
 
@@ -358,10 +391,7 @@ class MariadbReads final : public AsyncReads {
     close(s, true);
   }
 
-  std::string where() const {
-    if (!config_.unix_socket.empty()) return config_.unix_socket;
-    return config_.host + ":" + std::to_string(config_.port);
-  }
+  std::string where() const { return mariadb::server_address(config_); }
 
   asio::io_context& loop_;
   const DbConfig config_;
@@ -371,6 +401,7 @@ class MariadbReads final : public AsyncReads {
   bool accepting_ = true;  // guarded by accepting_mutex_
 
   // The loop's thread only.
+  asio::ip::tcp::resolver resolver_;
   std::deque<Job> queue_;
   std::vector<SessionPtr> sessions_;
 };

@@ -104,6 +104,11 @@ void set_session_options(MYSQL* conn, const DbConfig& config) {
   mysql_options(conn, MYSQL_OPT_LOCAL_INFILE, &no);
 }
 
+std::string server_address(const DbConfig& config) {
+  if (!config.unix_socket.empty()) return config.unix_socket;
+  return config.host + ":" + std::to_string(config.port);
+}
+
 Error call_error(MYSQL* conn, std::string_view sql, bool& broken) {
   const unsigned int code = mysql_errno(conn);
   std::string message = mysql_error(conn);

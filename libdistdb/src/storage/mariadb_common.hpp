@@ -8,6 +8,7 @@
 
 #include <mysql.h>
 
+#include <string>
 #include <string_view>
 
 #include "distdb/config.hpp"
@@ -31,6 +32,9 @@ void init_library_once();
 // utf8mb4, the timeouts above and the connect timeout of `config`, no
 // automatic reconnect (see mariadb_storage.cpp), no LOAD DATA LOCAL.
 void set_session_options(MYSQL* conn, const DbConfig& config);
+
+// Where `config` points, for messages: the socket path, or host:port.
+std::string server_address(const DbConfig& config);
 
 // The server or the connection went away while a call was in flight.
 bool is_connection_lost(unsigned int code);

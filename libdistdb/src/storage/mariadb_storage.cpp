@@ -748,10 +748,7 @@ class MariadbStorage final : public Storage {
 
   void set_options(MYSQL* conn) const { mariadb::set_session_options(conn, config_); }
 
-  std::string where() const {
-    if (!config_.unix_socket.empty()) return config_.unix_socket;
-    return config_.host + ":" + std::to_string(config_.port);
-  }
+  std::string where() const { return mariadb::server_address(config_); }
 
   // Reconnects if the previous call lost the session (only ever between calls).
   Status ensure_connected() {
