@@ -44,6 +44,20 @@ Error refusal(RawConnection& conn) {
   return *r.error;
 }
 
+// A new connection from kFlooder that the node serves, once it has noticed
+// that one of that address's connections closed (null if it does not
+// within 10 s). Until then each attempt is refused.
+std::unique_ptr<RawConnection> served_once_a_place_frees(NodeProcess& node) {
+  std::unique_ptr<RawConnection> conn;
+  const bool ok = wait_until(
+      [&] {
+        conn = std::make_unique<RawConnection>(node.port(), kFlooder);
+        return served(*conn);
+      },
+      10s);
+  return ok ? std::move(conn) : nullptr;
+}
+
 std::size_t occurrences(const std::string& text, const std::string& what) {
   std::size_t n = 0;
   for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
@@ -108,13 +122,8 @@ TEST_SUITE("limits") {
     RawConnection sixth(node.port(), kFlooder);
     CHECK(refusal(sixth).kind == ErrorKind::unavailable);
     held[1].reset();
-    std::unique_ptr<RawConnection> replacement;
-    CHECK(wait_until(
-        [&] {
-          replacement = std::make_unique<RawConnection>(node.port(), kFlooder);
-          return served(*replacement);
-        },
-        10s));
+    const auto replacement = served_once_a_place_frees(node);
+    CHECK(replacement != nullptr);
     // The logged-in one still works.
     CHECK(call(*held[0], query_request(3, "SELECT 1")).status == ReplyStatus::ok);
   }
@@ -221,13 +230,7 @@ TEST_SUITE("limits") {
     for (auto& conn : held) CHECK(served(*conn));
     // One closes: its place is free again.
     held.pop_back();
-    std::unique_ptr<RawConnection> replacement;
-    CHECK(wait_until(
-        [&] {
-          replacement = std::make_unique<RawConnection>(node.port(), kFlooder);
-          return served(*replacement);
-        },
-        10s));
+    CHECK(served_once_a_place_frees(node) != nullptr);
   }
 
   TEST_CASE("limits: before a login frames are smaller; after it, up to max_message_bytes") {

@@ -400,30 +400,31 @@ TEST_CASE("config: the limits of connections not logged in, per source address, 
   CHECK(parse_ok(make("", R"(, "limits": {"max_connections": 2, "max_connections_per_source": 50})"))
             .limits.max_connections_per_source == 50);
 
-  CHECK(parse_error(make("", R"(, "timeouts": {"login_timeout_ms": 0})")) ==
-        "config.json: timeouts.login_timeout_ms: must be an integer from 1 to 2147483647 (got 0)");
-  CHECK(parse_error(make("", R"(, "timeouts": {"login_timeout_ms": "10s"})")) ==
-        "config.json: timeouts.login_timeout_ms: expected an integer, got a string");
-  CHECK(parse_error(make("", R"(, "limits": {"max_connections_per_source": -1})")) ==
-        "config.json: limits.max_connections_per_source: must be an integer from 0 to 100000 (got -1)");
-  CHECK(parse_error(make("", R"(, "limits": {"max_connections_per_source": 100001})")) ==
-        "config.json: limits.max_connections_per_source: must be an integer from 0 to 100000 (got 100001)");
-  CHECK(parse_error(make("", R"(, "limits": {"max_unauthenticated_connections": 0})")) ==
-        "config.json: limits.max_unauthenticated_connections: must be an integer from 1 to 100000 (got 0)");
-  CHECK(
-      parse_error(make("", R"(, "limits": {"max_unauthenticated_per_source": 100001})")) ==
-      "config.json: limits.max_unauthenticated_per_source: must be an integer from 0 to 100000 (got 100001)");
-  CHECK(parse_error(make("", R"(, "limits": {"max_unauthenticated_per_source": 2.5})")) ==
-        "config.json: limits.max_unauthenticated_per_source: expected an integer, got a real number (2.5)");
-  CHECK(parse_error(make("", R"(, "limits": {"max_unauthenticated_message_bytes": 1023})")) ==
-        "config.json: limits.max_unauthenticated_message_bytes: must be an integer from 1024 to 1073741824 "
-        "(got 1023)");
-  CHECK(parse_error(make("", R"(, "limits": {"max_output_bytes_per_connection": 0})")) ==
-        "config.json: limits.max_output_bytes_per_connection: must be an integer from 1024 to 1073741824 "
-        "(got 0)");
-  CHECK(parse_error(make("", R"(, "limits": {"max_output_bytes_per_connection": 1073741825})")) ==
-        "config.json: limits.max_output_bytes_per_connection: must be an integer from 1024 to 1073741824 "
-        "(got 1073741825)");
+  const std::pair<const char*, const char*> refused[] = {
+      {R"("timeouts": {"login_timeout_ms": 0})",
+       "timeouts.login_timeout_ms: must be an integer from 1 to 2147483647 (got 0)"},
+      {R"("timeouts": {"login_timeout_ms": "10s"})",
+       "timeouts.login_timeout_ms: expected an integer, got a string"},
+      {R"("limits": {"max_connections_per_source": -1})",
+       "limits.max_connections_per_source: must be an integer from 0 to 100000 (got -1)"},
+      {R"("limits": {"max_connections_per_source": 100001})",
+       "limits.max_connections_per_source: must be an integer from 0 to 100000 (got 100001)"},
+      {R"("limits": {"max_unauthenticated_connections": 0})",
+       "limits.max_unauthenticated_connections: must be an integer from 1 to 100000 (got 0)"},
+      {R"("limits": {"max_unauthenticated_per_source": 100001})",
+       "limits.max_unauthenticated_per_source: must be an integer from 0 to 100000 (got 100001)"},
+      {R"("limits": {"max_unauthenticated_per_source": 2.5})",
+       "limits.max_unauthenticated_per_source: expected an integer, got a real number (2.5)"},
+      {R"("limits": {"max_unauthenticated_message_bytes": 1023})",
+       "limits.max_unauthenticated_message_bytes: must be an integer from 1024 to 1073741824 (got 1023)"},
+      {R"("limits": {"max_output_bytes_per_connection": 0})",
+       "limits.max_output_bytes_per_connection: must be an integer from 1024 to 1073741824 (got 0)"},
+      {R"("limits": {"max_output_bytes_per_connection": 1073741825})",
+       "limits.max_output_bytes_per_connection: must be an integer from 1024 to 1073741824 (got 1073741825)"},
+  };
+  for (const auto& [json, message] : refused) {
+    CHECK(parse_error(make("", std::string(", ") + json)) == std::string("config.json: ") + message);
+  }
   // A misspelt key is named, with the keys there are.
   const std::string misspelt = parse_error(make("", R"(, "limits": {"max_unauthenticated_per_address": 4})"));
   CHECK(misspelt.find("config.json: limits.max_unauthenticated_per_address: unknown key") == 0);
