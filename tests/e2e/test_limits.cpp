@@ -58,6 +58,14 @@ std::unique_ptr<RawConnection> served_once_a_place_frees(NodeProcess& node) {
   return ok ? std::move(conn) : nullptr;
 }
 
+// Options of a client that logs in as kTestUser over TLS, verifying the
+// node against `certs`' CA.
+ClientOptions tls_options(const TestCerts& certs) {
+  ClientOptions options = test_client_options();
+  options.tls = certs.client_tls();
+  return options;
+}
+
 std::size_t occurrences(const std::string& text, const std::string& what) {
   std::size_t n = 0;
   for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
@@ -197,11 +205,48 @@ TEST_SUITE("limits") {
     const auto t0 = std::chrono::steady_clock::now();
     CHECK(silent.closed_by_peer(5s));
     CHECK(std::chrono::steady_clock::now() - t0 < 5s);
-    ClientOptions options = test_client_options();
-    options.tls = certs.client_tls();
-    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(node.port()), options);
+    auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(node.port()), tls_options(certs));
     REQUIRE_MESSAGE(client.ok(), client.error().message);
     CHECK(client->query("SELECT 1")->status == ReplyStatus::ok);
+  }
+
+  TEST_CASE(
+      "limits: on a TLS port a connection over a limit is told why after its handshake; one more than twice "
+      "over gets no handshake") {
+    const TestCerts& certs = TestCerts::shared();
+    NodeProcess node(certs.security_json("1", "none", R"("client_auth": "users", )" + test_users_json()) +
+                     R"(, "limits": {"max_unauthenticated_per_source": 1})");
+    REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
+    // Each waits in its handshake, not logged in: the first has the one
+    // place, the second is over (it would be told why once its handshake is
+    // done), the third is more than twice over: closed at once, long before
+    // the login and read timeouts (10 s).
+    RawConnection first(node.port());
+    auto second = std::make_unique<RawConnection>(node.port());
+    REQUIRE(first.connected());
+    REQUIRE(second->connected());
+    RawConnection third(node.port());
+    REQUIRE(third.connected());
+    CHECK(third.closed_by_peer(3s));
+    CHECK_FALSE(second->closed_by_peer(200ms));
+    CHECK_FALSE(first.closed_by_peer(0ms));
+    // A TLS client just over the limit reads why (once the node has seen the
+    // second go: until then it is a third, and closed at once).
+    second.reset();
+    const std::string expected =
+        "too many connections not logged in yet from this address (limits.max_unauthenticated_per_source = "
+        "1)";
+    std::string got;
+    CHECK_MESSAGE(
+        wait_until(
+            [&] {
+              auto refused =
+                  Client::connect("127.0.0.1", static_cast<std::uint16_t>(node.port()), tls_options(certs));
+              got = refused.ok() ? "served" : refused.error().message;
+              return !refused.ok() && refused.error().kind == ErrorKind::unavailable && got == expected;
+            },
+            10s),
+        got);
   }
 
   TEST_CASE("limits: connections per address, with client_auth off (where nobody logs in)") {
