@@ -438,14 +438,16 @@ Check ConfigReader::read_timeouts(const JsonValue& root, TimeoutConfig& t) const
   const std::string path = "timeouts";
   if (auto e = expect_object(*v, path)) return e;
   if (auto e = check_keys(*v, path,
-                          {"heartbeat_interval_ms", "heartbeat_timeout_ms", "request_timeout_ms", "idle_timeout_ms",
-                           "read_timeout_ms"})) {
+                          {"heartbeat_interval_ms", "heartbeat_timeout_ms", "request_timeout_ms",
+                           "idle_timeout_ms", "read_timeout_ms", "login_timeout_ms"})) {
     return e;
   }
-  const std::pair<const char*, int*> fields[] = {
-      {"heartbeat_interval_ms", &t.heartbeat_interval_ms}, {"heartbeat_timeout_ms", &t.heartbeat_timeout_ms},
-      {"request_timeout_ms", &t.request_timeout_ms},       {"idle_timeout_ms", &t.idle_timeout_ms},
-      {"read_timeout_ms", &t.read_timeout_ms}};
+  const std::pair<const char*, int*> fields[] = {{"heartbeat_interval_ms", &t.heartbeat_interval_ms},
+                                                 {"heartbeat_timeout_ms", &t.heartbeat_timeout_ms},
+                                                 {"request_timeout_ms", &t.request_timeout_ms},
+                                                 {"idle_timeout_ms", &t.idle_timeout_ms},
+                                                 {"read_timeout_ms", &t.read_timeout_ms},
+                                                 {"login_timeout_ms", &t.login_timeout_ms}};
   for (const auto& [key, target] : fields) {
     if (auto e = read_number(*v, path, key, 1, kMaxInt, Need::optional, *target)) return e;
   }
@@ -467,9 +469,12 @@ Check ConfigReader::read_limits(const JsonValue& root, LimitConfig& l) const {
   if (v == nullptr) return std::nullopt;
   const std::string path = "limits";
   if (auto e = expect_object(*v, path)) return e;
-  if (auto e = check_keys(*v, path,
-                          {"max_message_bytes", "max_peer_message_bytes", "max_connections",
-                           "max_pending_per_connection", "log_retention_entries"})) {
+  if (auto e =
+          check_keys(*v, path,
+                     {"max_message_bytes", "max_peer_message_bytes", "max_connections",
+                      "max_pending_per_connection", "log_retention_entries", "max_connections_per_source",
+                      "max_unauthenticated_connections", "max_unauthenticated_per_source",
+                      "max_unauthenticated_message_bytes", "max_output_bytes_per_connection"})) {
     return e;
   }
   if (auto e = read_number(*v, path, "max_message_bytes", 1024, 1073741824, Need::optional, l.max_message_bytes)) {
@@ -479,13 +484,33 @@ Check ConfigReader::read_limits(const JsonValue& root, LimitConfig& l) const {
                            l.max_peer_message_bytes)) {
     return e;
   }
-  if (auto e = read_number(*v, path, "max_connections", 1, 100000, Need::optional, l.max_connections)) return e;
   if (auto e = read_number(*v, path, "log_retention_entries", 1, 100000000, Need::optional,
                            l.log_retention_entries)) {
     return e;
   }
-  return read_number(*v, path, "max_pending_per_connection", 1, 1000000, Need::optional,
-                     l.max_pending_per_connection);
+  // Counts of connections: at least one for the totals; 0 for a limit per
+  // source address means none (every client behind one proxy or NAT). A
+  // value above max_connections is allowed and simply never reached.
+  const struct {
+    const char* key;
+    std::int64_t lowest;
+    std::int64_t highest;
+    int* target;
+  } counts[] = {{"max_connections", 1, 100000, &l.max_connections},
+                {"max_pending_per_connection", 1, 1000000, &l.max_pending_per_connection},
+                {"max_connections_per_source", 0, 100000, &l.max_connections_per_source},
+                {"max_unauthenticated_connections", 1, 100000, &l.max_unauthenticated_connections},
+                {"max_unauthenticated_per_source", 0, 100000, &l.max_unauthenticated_per_source}};
+  for (const auto& c : counts) {
+    if (auto e = read_number(*v, path, c.key, c.lowest, c.highest, Need::optional, *c.target)) return e;
+  }
+  // Byte bounds below 1 KiB would refuse a login or stall every reply.
+  if (auto e = read_number(*v, path, "max_unauthenticated_message_bytes", 1024, 1073741824, Need::optional,
+                           l.max_unauthenticated_message_bytes)) {
+    return e;
+  }
+  return read_number(*v, path, "max_output_bytes_per_connection", 1024, 1073741824, Need::optional,
+                     l.max_output_bytes_per_connection);
 }
 
 // The secret itself never appears in a message: only its length does.

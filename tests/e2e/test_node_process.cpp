@@ -15,6 +15,7 @@
 
 #include "distdb/client.hpp"
 #include "node_fixture.hpp"
+#include "raw_requests.hpp"
 #include "wire/codec.hpp"
 
 using namespace distdb;
@@ -26,12 +27,6 @@ namespace {
 // The exact bytes the seed's client.py sends: one JSON object, no delimiter.
 std::string seed_request(const std::string& sql) {
   return R"({"type": "CLIENT_QUERY", "payload": {"query": ")" + sql + R"("}})";
-}
-
-Reply decode(const std::string& text) {
-  auto reply = wire::decode_reply(text);
-  REQUIRE_MESSAGE(reply.ok(), "undecodable reply: " << text);
-  return *reply;
 }
 
 // One request in the seed's style: connect, send, read one object, closed.

@@ -32,6 +32,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check(c.id != 0 && c.port != 0 && !c.ip.empty() && !c.listen_ip.empty());
   check(c.timeouts.heartbeat_timeout_ms > c.timeouts.heartbeat_interval_ms);
   check(c.storage.pool_size > 0);
+  // The transport's limits: a 0 could refuse every connection or stall every reply.
+  check(c.timeouts.login_timeout_ms > 0 && c.limits.max_connections > 0 &&
+        c.limits.max_unauthenticated_connections > 0 && c.limits.max_connections_per_source >= 0 &&
+        c.limits.max_unauthenticated_per_source >= 0 && c.limits.max_unauthenticated_message_bytes >= 1024 &&
+        c.limits.max_output_bytes_per_connection >= 1024);
   for (std::size_t i = 0; i < c.peers.size(); ++i) {
     const distdb::PeerConfig& p = c.peers[i];
     check(p.id != 0 && p.port != 0 && !p.ip.empty());

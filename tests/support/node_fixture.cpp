@@ -46,8 +46,17 @@ int ms_left(std::chrono::steady_clock::time_point deadline) {
 
 }  // namespace
 
-int connect_loopback(int port) {
+int connect_loopback(int port, const std::string& source) {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (!source.empty()) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    if (inet_pton(AF_INET, source.c_str(), &local.sin_addr) != 1 ||
+        ::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+      ::close(fd);
+      return -1;
+    }
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -94,7 +103,7 @@ bool NodeProcess::wait_ready(std::chrono::milliseconds timeout) {
          process_->running();
 }
 
-RawConnection::RawConnection(int port) : fd_(connect_loopback(port)) {}
+RawConnection::RawConnection(int port, const std::string& source) : fd_(connect_loopback(port, source)) {}
 
 RawConnection::~RawConnection() {
   if (fd_ >= 0) ::close(fd_);

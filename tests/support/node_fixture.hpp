@@ -55,7 +55,9 @@ class NodeProcess {
 // A blocking TCP connection with deadlines.
 class RawConnection {
  public:
-  explicit RawConnection(int port);
+  // `source`: the local address to connect from (any 127.x.y.z on Linux),
+  // so that one test can be several clients; empty: the system's choice.
+  explicit RawConnection(int port, const std::string& source = "");
   ~RawConnection();
   RawConnection(const RawConnection&) = delete;
   RawConnection& operator=(const RawConnection&) = delete;
@@ -75,7 +77,8 @@ class RawConnection {
 };
 
 bool port_accepts(int port);
-// A blocking TCP connection to 127.0.0.1:port, or -1.
-int connect_loopback(int port);
+// A blocking TCP connection to 127.0.0.1:port (from `source`, when not
+// empty), or -1.
+int connect_loopback(int port, const std::string& source = "");
 
 }  // namespace distdb::test

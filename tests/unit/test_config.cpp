@@ -216,6 +216,12 @@ TEST_CASE("config: a minimal sqlite config, with every default") {
   CHECK(c.limits.max_message_bytes == 4u * 1024 * 1024);
   CHECK(c.limits.max_connections == 1024);
   CHECK(c.limits.max_pending_per_connection == 1024);
+  CHECK(c.timeouts.login_timeout_ms == 10000);
+  CHECK(c.limits.max_connections_per_source == 256);
+  CHECK(c.limits.max_unauthenticated_connections == 256);
+  CHECK(c.limits.max_unauthenticated_per_source == 32);
+  CHECK(c.limits.max_unauthenticated_message_bytes == 64u * 1024);
+  CHECK(c.limits.max_output_bytes_per_connection == 1024u * 1024);
   CHECK(c.log_level == LogLevel::info);
   CHECK(c.security.client_auth == ClientAuth::off);
   CHECK(c.security.users.empty());
@@ -375,6 +381,56 @@ TEST_CASE("config: numbers out of range or not integers") {
         "config.json: limits.max_connections: must be an integer from 1 to 100000 (got 100001)");
   CHECK(parse_error(make("", R"(, "limits": {"max_pending_per_connection": 0})")) ==
         "config.json: limits.max_pending_per_connection: must be an integer from 1 to 1000000 (got 0)");
+}
+
+TEST_CASE("config: the limits of connections not logged in, per source address, and of unread replies") {
+  const Config c = parse_ok(make("", R"(, "timeouts": {"login_timeout_ms": 2500},
+      "limits": {"max_connections_per_source": 0, "max_unauthenticated_connections": 100000,
+                 "max_unauthenticated_per_source": 4, "max_unauthenticated_message_bytes": 1024,
+                 "max_output_bytes_per_connection": 1073741824})"));
+  CHECK(c.timeouts.login_timeout_ms == 2500);
+  CHECK(c.limits.max_connections_per_source == 0);  // no limit per address
+  CHECK(c.limits.max_unauthenticated_connections == 100000);
+  CHECK(c.limits.max_unauthenticated_per_source == 4);
+  CHECK(c.limits.max_unauthenticated_message_bytes == 1024);
+  CHECK(c.limits.max_output_bytes_per_connection == 1073741824u);
+  CHECK(parse_ok(make("", R"(, "limits": {"max_unauthenticated_per_source": 0})"))
+            .limits.max_unauthenticated_per_source == 0);
+  // Above max_connections: allowed, never reached.
+  CHECK(parse_ok(make("", R"(, "limits": {"max_connections": 2, "max_connections_per_source": 50})"))
+            .limits.max_connections_per_source == 50);
+
+  const std::pair<const char*, const char*> refused[] = {
+      {R"("timeouts": {"login_timeout_ms": 0})",
+       "timeouts.login_timeout_ms: must be an integer from 1 to 2147483647 (got 0)"},
+      {R"("timeouts": {"login_timeout_ms": "10s"})",
+       "timeouts.login_timeout_ms: expected an integer, got a string"},
+      {R"("limits": {"max_connections_per_source": -1})",
+       "limits.max_connections_per_source: must be an integer from 0 to 100000 (got -1)"},
+      {R"("limits": {"max_connections_per_source": 100001})",
+       "limits.max_connections_per_source: must be an integer from 0 to 100000 (got 100001)"},
+      {R"("limits": {"max_unauthenticated_connections": 0})",
+       "limits.max_unauthenticated_connections: must be an integer from 1 to 100000 (got 0)"},
+      {R"("limits": {"max_unauthenticated_per_source": 100001})",
+       "limits.max_unauthenticated_per_source: must be an integer from 0 to 100000 (got 100001)"},
+      {R"("limits": {"max_unauthenticated_per_source": 2.5})",
+       "limits.max_unauthenticated_per_source: expected an integer, got a real number (2.5)"},
+      {R"("limits": {"max_unauthenticated_message_bytes": 1023})",
+       "limits.max_unauthenticated_message_bytes: must be an integer from 1024 to 1073741824 (got 1023)"},
+      {R"("limits": {"max_output_bytes_per_connection": 0})",
+       "limits.max_output_bytes_per_connection: must be an integer from 1024 to 1073741824 (got 0)"},
+      {R"("limits": {"max_output_bytes_per_connection": 1073741825})",
+       "limits.max_output_bytes_per_connection: must be an integer from 1024 to 1073741824 (got 1073741825)"},
+  };
+  for (const auto& [json, message] : refused) {
+    CHECK(parse_error(make("", std::string(", ") + json)) == std::string("config.json: ") + message);
+  }
+  // A misspelt key is named, with the keys there are.
+  const std::string misspelt = parse_error(make("", R"(, "limits": {"max_unauthenticated_per_address": 4})"));
+  CHECK(misspelt.find("config.json: limits.max_unauthenticated_per_address: unknown key") == 0);
+  CHECK(misspelt.find("max_unauthenticated_per_source") != std::string::npos);
+  CHECK(parse_error(make("", R"(, "timeouts": {"login_timeout": 5})"))
+            .find("config.json: timeouts.login_timeout: unknown key") == 0);
 }
 
 TEST_CASE("config: heartbeat timeout must exceed the interval") {

@@ -60,6 +60,10 @@ struct TimeoutConfig {
   int request_timeout_ms = 30000;   // a client request that takes longer is answered with a timeout error
   int idle_timeout_ms = 300000;     // a connection silent for this long is closed
   int read_timeout_ms = 10000;      // a started message must be complete within this
+  // A connection not logged in (nor recognised as a member's) this long after
+  // it was accepted gets an error and is closed. Not applied with
+  // security.client_auth "off", where every connection counts as logged in.
+  int login_timeout_ms = 10000;
 };
 
 struct LimitConfig {
@@ -72,6 +76,19 @@ struct LimitConfig {
   std::size_t log_retention_entries = 100000;
   int max_connections = 1024;
   int max_pending_per_connection = 1024;  // pipelined requests queued on one connection
+  // Connections from one source address (0: no limit per address).
+  int max_connections_per_source = 256;
+  // Connections not logged in yet (see TimeoutConfig::login_timeout_ms), in
+  // all and from one source address (0: no limit per address).
+  int max_unauthenticated_connections = 256;
+  int max_unauthenticated_per_source = 32;
+  // Largest frame before a connection has logged in (the smaller of this and
+  // max_message_bytes applies); also the bound below before login.
+  std::size_t max_unauthenticated_message_bytes = 64 * 1024;
+  // Replies waiting to be written to one connection: past this the node
+  // reads no more of its requests and starts none of those already read
+  // until the client has read its replies.
+  std::size_t max_output_bytes_per_connection = 1024 * 1024;
 };
 
 enum class LogLevel { trace, debug, info, warn, error, off };

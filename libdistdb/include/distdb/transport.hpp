@@ -6,7 +6,15 @@
 // backend; the simulator in tests/ delivers frames in-process.
 //
 // Threading: handler callbacks run on the transport's own thread, one at a
-// time. send(), close() and send_to_peer() may be called from any thread.
+// time. send(), close(), send_to_peer(), mark_authenticated(),
+// trust_as_peer() and output_backlogged() may be called from any thread.
+//
+// Logins: unless config.security.client_auth is "off", a connection starts
+// out not logged in. Until the handler calls mark_authenticated() (or
+// trust_as_peer()) for it, the transport holds it to the limits for such
+// connections (limits.max_unauthenticated_*, timeouts.login_timeout_ms): an
+// application that embeds a Transport with client logins on must report
+// them, or its clients are cut off after the login timeout.
 #pragma once
 
 #include <cstdint>
@@ -30,13 +38,18 @@ class DISTDB_API TransportHandler {
   // No more frames will come from `conn`: the peer finished sending (end of
   // input; `error` is null), or the stream broke (`error` says why: a frame
   // too large, garbage between frames, a message not completed within the
-  // read timeout, too many connections). Replies owed for frames already
+  // read timeout, no login within the login timeout, a connection limit
+  // reached). Replies owed for frames already
   // delivered may still be sent, then an error reply if wanted; the handler
   // calls close() when it is done with the connection.
   virtual void on_input_end(ConnectionId conn, const Error* error) = 0;
   // `conn` is gone (closed by either side, timed out, transport stopping).
   // No frame for it follows; sends to it are dropped.
   virtual void on_closed(ConnectionId conn) = 0;
+  // The replies waiting for `conn` have drained to the bound again, after
+  // Transport::output_backlogged() said they were over it: requests held
+  // back for that may start. The default does nothing.
+  virtual void on_output_drained(ConnectionId conn);
 };
 
 class DISTDB_API Transport {
@@ -56,7 +69,22 @@ class DISTDB_API Transport {
   // Marks `conn` as a member's connection (its frames came from a
   // configured peer): its frames may then be as large as
   // limits.max_peer_message_bytes, where a full copy of the data travels.
+  // It counts as logged in too (see mark_authenticated()).
   virtual void trust_as_peer(ConnectionId conn) = 0;
+  // `conn` has logged in: the login deadline no longer applies, it leaves
+  // the counts of connections not logged in, and its frames may be as large
+  // as limits.max_message_bytes. Called from the transport's thread (as the
+  // handler's callbacks are) it takes effect before the next bytes of
+  // `conn` are read; from another thread, shortly after. The default does
+  // nothing (a transport without such limits).
+  virtual void mark_authenticated(ConnectionId conn);
+  // Whether the replies queued for `conn` but not yet written are over
+  // limits.max_output_bytes_per_connection (a client that does not read
+  // them). When it answers true, the transport calls
+  // TransportHandler::on_output_drained(conn) once they are back under the
+  // bound, so that a handler may hold back the requests of that connection
+  // meanwhile. The default: never.
+  virtual bool output_backlogged(ConnectionId conn);
   // Closes `conn` once everything queued for it has been written.
   virtual void close(ConnectionId conn) = 0;
 

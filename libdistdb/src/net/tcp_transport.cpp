@@ -16,7 +16,10 @@
 // to -1 under that mutex before the socket closes, so a late send() never
 // writes into a descriptor number the kernel has given to someone else.
 //
-// Protection of the node against its clients lives here:
+// Protection of the node against its clients lives here. The aim: a client
+// that floods the node, or holds connections open and does nothing with them
+// (slow-loris), degrades nothing but itself, and one address cannot take
+// what all the others need.
 //   - a frame over limits.max_message_bytes, or garbage between frames,
 //     ends the connection after one error reply (the stream cannot be resynced);
 //   - a frame begun but not finished within timeouts.read_timeout_ms (slow
@@ -24,6 +27,70 @@
 //   - a connection silent for timeouts.idle_timeout_ms is closed;
 //   - past limits.max_connections, a new connection gets an error reply and
 //     is closed, so the ones already served are not starved.
+//
+// Those alone let one address open max_connections connections that never
+// log in, each kept for the read or idle timeout (10 s, 5 min): everybody
+// else locked out, at the cost of a loop calling connect(). So a connection
+// starts out "not logged in" (unless security.client_auth is "off") until
+// the handler reports a login (mark_authenticated) or a member's frame
+// (trust_as_peer), and until then:
+//   - it must log in within timeouts.login_timeout_ms of its accept (a TLS
+//     handshake counts against that): it then gets one error of kind
+//     unauthenticated and is closed (hard, if it is still there one more
+//     period later: a client that reads nothing cannot be told). Activity
+//     does not move the deadline: PING is answered before a login, and a
+//     client pinging forever must not hold its place forever;
+//   - it counts against limits.max_unauthenticated_connections, and against
+//     limits.max_unauthenticated_per_source for its address, so that one
+//     address holds at most that many of them (on a TLS port up to twice
+//     that, with the refused ones still in their handshake: see below) and
+//     the total is left for the others (a login is a few round trips: a
+//     client needs a place only briefly);
+//   - its frames may be at most limits.max_unauthenticated_message_bytes
+//     (an AUTH message is small), and its unsent replies are bounded the
+//     same way (below): what an anonymous client can make the node hold is
+//     about that much per connection, not max_message_bytes. Its input is
+//     fed to the splitter in pieces no larger than that limit, the frames
+//     of each handed over before the next: a login answered at once on the
+//     io thread (SCRAM's last step) lifts the limit for a larger request
+//     pipelined right behind it, even within one read. A member's link, too,
+//     counts as not logged in until its first frame has been checked; that
+//     frame must fit. It normally does: members send each other small
+//     heartbeats every heartbeat interval, so a link rarely opens with
+//     anything else (one that does is refused, like a lost frame, and the
+//     link reconnects).
+// Every connection, logged in or not, also counts against
+// limits.max_connections_per_source for its address: with client_auth off
+// nobody logs in, and that is what bounds a flood from one address there.
+// Over any of these limits a new connection gets one error reply naming
+// the limit (on a TLS port once its handshake is done, so that it can read
+// it) and is closed. Refusals are logged at most once per 10 s per limit,
+// with the count of those not logged: a flood must not become a flood of
+// log lines. On a TLS port, a connection more than twice over a limit gets
+// no handshake: the handshake costs the node far more than the client, and
+// that many is a flood, not a client that went a little over.
+// A refused connection counts until it is closed (at once, once its reply
+// is written): counting only admitted ones would let refused TLS
+// connections in their handshake pile up unbounded. Counts are per address
+// as the socket reports it, IPv4-mapped IPv6 folded to IPv4; an IPv6 client
+// with a /64 has many addresses, and many hosts behind one NAT share one:
+// what holds whatever the addresses are are the totals.
+//
+// A client that reads none of its replies: what send() cannot write at once
+// waits in the WriteSide's queue, and nothing else bounds it (a client
+// pipelining large SELECTs and reading nothing would have the node hold
+// every reply). Past limits.max_output_bytes_per_connection of unsent
+// replies, the io thread reads no more of that connection's input, and the
+// handler, which asks output_backlogged() before it starts a request,
+// starts none until they have drained (on_output_drained). Its client waits
+// on its own replies (TCP carries the back-pressure to it); nobody else
+// does. One reply is never split, so the bound is exceeded by at most the
+// reply that crossed it. A client that reads nothing at all is closed by the
+// idle timeout, since neither its reads nor its writes make progress.
+//
+// Also: an accept that fails for want of descriptors or memory is retried
+// after a pause rather than at once (at once, it fails again at once, in a
+// loop that starves every connection already served and fills the log).
 //
 // Outbound links to peers (send_to_peer) are separate from the connections
 // above: one PeerLink per configured peer, connected when there is something
@@ -57,11 +124,12 @@
 #include <asio/ssl.hpp>
 
 #include <algorithm>
-#include <cerrno>
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <deque>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -78,7 +146,12 @@
 namespace distdb {
 
 TransportHandler::~TransportHandler() = default;
+void TransportHandler::on_output_drained(ConnectionId) {}
 Transport::~Transport() = default;
+void Transport::mark_authenticated(ConnectionId) {}
+bool Transport::output_backlogged(ConnectionId) {
+  return false;
+}
 bool Transport::is_tls(ConnectionId) const {
   return false;
 }
@@ -91,6 +164,7 @@ namespace {
 using asio::ip::tcp;
 using Millis = std::chrono::milliseconds;
 using TlsStream = asio::ssl::stream<tcp::socket>;
+using Clock = std::chrono::steady_clock;
 
 constexpr unsigned char kTlsHandshakeRecord = 0x16;  // the first byte of every ClientHello
 
@@ -110,6 +184,69 @@ bool end_of_stream(const asio::error_code& ec) {
   return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
 }
 
+// The address a connection counts against: an IPv4 client of a node that
+// listens on IPv6 arrives as ::ffff:a.b.c.d, and is the same client.
+asio::ip::address source_address(const tcp::endpoint& remote) {
+  const asio::ip::address a = remote.address();
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  return a;
+}
+
+// The limits a new connection is held to, in the order they are checked:
+// the narrowest first, so that a flooding address is told about its own
+// limit rather than a total it may have filled itself.
+enum class Limit { per_source, unauthenticated_per_source, unauthenticated, total };
+constexpr std::size_t kLimits = 4;
+
+struct LimitName {
+  const char* key;     // the config field, for the log and the reply
+  const char* reason;  // what the refused client is told
+};
+
+constexpr LimitName kLimitNames[kLimits] = {
+    {"limits.max_connections_per_source", "too many connections from this address"},
+    {"limits.max_unauthenticated_per_source", "too many connections not logged in yet from this address"},
+    {"limits.max_unauthenticated_connections", "too many connections not logged in yet"},
+    {"limits.max_connections", "too many connections"},
+};
+
+struct Refusal {
+  Limit limit;
+  int value;   // the configured limit
+  bool flood;  // more than twice the limit: refused without a TLS handshake
+};
+
+// At most one log line per interval for one kind of event, with how many
+// were held back: a flood of connections must not become a flood of lines.
+class RateLimitedLog {
+ public:
+  static constexpr std::chrono::seconds kInterval{10};
+
+  // Whether a line is due now; if so, `held_back` gets how many events went
+  // unlogged since the last one (they are counted, not lost).
+  bool due(std::uint64_t& held_back) {
+    const auto now = Clock::now();
+    if (logged_ && now - last_ < kInterval) {
+      ++held_back_;
+      return false;
+    }
+    logged_ = true;
+    last_ = now;
+    held_back = std::exchange(held_back_, 0);
+    return true;
+  }
+
+ private:
+  bool logged_ = false;
+  Clock::time_point last_;
+  std::uint64_t held_back_ = 0;
+};
+
+// After an accept failed for want of descriptors or memory, the pause before
+// the next attempt: at once, it would fail again at once, in a loop that
+// takes the io thread from the connections already served.
+constexpr Millis kAcceptRetry{100};
+
 class TcpTransport;
 
 // What other threads may touch of a connection (see the top), and what
@@ -120,13 +257,21 @@ struct WriteSide {
   bool direct = true;              // send() may write to fd itself (never on a TLS connection)
   bool io_owned = false;           // the io thread has frames to write: send() must queue behind them
   std::deque<std::string> queued;  // frames (newline included) waiting for the io thread
+  std::size_t unsent_bytes = 0;    // in `queued` and in the io thread's write in progress
+  std::size_t output_bound = 0;    // unsent bytes past which the connection is backlogged
+  bool drain_wanted = false;       // output_backlogged() said so: on_output_drained() is owed
   bool tls = false;                // the TLS handshake completed
   std::optional<std::string> verified_name;  // the CN of the client's verified certificate
 };
 
 struct Connection {
   Connection(asio::io_context& io, tcp::socket s, ConnectionId conn_id, std::size_t max_frame)
-      : id(conn_id), socket(std::move(s)), splitter(max_frame), idle_timer(io), read_timer(io) {}
+      : id(conn_id),
+        socket(std::move(s)),
+        splitter(max_frame),
+        idle_timer(io),
+        read_timer(io),
+        login_timer(io) {}
 
   // Where a connection to a TLS port stands: its first byte not yet seen,
   // then its handshake; `open` carries frames (and is where plaintext
@@ -137,17 +282,28 @@ struct Connection {
   tcp::socket socket;              // the connection, until a TLS handshake begins
   std::unique_ptr<TlsStream> tls;  // from then on, the stream (owning the socket)
   Phase phase = Phase::open;
-  bool refuse_after_handshake = false;  // over max_connections on a TLS port
+  std::optional<Error> refusal;  // over a limit on a TLS port: said once the handshake is done
   wire::FrameSplitter splitter;
   std::array<char, 64 * 1024> read_buffer{};
   std::shared_ptr<WriteSide> write_side = std::make_shared<WriteSide>();
   std::vector<std::string> writing; // frames handed to the in-flight async_write
+  std::size_t writing_bytes = 0;    // their size
   bool reading = true;              // false once input ended or the stream broke
+  bool read_paused = false;         // not reading while its replies are backlogged (see flush())
   bool close_requested = false;     // close once everything queued is written
   bool closed = false;
   asio::steady_timer idle_timer;
   asio::steady_timer read_timer;
   bool read_timer_armed = false;
+
+  // Logins (see the top). The address is the peer's, IPv4-mapped IPv6
+  // addresses shown as IPv4, so that one client counts once however the
+  // node listens.
+  asio::ip::address source;
+  bool authenticated = false;  // logged in or a member's: no longer counted as not logged in
+  bool peer = false;           // trust_as_peer(): peer-sized frames
+  asio::steady_timer login_timer;
+  bool login_deadline_passed = false;  // the error is on its way; the next expiry closes
 
   tcp::socket& lowest() { return tls ? tls->next_layer() : socket; }
 };
@@ -198,7 +354,14 @@ struct PeerLink {
 
 class TcpTransport final : public Transport {
  public:
-  explicit TcpTransport(const Config& config) : config_(config), acceptor_(io_) {
+  explicit TcpTransport(const Config& config)
+      : config_(config),
+        acceptor_(io_),
+        accept_retry_(io_),
+        logins_(config_.security.client_auth != ClientAuth::off),
+        login_frame_bytes_(
+            std::min(config_.limits.max_unauthenticated_message_bytes, config_.limits.max_message_bytes)),
+        login_output_bytes_(std::min(config_.limits.max_output_bytes_per_connection, login_frame_bytes_)) {
     const std::size_t max_message = std::max<std::size_t>(config_.limits.max_message_bytes, 1);
     peer_queue_bytes_ = max_message > std::numeric_limits<std::size_t>::max() / kPeerQueueMessages
                             ? std::numeric_limits<std::size_t>::max()
@@ -274,6 +437,7 @@ class TcpTransport final : public Transport {
       stopping_ = true;
       asio::error_code ignored;
       acceptor_.close(ignored);
+      accept_retry_.cancel();
       std::vector<ConnectionId> ids;
       for (auto& [id, conn] : connections_) ids.push_back(id);
       for (ConnectionId id : ids) teardown(id);
@@ -311,6 +475,7 @@ class TcpTransport final : public Transport {
         // its write meets the same error and tears the connection down.
         if (n > 0) frame.erase(0, static_cast<std::size_t>(n));
       }
+      side->unsent_bytes += frame.size();
       side->queued.push_back(std::move(frame));
       if (side->io_owned) return;  // the io thread takes it after what it is writing
       side->io_owned = true;
@@ -331,12 +496,20 @@ class TcpTransport final : public Transport {
   }
 
   void trust_as_peer(ConnectionId conn) override {
-    asio::post(io_, [this, conn] {
-      auto it = connections_.find(conn);
-      if (it == connections_.end()) return;
-      it->second->splitter.set_max_frame_bytes(
-          std::max(config_.limits.max_message_bytes, config_.limits.max_peer_message_bytes));
-    });
+    on_io_thread(conn, [this](const std::shared_ptr<Connection>& c) { logged_in(c, true); });
+  }
+
+  void mark_authenticated(ConnectionId conn) override {
+    on_io_thread(conn, [this](const std::shared_ptr<Connection>& c) { logged_in(c, false); });
+  }
+
+  bool output_backlogged(ConnectionId conn) override {
+    const auto side = write_side(conn);
+    if (!side) return false;
+    std::lock_guard lock(side->mutex);
+    if (side->fd < 0 || side->unsent_bytes <= side->output_bound) return false;
+    side->drain_wanted = true;  // output_written() calls on_output_drained() once under the bound
+    return true;
   }
 
   void send_to_peer(NodeId peer, std::string frame) override {
@@ -408,6 +581,46 @@ class TcpTransport final : public Transport {
     std::lock_guard lock(write_sides_mutex_);
     const auto it = write_sides_.find(conn);
     return it == write_sides_.end() ? nullptr : it->second;
+  }
+
+  // Runs `f` on the open connection `conn` on the io thread: at once when
+  // called there (from a handler callback), so that it holds before the
+  // connection's next bytes are read, as a login pipelined with the next
+  // request needs; otherwise posted.
+  template <class F>
+  void on_io_thread(ConnectionId conn, F f) {
+    auto run = [this, conn, f = std::move(f)] {
+      const auto it = connections_.find(conn);
+      if (it != connections_.end()) f(it->second);
+    };
+    if (io_.get_executor().running_in_this_thread()) {
+      run();
+    } else {
+      asio::post(io_, std::move(run));
+    }
+  }
+
+  // `conn` logged in, or showed it is a member's (`as_peer`): the limits of
+  // connections not logged in stop applying to it.
+  void logged_in(const std::shared_ptr<Connection>& conn, bool as_peer) {
+    conn->peer = conn->peer || as_peer;
+    conn->splitter.set_max_frame_bytes(
+        conn->peer ? std::max(config_.limits.max_message_bytes, config_.limits.max_peer_message_bytes)
+                   : config_.limits.max_message_bytes);
+    if (conn->authenticated) return;
+    conn->authenticated = true;
+    SourceCount& from = sources_.at(conn->source);
+    --from.unauthenticated;
+    --unauthenticated_;
+    conn->login_timer.cancel();
+    bool under = false;
+    {
+      WriteSide& side = *conn->write_side;
+      std::lock_guard lock(side.mutex);
+      side.output_bound = config_.limits.max_output_bytes_per_connection;
+      under = side.unsent_bytes <= side.output_bound;
+    }
+    if (under) resume_reading(conn);
   }
 
   // ------------------------------------------------------------ peer links
@@ -693,8 +906,24 @@ class TcpTransport final : public Transport {
     acceptor_.async_accept([this](asio::error_code ec, tcp::socket socket) {
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-        DISTDB_LOG(warn) << "accept failed: " << ec.message();
-        accept_next();
+        std::uint64_t held_back = 0;
+        if (accept_failures_.due(held_back)) {
+          DISTDB_LOG(warn) << "accept failed: " << ec.message()
+                           << (held_back > 0
+                                   ? " (" + std::to_string(held_back) + " more failures since the last line)"
+                                   : std::string());
+        }
+        const bool exhausted = ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+                               ec == asio::error::no_memory ||
+                               ec == asio::error_code(ENFILE, asio::system_category());
+        if (!exhausted) {
+          accept_next();
+          return;
+        }
+        accept_retry_.expires_after(kAcceptRetry);
+        accept_retry_.async_wait([this](asio::error_code wait_ec) {
+          if (!wait_ec && !stopping_) accept_next();
+        });
         return;
       }
       on_accept(std::move(socket));
@@ -703,34 +932,110 @@ class TcpTransport final : public Transport {
   }
 
   void on_accept(tcp::socket socket) {
-    asio::error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);
+    asio::error_code ec;
+    const tcp::endpoint remote = socket.remote_endpoint(ec);
+    if (ec) return;  // reset before it was accepted: nothing to count, the socket closes here
+    socket.set_option(tcp::no_delay(true), ec);
     const ConnectionId id = next_id_++;
-    auto conn = std::make_shared<Connection>(io_, std::move(socket), id, config_.limits.max_message_bytes);
+    auto conn = std::make_shared<Connection>(io_, std::move(socket), id,
+                                             logins_ ? login_frame_bytes_ : config_.limits.max_message_bytes);
+    conn->source = source_address(remote);
+    conn->authenticated = !logins_;
     connections_.emplace(id, conn);
+    count_in(*conn);
     conn->write_side->fd = conn->socket.native_handle();
     conn->write_side->direct = !server_tls_;
+    conn->write_side->output_bound =
+        logins_ ? login_output_bytes_ : config_.limits.max_output_bytes_per_connection;
     {
       std::lock_guard lock(write_sides_mutex_);
       write_sides_.emplace(id, conn->write_side);
     }
-    const bool over_limit = static_cast<int>(connections_.size()) > config_.limits.max_connections;
-    if (over_limit) {
-      DISTDB_LOG(warn) << "refusing connection: limit of " << config_.limits.max_connections << " reached";
+    // A refused connection stays counted until it is closed, which is as
+    // soon as its error is written (a TLS one: its handshake done, within
+    // the login and read timeouts): it takes a place only briefly.
+    std::optional<Error> refusal;
+    if (const auto over = over_limit(*conn)) {
+      log_refusal(*conn, *over);
+      if (server_tls_ && over->flood) {
+        // A handshake costs the node far more than the client; past twice
+        // the limit this is no client that went a little over but a flood,
+        // and it is not worth one.
+        teardown(id);
+        return;
+      }
+      const LimitName& name = kLimitNames[static_cast<std::size_t>(over->limit)];
+      refusal = Error(ErrorKind::unavailable,
+                      std::string(name.reason) + " (" + name.key + " = " + std::to_string(over->value) + ")");
     }
+    if (!conn->authenticated) arm_login_timer(conn);
     if (server_tls_) {
-      conn->refuse_after_handshake = over_limit;
+      conn->refusal = std::move(refusal);
       arm_idle_timer(conn);
       arm_read_timer(conn);  // the handshake must be over within the read timeout
       sniff(conn);
       return;
     }
-    if (over_limit) {
-      refuse(conn, Error(ErrorKind::unavailable, "too many connections"));
+    if (refusal) {
+      refuse(conn, *refusal);
       return;
     }
     arm_idle_timer(conn);
     read_next(conn);
+  }
+
+  void count_in(const Connection& conn) {
+    SourceCount& from = sources_[conn.source];
+    ++from.open;
+    if (!conn.authenticated) {
+      ++from.unauthenticated;
+      ++unauthenticated_;
+    }
+  }
+
+  // Once per connection, from teardown().
+  void count_out(const Connection& conn) {
+    const auto it = sources_.find(conn.source);
+    --it->second.open;
+    if (!conn.authenticated) {
+      --it->second.unauthenticated;
+      --unauthenticated_;
+    }
+    if (it->second.open == 0) sources_.erase(it);  // open >= unauthenticated: both are 0
+  }
+
+  // The first limit `conn` (counted already) is over, if any. A limit per
+  // source of 0 is none.
+  std::optional<Refusal> over_limit(const Connection& conn) const {
+    const SourceCount& from = sources_.at(conn.source);
+    const LimitConfig& l = config_.limits;
+    const bool pending = !conn.authenticated;
+    const struct {
+      Limit limit;
+      int count;
+      int value;
+    } checks[] = {
+        {Limit::per_source, from.open, l.max_connections_per_source},
+        {Limit::unauthenticated_per_source, pending ? from.unauthenticated : 0,
+         l.max_unauthenticated_per_source},
+        {Limit::unauthenticated, pending ? unauthenticated_ : 0, l.max_unauthenticated_connections},
+        {Limit::total, static_cast<int>(connections_.size()), l.max_connections},
+    };
+    for (const auto& c : checks) {
+      if (c.value > 0 && c.count > c.value) return Refusal{c.limit, c.value, c.count > 2 * c.value};
+    }
+    return std::nullopt;
+  }
+
+  void log_refusal(const Connection& conn, const Refusal& over) {
+    const auto index = static_cast<std::size_t>(over.limit);
+    std::uint64_t held_back = 0;
+    if (!refusal_logs_[index].due(held_back)) return;
+    DISTDB_LOG(warn) << "[!] refusing a connection from " << conn.source << ": " << kLimitNames[index].key
+                     << " (" << over.value << ") reached"
+                     << (held_back > 0 ? "; " + std::to_string(held_back) +
+                                             " more refused for this limit since the last such line"
+                                       : std::string());
   }
 
   // No more input is read from `conn`; the handler answers `why` and closes it.
@@ -808,8 +1113,8 @@ class TcpTransport final : public Transport {
         conn->write_side->verified_name = std::move(name);
       }
       arm_idle_timer(conn);
-      if (conn->refuse_after_handshake) {
-        refuse(conn, Error(ErrorKind::unavailable, "too many connections"));
+      if (conn->refusal) {
+        refuse(conn, *conn->refusal);
         return;
       }
       read_next(conn);
@@ -847,17 +1152,32 @@ class TcpTransport final : public Transport {
 
   void on_bytes(const std::shared_ptr<Connection>& conn, std::string_view bytes) {
     arm_idle_timer(conn);
-    std::vector<std::string> frames;
-    const Status st = conn->splitter.feed(bytes, frames);
-    for (auto& frame : frames) {
-      handler_->on_frame(conn->id, std::move(frame));
-      if (conn->closed) return;
+    Status st;
+    while (st && !bytes.empty()) {
+      // Before a login, fed no more than the frame limit at a time, and the
+      // frames of each piece delivered before the next is fed: a login that
+      // one piece completes (a SCRAM one is answered at once, on this
+      // thread) lifts the limit for a larger request pipelined right behind
+      // it, even within the same read.
+      const std::size_t n = conn->authenticated ? bytes.size() : std::min(bytes.size(), login_frame_bytes_);
+      std::vector<std::string> frames;
+      st = conn->splitter.feed(bytes.substr(0, n), frames);
+      bytes.remove_prefix(n);
+      for (auto& frame : frames) {
+        handler_->on_frame(conn->id, std::move(frame));
+        if (conn->closed) return;
+      }
     }
     if (!st) {
       conn->reading = false;
       disarm_read_timer(conn);
-      DISTDB_LOG(debug) << "connection " << conn->id << ": " << st.error().message;
-      handler_->on_input_end(conn->id, &st.error());
+      Error error = st.error();
+      if (error.kind == ErrorKind::message_too_large && !conn->authenticated &&
+          login_frame_bytes_ < config_.limits.max_message_bytes) {
+        error.message += " before login (limits.max_unauthenticated_message_bytes); log in first";
+      }
+      DISTDB_LOG(debug) << "connection " << conn->id << ": " << error.message;
+      handler_->on_input_end(conn->id, &error);
       return;
     }
     if (conn->splitter.mid_frame()) {
@@ -865,7 +1185,60 @@ class TcpTransport final : public Transport {
     } else {
       disarm_read_timer(conn);
     }
+    if (output_over_bound(*conn)) {
+      // Its client does not read its replies: read no more of its requests
+      // until it has (output_written() resumes).
+      conn->read_paused = true;
+      return;
+    }
     read_next(conn);
+  }
+
+  bool output_over_bound(const Connection& conn) const {
+    WriteSide& side = *conn.write_side;
+    std::lock_guard lock(side.mutex);
+    return side.unsent_bytes > side.output_bound;
+  }
+
+  void resume_reading(const std::shared_ptr<Connection>& conn) {
+    if (!conn->read_paused || !conn->reading || conn->closed) return;
+    conn->read_paused = false;
+    read_next(conn);
+  }
+
+  // Stops reading `conn` and hands `why` to the handler, which answers and
+  // closes: the pending read is cancelled without closing the socket, which
+  // still carries the error reply.
+  void end_input(const std::shared_ptr<Connection>& conn, const Error& why) {
+    conn->reading = false;
+    conn->read_paused = false;
+    disarm_read_timer(conn);
+    asio::error_code ignored;
+    conn->lowest().shutdown(tcp::socket::shutdown_receive, ignored);
+    handler_->on_input_end(conn->id, &why);
+  }
+
+  // The login deadline, from the accept: a TLS handshake counts against it.
+  // At the first expiry the handler is told (it answers with the error, then
+  // closes); a connection still open at the second (its client reads
+  // nothing, so the error cannot be written), or one that could not be told
+  // (no TLS yet, or its input already over), is closed.
+  void arm_login_timer(const std::shared_ptr<Connection>& conn) {
+    conn->login_timer.expires_after(Millis(config_.timeouts.login_timeout_ms));
+    conn->login_timer.async_wait([this, conn](asio::error_code ec) {
+      if (ec || conn->closed || conn->authenticated) return;
+      const std::string within =
+          "not logged in within " + std::to_string(config_.timeouts.login_timeout_ms) + " ms";
+      if (conn->login_deadline_passed || !conn->reading || conn->phase != Connection::Phase::open) {
+        DISTDB_LOG(debug) << "connection " << conn->id << ": " << within << "; closed";
+        teardown(conn->id);
+        return;
+      }
+      DISTDB_LOG(debug) << "connection " << conn->id << ": " << within;
+      conn->login_deadline_passed = true;
+      end_input(conn, Error(ErrorKind::unauthenticated, within + " (timeouts.login_timeout_ms)"));
+      if (!conn->closed) arm_login_timer(conn);
+    });
   }
 
   void arm_idle_timer(const std::shared_ptr<Connection>& conn) {
@@ -890,14 +1263,9 @@ class TcpTransport final : public Transport {
         teardown(conn->id);
         return;
       }
-      conn->reading = false;
-      // Stop reading: cancel the pending read without closing the socket,
-      // which still carries the error reply.
-      asio::error_code ignored;
-      conn->lowest().shutdown(tcp::socket::shutdown_receive, ignored);
-      const Error error(ErrorKind::timeout, "message not completed within " +
-                                                std::to_string(config_.timeouts.read_timeout_ms) + " ms");
-      handler_->on_input_end(conn->id, &error);
+      end_input(conn,
+                Error(ErrorKind::timeout, "message not completed within " +
+                                              std::to_string(config_.timeouts.read_timeout_ms) + " ms"));
     });
   }
 
@@ -917,6 +1285,7 @@ class TcpTransport final : public Transport {
       WriteSide& side = *conn->write_side;
       std::lock_guard lock(side.mutex);
       while (!side.queued.empty()) {
+        conn->writing_bytes += side.queued.front().size();
         conn->writing.push_back(std::move(side.queued.front()));
         side.queued.pop_front();
       }
@@ -932,12 +1301,14 @@ class TcpTransport final : public Transport {
     for (const auto& f : conn->writing) buffers.emplace_back(asio::buffer(f));
     auto on_written = [this, conn](asio::error_code ec, std::size_t) {
       conn->writing.clear();
+      const std::size_t written = std::exchange(conn->writing_bytes, 0);
       if (conn->closed) return;
       if (ec) {
         teardown(conn->id);
         return;
       }
       arm_idle_timer(conn);
+      output_written(conn, written);
       flush(conn);
     };
     if (conn->tls) {
@@ -947,12 +1318,32 @@ class TcpTransport final : public Transport {
     }
   }
 
+  // Replies were written. Back under the bound, the connection is read
+  // again, and a handler that asked (output_backlogged()) hears that the
+  // requests it held back may go on. (Its sends meanwhile join the queue:
+  // io_owned is still set, and flush() takes them next.)
+  void output_written(const std::shared_ptr<Connection>& conn, std::size_t written) {
+    bool under = false;
+    bool drained = false;
+    {
+      WriteSide& side = *conn->write_side;
+      std::lock_guard lock(side.mutex);
+      side.unsent_bytes -= written;
+      under = side.unsent_bytes <= side.output_bound;
+      drained = under && std::exchange(side.drain_wanted, false);
+    }
+    if (!under) return;
+    resume_reading(conn);
+    if (drained) handler_->on_output_drained(conn->id);
+  }
+
   void teardown(ConnectionId id) {
     auto it = connections_.find(id);
     if (it == connections_.end()) return;
     auto conn = it->second;
     connections_.erase(it);
     conn->closed = true;
+    count_out(*conn);
     {
       std::lock_guard lock(write_sides_mutex_);
       write_sides_.erase(id);
@@ -962,10 +1353,13 @@ class TcpTransport final : public Transport {
       std::lock_guard lock(conn->write_side->mutex);
       conn->write_side->fd = -1;
       conn->write_side->queued.clear();
+      conn->write_side->unsent_bytes = 0;
+      conn->write_side->drain_wanted = false;
     }
     asio::error_code ignored;
     conn->idle_timer.cancel();
     conn->read_timer.cancel();
+    conn->login_timer.cancel();
     conn->lowest().shutdown(tcp::socket::shutdown_both, ignored);
     conn->lowest().close(ignored);
     handler_->on_closed(id);
@@ -978,12 +1372,28 @@ class TcpTransport final : public Transport {
   std::optional<asio::ssl::context> peer_tls_;    // the links to peers', with security.tls and peers
   asio::io_context io_;
   tcp::acceptor acceptor_;
+  asio::steady_timer accept_retry_;  // the pause after an accept failed for want of resources
+  RateLimitedLog accept_failures_;
   mutable std::mutex write_sides_mutex_;
   std::unordered_map<ConnectionId, std::shared_ptr<WriteSide>> write_sides_;  // open connections' write sides
   std::thread thread_;
   TransportHandler* handler_ = nullptr;
   std::unordered_map<ConnectionId, std::shared_ptr<Connection>> connections_;
   ConnectionId next_id_ = 1;
+
+  // Logins, and the limits of connections per source and not logged in
+  // (the io thread only). A connection counts from its accept to its
+  // teardown, refused ones included.
+  struct SourceCount {
+    int open = 0;
+    int unauthenticated = 0;
+  };
+  const bool logins_;                     // client_auth is not "off": connections start not logged in
+  const std::size_t login_frame_bytes_;   // the frame limit until then
+  const std::size_t login_output_bytes_;  // the bound of unsent replies until then
+  std::map<asio::ip::address, SourceCount> sources_;  // addresses with a connection open
+  int unauthenticated_ = 0;
+  std::array<RateLimitedLog, kLimits> refusal_logs_;
   std::uint16_t port_ = 0;
 
   std::unordered_map<NodeId, std::shared_ptr<PeerLink>> links_;  // fixed once constructed

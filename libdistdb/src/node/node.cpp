@@ -18,12 +18,23 @@
 // the mechanism expected. Logins are judged in the connection's order like
 // any request, so a request pipelined behind a login runs only if the login
 // succeeded. Peer frames are not client requests: they are authenticated by
-// the cluster secret (wire/peer_auth.hpp) and never see this.
+// the cluster secret (wire/peer_auth.hpp) and never see this. The transport
+// hears of every login (Transport::mark_authenticated) and of every member's
+// connection (trust_as_peer): until then it holds the connection to the
+// limits of connections not logged in (a deadline, smaller frames, counts
+// per address and in all).
 //
 // Per connection, requests run one at a time, in arrival order, and replies
 // leave in that order. That gives every client read-your-writes on its own
 // connection and lets pipelining clients match replies by position as well
 // as by id; concurrency comes from serving many connections at once.
+//
+// A client that does not read its replies: once those waiting to be written
+// to it are over limits.max_output_bytes_per_connection
+// (Transport::output_backlogged), its next request waits to start until
+// they have drained (on_output_drained), and the transport reads no more of
+// its input meanwhile. Without that, a client pipelining large SELECTs and
+// reading nothing would make the node hold every reply in memory.
 #include "distdb/node.hpp"
 
 #include <atomic>
@@ -289,6 +300,13 @@ struct Node::Impl final : TransportHandler {
     sessions.erase(conn);
   }
 
+  void on_output_drained(ConnectionId conn) override {
+    const auto session_ptr = existing_session(conn);
+    if (!session_ptr) return;
+    std::lock_guard lock(session_ptr->mutex);
+    pump(conn, *session_ptr);
+  }
+
   // --- request handling ---
 
   // Sends every reply that is ready, starts the next request, and closes the
@@ -296,6 +314,9 @@ struct Node::Impl final : TransportHandler {
   // mutex held.
   void pump(ConnectionId conn, Session& s) {
     while (!s.busy && !s.queue.empty()) {
+      // Held back while the client's unread replies are over the bound
+      // (on_output_drained() resumes).
+      if (transport->output_backlogged(conn)) return;
       Pending p = std::move(s.queue.front());
       s.queue.pop_front();
       if (!p.request) {
@@ -428,6 +449,7 @@ struct Node::Impl final : TransportHandler {
     }
     s.authenticated = true;
     s.user = scram->user();
+    transport->mark_authenticated(conn);
     DISTDB_LOG(debug) << "connection " << conn << ": authenticated as " << text::quote_for_message(s.user);
     transport->send(conn, auth_ok_reply(id, std::move(*server_final)));
   }
@@ -443,6 +465,7 @@ struct Node::Impl final : TransportHandler {
     if (result) {
       s.authenticated = true;
       s.user = user;
+      transport->mark_authenticated(conn);
       DISTDB_LOG(debug) << "connection " << conn << ": authenticated as " << text::quote_for_message(user);
       transport->send(conn, auth_ok_reply(id, "authenticated as " + text::quote_for_message(user)));
     } else if (result.error().kind == ErrorKind::unauthenticated) {
