@@ -4,7 +4,8 @@
 # directly (the baseline) and against the cluster, back to back, for each
 # workload at 1, 4 and 16 threads (inserts also with the benchmark running
 # two-phase commit on the three servers itself, and point selects also
-# through a relay that only copies bytes: the floors); then a coordinator
+# through a relay that only copies bytes, and spread over the three servers
+# directly and through three relays: the floors); then a coordinator
 # failover under load, a participant catching up, and (with --soak) the
 # nodes' memory over a long mixed load. Writes docs/benchmarks/results.json, two charts (gnuplot) and
 # docs/benchmarks.md. Everything it starts is stopped and removed at the end,
@@ -114,13 +115,13 @@ export DISTDB_SANDBOX_DIR="$run_dir/mariadb"
 export DISTDB_SANDBOX_BASE_PORT=$db_port
 node_pids=(0 0 0 0)  # by node id 1..3 (0: not running)
 helper_pids=()       # background loads and writers
-relay_pid=0          # the byte relay in front of server 1
+relay_pids=()        # the byte relays: in front of servers 1, 2 and 3
 
 cleanup() {
   local status=$? pid
   trap - EXIT INT TERM
   for pid in "${helper_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  [[ $relay_pid != 0 ]] && kill -TERM "$relay_pid" 2>/dev/null || true
+  for pid in "${relay_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${node_pids[@]}"; do
     [[ $pid != 0 ]] || continue
     kill -CONT "$pid" 2>/dev/null || true  # a stopped process cannot act on SIGTERM
@@ -216,10 +217,13 @@ for id in 1 2 3; do start_node "$id"; done
 coordinator=$(wait_settled)
 log "cluster up, coordinator: node $coordinator"
 nodes_arg="127.0.0.1:$(port_of 1),127.0.0.1:$(port_of 2),127.0.0.1:$(port_of 3)"
-relay_port=$(port_of 9)
-! port_open "$relay_port" || die "port $relay_port (the relay) is in use; choose others with --node-port"
-"$bin/distdb-bench-relay" "$relay_port" "127.0.0.1:$(db_of 1)" &
-relay_pid=$!
+# Relay N (on port_of 8+N) copies bytes to and from server N.
+relay_of() { port_of $((8 + $1)); }
+for n in 1 2 3; do
+  ! port_open "$(relay_of "$n")" || die "port $(relay_of "$n") (a relay) is in use; choose others with --node-port"
+  "$bin/distdb-bench-relay" "$(relay_of "$n")" "127.0.0.1:$(db_of "$n")" &
+  relay_pids+=($!)
+done
 
 uptime >"$run_dir/uptime-start.txt"
 stat -f -c %T "$DISTDB_SANDBOX_DIR" >"$run_dir/filesystem.txt"  # where the servers keep their data
@@ -234,7 +238,11 @@ bench() {  # TARGET WORKLOAD THREADS: one run, appended to runs.jsonl
   if [[ $target == direct ]]; then
     args=(--target direct --db "127.0.0.1:$(db_of 1)")
   elif [[ $target == relay ]]; then
-    args=(--target direct --db "127.0.0.1:$relay_port")
+    args=(--target direct --db "127.0.0.1:$(relay_of 1)")
+  elif [[ $target == direct-3 ]]; then
+    args=(--target direct --db "127.0.0.1:$(db_of 1),127.0.0.1:$(db_of 2),127.0.0.1:$(db_of 3)")
+  elif [[ $target == relay-3 ]]; then
+    args=(--target direct --db "127.0.0.1:$(relay_of 1),127.0.0.1:$(relay_of 2),127.0.0.1:$(relay_of 3)")
   elif [[ $target == two-phase ]]; then
     args=(--target two-phase --db "127.0.0.1:$(db_of 1),127.0.0.1:$(db_of 2),127.0.0.1:$(db_of 3)")
   else
@@ -257,8 +265,16 @@ for workload in $workloads; do
     if [[ $workload == insert ]]; then bench two-phase "$workload" "$threads"; fi
     # The floor under a read through any middleware process: the direct
     # load through a relay that only copies bytes (distdb-bench-relay: one
-    # thread, epoll) to the same server.
-    if [[ $workload == point-select ]]; then bench relay "$workload" "$threads"; fi
+    # thread, epoll) to the same server. The cluster spreads its reads over
+    # three servers, which on this machine share the same two cores: the
+    # direct load spread the same way over the three (thread i on server i
+    # mod 3, a table on each), then through three relays, measures what that
+    # spread costs without distdb.
+    if [[ $workload == point-select ]]; then
+      bench relay "$workload" "$threads"
+      bench direct-3 "$workload" "$threads"
+      bench relay-3 "$workload" "$threads"
+    fi
   done
 done
 

@@ -370,6 +370,36 @@ def relay_lines(runs):
     return [text, "", table, ""]
 
 
+def spread_lines(runs):
+    """Point selects spread over the three servers, directly and through
+    three relays, beside direct on one server and the cluster."""
+    rows = []
+    for threads in sorted({r["threads"] for r in runs if r["workload"] == "point-select"}):
+        d, d3, r3, c = (run_of(runs, "point-select", threads, t) for t in ("direct", "direct-3", "relay-3", "cluster"))
+        if not (d and d3 and r3 and c):
+            continue
+        base = d["throughput_ops_s"]
+        rows.append([threads, fmt(base, ",.0f"), fmt(d3["throughput_ops_s"], ",.0f"),
+                     fmt(r3["throughput_ops_s"], ",.0f"), fmt(c["throughput_ops_s"], ",.0f"),
+                     fmt(ratio(d3["throughput_ops_s"], base), ".2f"), fmt(ratio(r3["throughput_ops_s"], base), ".2f"),
+                     fmt(ratio(c["throughput_ops_s"], base), ".2f"),
+                     fmt(ratio(c["throughput_ops_s"], r3["throughput_ops_s"]), ".2f"),
+                     f"{d3['errors']} / {r3['errors']}"])
+    if not rows:
+        return None
+    header = ["threads", "direct ops/s", "direct-3 ops/s", "relay-3 ops/s", "cluster ops/s", "direct-3 / direct",
+              "relay-3 / direct", "cluster / direct", "cluster / relay-3", "errors (direct-3 / relay-3)"]
+    text = ("The cluster's threads spread over its three nodes, so its reads land on three MariaDB servers, "
+            "which here share the machine's two cores with everything else. *direct-3* is the direct load "
+            "spread the same way, with nothing in between (`distdb-bench --target direct --db` with the three "
+            "servers: thread i on server i mod 3, each with its own copy of the table); *relay-3* is that load "
+            "through three relays, one per server. direct-3 over direct is what spreading the reads costs "
+            "MariaDB itself on one machine; relay-3 over direct bounds what any middleware that serves reads "
+            "where they arrive could reach here; cluster over relay-3 is what distdb's own work costs on top "
+            "of that.")
+    return [text, "", md_table(header, rows), ""]
+
+
 def section(title, lines, missing="Not run."):
     """A "## title" section of the page: its lines, or `missing` when the
     measurement did not take place."""
@@ -488,6 +518,8 @@ def write_page(path, results, charts, chart_dir):
     out += section("The floor: two-phase commit with no middleware", floor_lines(results["runs"]),
                    "Not measured in this run (it runs with the insert workload).")
     out += section("The floor under a read: a relay that only copies bytes", relay_lines(results["runs"]),
+                   "Not measured in this run (it runs with the point-select workload).")
+    out += section("Reads spread over three servers", spread_lines(results["runs"]),
                    "Not measured in this run (it runs with the point-select workload).")
     out += section("Failover", failover_lines(results["failover"]))
     out += section("Catch-up", catchup_lines(results["catchup"]))

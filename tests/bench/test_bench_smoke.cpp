@@ -97,7 +97,7 @@ TEST_CASE("bad command lines exit with status 2") {
   CHECK(run_bench({"--target", "direct"}).exit_code == 2);                           // no --db
   CHECK(run_bench({"--target", "cluster", "--nodes", "127.0.0.1"}).exit_code == 2);  // no port
   CHECK(run_bench({"--target", "two-phase"}).exit_code == 2);                        // no --db
-  CHECK(run_bench({"--target", "direct", "--db", "127.0.0.1:1,127.0.0.1:2"}).exit_code == 2);  // one only
+  CHECK(run_bench({"--target", "direct", "--db", "127.0.0.1:1,nowhere"}).exit_code == 2);  // no port
   auto pipelined_direct = direct_args();
   pipelined_direct.insert(pipelined_direct.end(), {"--pipeline", "4"});
   CHECK(run_bench(pipelined_direct).exit_code == 2);
@@ -143,6 +143,36 @@ TEST_CASE("--target direct: an unreachable server fails the run with status 1") 
   REQUIRE_FALSE(run.report.HasParseError());
   CHECK_FALSE(run.report["success"].GetBool());
   CHECK(run.report.HasMember("failure"));
+}
+
+TEST_CASE("--target direct over two servers: a table on each, threads spread over both") {
+  REQUIRE(mariadb_servers().size() >= 2);
+  std::string servers;
+  for (std::size_t i = 0; i < 2; ++i) {
+    const DbConfig db = mariadb_db_config(i, "distdb_bench_smoke");
+    servers += (i == 0 ? "" : ",") + db.host + ":" + std::to_string(db.port);
+  }
+  const DbConfig first = mariadb_db_config(0, "distdb_bench_smoke");
+  const BenchRun run = run_bench({"--target", "direct", "--db", servers, "--user", first.user, "--password",
+                                  first.password, "--database", "distdb_bench_smoke", "--table", "bench_spread",
+                                  "--keep", "--rows", "500", "--workload", "point-select", "--threads", "4",
+                                  "--seconds", "2", "--warmup", "0", "--json"});
+  // A point select counts as an error when its row is missing: a clean run
+  // means every thread's server held the whole table.
+  check_clean_run(run, true, false);
+  REQUIRE(run.report["parameters"]["endpoints"].Size() == 2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    StorageConfig config;
+    config.backend = StorageBackend::mariadb;
+    config.db = mariadb_db_config(i, "distdb_bench_smoke");
+    auto storage = open_storage(config);
+    REQUIRE_MESSAGE(storage.ok(), (storage.ok() ? "" : storage.error().message));
+    // Pre-filled on each server, once.
+    auto count = (*storage)->execute("SELECT COUNT(*) FROM bench_spread");
+    REQUIRE(count.ok());
+    CHECK(std::get<std::int64_t>(count->rows.at(0).at(0)) == 500);
+    REQUIRE((*storage)->execute("DROP TABLE bench_spread").ok());
+  }
 }
 
 TEST_CASE("--target two-phase commits every write on every server") {

@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
       ->required()
       ->transform(CLI::CheckedTransformer(targets))
       ->option_text("direct|cluster|two-phase");
-  app.add_option("--db", db_text, "direct: the MariaDB server; two-phase: the servers")
+  app.add_option("--db", db_text, "direct: the MariaDB server (several: thread i on server i mod count, a table on each); two-phase: the servers")
       ->option_text("HOST:PORT[,...]");
   auto* user_opt =
       app.add_option("--user", o.user,
@@ -183,7 +183,6 @@ int main(int argc, char** argv) {
       if (!db) return usage_error("--db: expected HOST:PORT, got '" + std::string(item) + "'");
       o.dbs.push_back(*db);
     }
-    if (o.target == TargetKind::direct && o.dbs.size() != 1) return usage_error("--target direct takes one --db");
     o.db = o.dbs.front();
     if (!node_texts.empty() || o.coordinator_only)
       return usage_error("--nodes and --coordinator-only are for --target cluster");

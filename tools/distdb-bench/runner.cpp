@@ -206,23 +206,28 @@ Status run_setup(Connection& connection, const std::string& sql, const char* wha
 
 // Creates the table afresh (`created` says whether it got that far, so
 // that a failed setup knows whether there is anything to drop) and
-// pre-fills it.
+// pre-fills it: through endpoint 0, or on each endpoint when they hold a
+// table each.
 Status set_up_table(const Options& options, Target& target, bool& created, double& prefill_seconds) {
-  auto connection = target.connect(0);
-  if (!connection) return connection.error();
-  Connection& c = **connection;
-  if (auto s = run_setup(c, drop_table_sql(options.table), "drop the old table"); !s) return s;
-  if (auto s = run_setup(c, create_table_sql(options.table), "create the table"); !s) return s;
-  created = true;
-  if (!needs_prefill(options.workload)) return {};
-  std::mt19937_64 rng(thread_seed(options.seed, -1));
+  const std::size_t tables = target.independent_endpoints() ? target.endpoints().size() : 1;
   const Clock::time_point start = Clock::now();
-  for (std::int64_t first = 1; first <= options.rows; first += kPrefillBatch) {
-    const std::int64_t count = std::min(kPrefillBatch, options.rows - first + 1);
-    if (auto s = run_setup(c, insert_rows_sql(options.table, first, count, rng), "pre-fill the table"); !s)
-      return s;
+  for (std::size_t e = 0; e < tables; ++e) {
+    auto connection = target.connect(e);
+    if (!connection) return connection.error();
+    Connection& c = **connection;
+    if (auto s = run_setup(c, drop_table_sql(options.table), "drop the old table"); !s) return s;
+    if (auto s = run_setup(c, create_table_sql(options.table), "create the table"); !s) return s;
+    created = true;
+    if (!needs_prefill(options.workload)) continue;
+    // The same rows everywhere: every copy is filled from the same seed.
+    std::mt19937_64 rng(thread_seed(options.seed, -1));
+    for (std::int64_t first = 1; first <= options.rows; first += kPrefillBatch) {
+      const std::int64_t count = std::min(kPrefillBatch, options.rows - first + 1);
+      if (auto s = run_setup(c, insert_rows_sql(options.table, first, count, rng), "pre-fill the table"); !s)
+        return s;
+    }
   }
-  prefill_seconds = seconds_between(start, Clock::now());
+  if (needs_prefill(options.workload)) prefill_seconds = seconds_between(start, Clock::now());
   return {};
 }
 
@@ -256,10 +261,13 @@ Status wait_until_visible(const Options& options, Target& target) {
 }
 
 void drop_table(const Options& options, Target& target) {
-  auto connection = target.connect(0);
-  Status dropped = connection ? run_setup(**connection, drop_table_sql(options.table), "drop the table")
-                              : Status(connection.error());
-  if (!dropped) std::fprintf(stderr, "distdb-bench: warning: %s\n", dropped.error().message.c_str());
+  const std::size_t tables = target.independent_endpoints() ? target.endpoints().size() : 1;
+  for (std::size_t e = 0; e < tables; ++e) {
+    auto connection = target.connect(e);
+    Status dropped = connection ? run_setup(**connection, drop_table_sql(options.table), "drop the table")
+                                : Status(connection.error());
+    if (!dropped) std::fprintf(stderr, "distdb-bench: warning: %s\n", dropped.error().message.c_str());
+  }
 }
 
 // One line a second while the threads run: completions per second over the

@@ -71,6 +71,10 @@ class Target {
   virtual const std::vector<Endpoint>& endpoints() const = 0;
   virtual Result<std::unique_ptr<Connection>> connect(std::size_t endpoint) = 0;
   virtual bool supports_pipelining() const = 0;
+  // Whether each endpoint holds a table of its own (direct over several
+  // servers), so that the table is set up, and dropped, on every one of
+  // them; false when they serve one database (a cluster's nodes).
+  virtual bool independent_endpoints() const { return false; }
 };
 
 // An error of kind `config` when this distdb-bench was built without
