@@ -67,6 +67,30 @@ std::vector<std::string> direct_args() {
           "--database", db.database};
 }
 
+// The command-line arguments of a run with `target` over the first `count`
+// test servers, logged in as the tests' user, in the smoke database.
+std::vector<std::string> servers_args(const char* target, std::size_t count) {
+  REQUIRE(mariadb_servers().size() >= count);
+  std::string servers;
+  for (std::size_t i = 0; i < count; ++i) {
+    const DbConfig db = mariadb_db_config(i, "distdb_bench_smoke");
+    servers += (i == 0 ? "" : ",") + db.host + ":" + std::to_string(db.port);
+  }
+  const DbConfig first = mariadb_db_config(0, "distdb_bench_smoke");
+  return {"--target", target, "--db", servers, "--user", first.user, "--password", first.password,
+          "--database", "distdb_bench_smoke"};
+}
+
+// The smoke database on test server `index`.
+std::unique_ptr<Storage> open_server(std::size_t index) {
+  StorageConfig config;
+  config.backend = StorageBackend::mariadb;
+  config.db = mariadb_db_config(index, "distdb_bench_smoke");
+  auto storage = open_storage(config);
+  REQUIRE_MESSAGE(storage.ok(), (storage.ok() ? "" : storage.error().message));
+  return std::move(storage).value();
+}
+
 // A run of the given workload that must have worked: statements done, none
 // failed, and the reads / writes the workload implies.
 void check_clean_run(const BenchRun& run, bool expect_reads, bool expect_writes) {
@@ -146,48 +170,29 @@ TEST_CASE("--target direct: an unreachable server fails the run with status 1") 
 }
 
 TEST_CASE("--target direct over two servers: a table on each, threads spread over both") {
-  REQUIRE(mariadb_servers().size() >= 2);
-  std::string servers;
-  for (std::size_t i = 0; i < 2; ++i) {
-    const DbConfig db = mariadb_db_config(i, "distdb_bench_smoke");
-    servers += (i == 0 ? "" : ",") + db.host + ":" + std::to_string(db.port);
-  }
-  const DbConfig first = mariadb_db_config(0, "distdb_bench_smoke");
-  const BenchRun run = run_bench({"--target", "direct", "--db", servers, "--user", first.user, "--password",
-                                  first.password, "--database", "distdb_bench_smoke", "--table", "bench_spread",
-                                  "--keep", "--rows", "500", "--workload", "point-select", "--threads", "4",
-                                  "--seconds", "2", "--warmup", "0", "--json"});
+  auto args = servers_args("direct", 2);
+  args.insert(args.end(), {"--table", "bench_spread", "--keep", "--rows", "500", "--workload", "point-select",
+                           "--threads", "4", "--seconds", "2", "--warmup", "0", "--json"});
+  const BenchRun run = run_bench(args);
   // A point select counts as an error when its row is missing: a clean run
   // means every thread's server held the whole table.
   check_clean_run(run, true, false);
   REQUIRE(run.report["parameters"]["endpoints"].Size() == 2);
   for (std::size_t i = 0; i < 2; ++i) {
-    StorageConfig config;
-    config.backend = StorageBackend::mariadb;
-    config.db = mariadb_db_config(i, "distdb_bench_smoke");
-    auto storage = open_storage(config);
-    REQUIRE_MESSAGE(storage.ok(), (storage.ok() ? "" : storage.error().message));
+    auto storage = open_server(i);
     // Pre-filled on each server, once.
-    auto count = (*storage)->execute("SELECT COUNT(*) FROM bench_spread");
+    auto count = storage->execute("SELECT COUNT(*) FROM bench_spread");
     REQUIRE(count.ok());
     CHECK(std::get<std::int64_t>(count->rows.at(0).at(0)) == 500);
-    REQUIRE((*storage)->execute("DROP TABLE bench_spread").ok());
+    REQUIRE(storage->execute("DROP TABLE bench_spread").ok());
   }
 }
 
 TEST_CASE("--target two-phase commits every write on every server") {
-  REQUIRE(mariadb_servers().size() >= 3);
-  std::string servers;
-  std::vector<std::unique_ptr<Storage>> checks;
-  for (std::size_t i = 0; i < 3; ++i) {
-    const DbConfig db = mariadb_db_config(i, "distdb_bench_smoke");
-    servers += (i == 0 ? "" : ",") + db.host + ":" + std::to_string(db.port);
-  }
-  const DbConfig first = mariadb_db_config(0, "distdb_bench_smoke");
-  const BenchRun run = run_bench({"--target", "two-phase", "--db", servers, "--user", first.user, "--password",
-                                  first.password, "--database", "distdb_bench_smoke", "--table", "bench_two_phase",
-                                  "--keep", "--workload", "insert", "--threads", "2", "--seconds", "2",
-                                  "--warmup", "0", "--json"});
+  auto args = servers_args("two-phase", 3);
+  args.insert(args.end(), {"--table", "bench_two_phase", "--keep", "--workload", "insert", "--threads", "2",
+                           "--seconds", "2", "--warmup", "0", "--json"});
+  const BenchRun run = run_bench(args);
   check_clean_run(run, false, true);
   REQUIRE_FALSE(run.report.HasParseError());
   const std::uint64_t written = run.report["ok_ops"].GetUint64();
@@ -195,23 +200,19 @@ TEST_CASE("--target two-phase commits every write on every server") {
   // the last commits to the others were sent and land at once), and no
   // transaction is left prepared.
   for (std::size_t i = 0; i < 3; ++i) {
-    StorageConfig config;
-    config.backend = StorageBackend::mariadb;
-    config.db = mariadb_db_config(i, "distdb_bench_smoke");
-    auto storage = open_storage(config);
-    REQUIRE_MESSAGE(storage.ok(), (storage.ok() ? "" : storage.error().message));
+    auto storage = open_server(i);
     std::uint64_t rows = 0;
     const auto deadline = std::chrono::steady_clock::now() + 10s;
     do {
-      auto count = (*storage)->execute("SELECT COUNT(*) FROM bench_two_phase");
+      auto count = storage->execute("SELECT COUNT(*) FROM bench_two_phase");
       REQUIRE(count.ok());
       rows = static_cast<std::uint64_t>(std::get<std::int64_t>(count->rows.at(0).at(0)));
     } while (rows < written && std::chrono::steady_clock::now() < deadline);
     CHECK(rows >= written);
-    auto prepared = (*storage)->recover();
+    auto prepared = storage->recover();
     REQUIRE(prepared.ok());
     for (const auto& id : *prepared) CHECK_MESSAGE(id.rfind("bench-", 0) != 0, id);
-    REQUIRE((*storage)->execute("DROP TABLE bench_two_phase").ok());
+    REQUIRE(storage->execute("DROP TABLE bench_two_phase").ok());
   }
 }
 
