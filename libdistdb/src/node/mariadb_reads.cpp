@@ -143,7 +143,13 @@ class MariadbReads final : public AsyncReads {
   }
 
   // Starts queued reads on free sessions, opening sessions up to the limit.
+  // A read can end inside this loop (a connect through a socket path that
+  // does not exist fails at once), and its finish() calls dispatch() again:
+  // that inner call returns at once and this loop takes up what it freed, so
+  // a long queue failing that way does not nest a call per read.
   void dispatch() {
+    if (dispatching_) return;
+    dispatching_ = true;
     while (!queue_.empty()) {
       SessionPtr free;
       for (auto& s : sessions_) {
@@ -153,7 +159,7 @@ class MariadbReads final : public AsyncReads {
         }
       }
       if (!free) {
-        if (static_cast<int>(sessions_.size()) >= max_sessions_) return;
+        if (static_cast<int>(sessions_.size()) >= max_sessions_) break;  // the next finish() dispatches
         free = std::make_shared<Session>(loop_);
         sessions_.push_back(free);
       }
@@ -165,6 +171,7 @@ class MariadbReads final : public AsyncReads {
         begin_connect(free);
       }
     }
+    dispatching_ = false;
   }
 
   void begin_connect(const SessionPtr& s) {
@@ -402,6 +409,7 @@ class MariadbReads final : public AsyncReads {
 
   // The loop's thread only.
   asio::ip::tcp::resolver resolver_;
+  bool dispatching_ = false;  // dispatch() is running (see there)
   std::deque<Job> queue_;
   std::vector<SessionPtr> sessions_;
 };
