@@ -4,12 +4,17 @@
 // under a read, an unreachable server, and stop() with reads in flight.
 #include <doctest/doctest.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <future>
 #include <memory>
 #include <optional>
@@ -222,6 +227,50 @@ TEST_CASE("an unreachable server fails each read with storage_unavailable, never
   REQUIRE_FALSE(result.ok());
   CHECK(result.error().kind == ErrorKind::storage_unavailable);
   CHECK(result.error().message.find("/nonexistent/distdb-test.sock") != std::string::npos);
+}
+
+TEST_CASE("a long queue of reads that fail at once is answered without nesting a call per read") {
+  // A listening socket that never greets: the first read's connect waits on
+  // it while the others queue. Then the socket goes away: the first connect
+  // fails, and every queued one fails inside its connect call (no such
+  // file), one after the other within the same dispatch.
+  const std::string path = "/tmp/distdb-reads-test-" + std::to_string(::getpid()) + ".sock";
+  ::unlink(path.c_str());
+  const int listener = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  REQUIRE(listener >= 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
+  REQUIRE(::bind(listener, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(::listen(listener, 4) == 0);
+
+  DbConfig config = mariadb_db_config(0, kDb);
+  config.host = "localhost";
+  config.unix_socket = path;
+  Loop loop(config, 1);
+  constexpr int kReads = 100000;  // one stack frame each would overflow the loop thread's stack
+  std::atomic<int> answered{0};
+  std::atomic<int> unavailable{0};
+  std::promise<void> all;
+  auto all_done = all.get_future();
+  int refused = 0;
+  for (int i = 0; i < kReads; ++i) {
+    const bool queued = loop.reads().submit("SELECT 1", [&](Result<ResultSet> r) {
+      if (!r.ok() && r.error().kind == ErrorKind::storage_unavailable) ++unavailable;
+      if (++answered == kReads) all.set_value();
+    });
+    if (!queued) ++refused;
+  }
+  REQUIRE(refused == 0);
+  // Every submit() has been taken up once a later post has run.
+  std::promise<void> queued;
+  asio::post(loop.io(), [&] { queued.set_value(); });
+  REQUIRE(queued.get_future().wait_for(kDeadline) == std::future_status::ready);
+  CHECK(answered == 0);  // all waiting behind the first connect
+  ::close(listener);
+  ::unlink(path.c_str());
+  REQUIRE(all_done.wait_for(std::chrono::seconds(120)) == std::future_status::ready);
+  CHECK(unavailable == kReads);
 }
 
 TEST_CASE("a host name is looked up off the loop; one that does not resolve fails the read") {
