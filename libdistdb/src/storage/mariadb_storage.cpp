@@ -618,10 +618,14 @@ class MariadbStorage final : public Storage {
   Status wait_for_earlier_sessions() {
     if (auto st = ensure_connected(); !st) return st;
     if (first_thread_id_ == 0 || config_.database.empty()) return {};
+    // A server numbers sessions from 1 again after a restart: a session of
+    // ours below the first one means it restarted since, and a restarted
+    // server has no session of an earlier process left to wait for.
+    if (mysql_thread_id(conn_) < first_thread_id_) return {};
     const std::string probe =
         "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = " + quote_literal(config_.user) +
         " AND DB = " + quote_literal(config_.database) + " AND ID < " + std::to_string(first_thread_id_) +
-        " AND COMMAND NOT IN ('Sleep', 'Daemon')";
+        " AND ID <> CONNECTION_ID() AND COMMAND NOT IN ('Sleep', 'Daemon')";
     const auto deadline = Clock::now() + kEarlierSessionsDeadline;
     bool reported = false;
     for (;;) {
