@@ -13,7 +13,7 @@
 // starve it; reads wait as long as the install takes.
 //
 // Reads that must not block their thread (those run on the network thread,
-// node/async_reads.hpp) ask with try_enter_read() instead: while an install
+// node/async_reads.hpp) ask with try_pass() instead: while an install
 // runs they get no pass and take the pool's blocking path, which waits here.
 #pragma once
 
@@ -30,13 +30,6 @@ class ReadGate {
     std::unique_lock lock(mutex_);
     changed_.wait(lock, [this] { return !installing_; });
     ++readers_;
-  }
-  // Admits a read at once, or refuses (false) while an install runs.
-  bool try_enter_read() {
-    std::lock_guard lock(mutex_);
-    if (installing_) return false;
-    ++readers_;
-    return true;
   }
   void leave_read() {
     std::lock_guard lock(mutex_);
@@ -57,13 +50,18 @@ class ReadGate {
     changed_.notify_all();
   }
 
-  // A read admitted by try_enter_read(), left when the last copy of the
-  // pointer goes: whoever ends up holding it (a completion handler, or a
-  // queue destroyed with it) cannot forget to leave, so an install never
-  // waits for a read that will not finish.
+  // Admits a read at once, or refuses (null) while an install runs. The
+  // read is left when the last copy of the pass goes: whoever ends up
+  // holding it (a completion handler, or a queue destroyed with it) cannot
+  // forget to leave, so an install never waits for a read that will not
+  // finish.
   using Pass = std::shared_ptr<void>;
   Pass try_pass() {
-    if (!try_enter_read()) return nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      if (installing_) return nullptr;
+      ++readers_;
+    }
     return Pass(this, [](ReadGate* gate) { gate->leave_read(); });
   }
 

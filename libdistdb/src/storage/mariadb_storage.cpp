@@ -143,8 +143,6 @@ constexpr unsigned int kErXaerNota = 1397;
 constexpr unsigned int kErXaRbrollback = 1402;
 constexpr unsigned int kErXaRbtimeout = 1613;
 constexpr unsigned int kErXaRbdeadlock = 1614;
-constexpr unsigned int kErServerShutdown = 1053;
-
 
 // XA_RB*: the server rolled the transaction back itself (for XA ROLLBACK,
 // the outcome asked for).
@@ -904,8 +902,8 @@ Status check_mariadb_login(const DbConfig& config, const std::string& user, cons
   // access to the database, a locked or expired account, a plugin not
   // allowed) is a refusal.
   // (A missing database is the node's business, not the client's.)
-  const bool unreachable = code == 2002 || code == 2003 || code == 2005 || code == 2006 || code == 2013 ||
-                           code == kErServerShutdown || code == kErBadDb;
+  const bool unreachable =
+      code == 2002 || code == 2003 || code == 2005 || is_connection_lost(code) || code == kErBadDb;
   if (unreachable) {
     return Error(ErrorKind::storage_unavailable, "cannot reach MariaDB at " + where + ": " + message,
                  static_cast<int>(code));
