@@ -336,3 +336,34 @@ TEST_CASE("two connections write one file concurrently") {
   auto check = open(db);
   CHECK(count(*check, "t") == 2 * kPerThread);
 }
+
+TEST_CASE("a read-only connection refuses every change, and says why") {
+  TempDb db;
+  auto rw = open(db);
+  must(rw->execute("CREATE TABLE t (a INTEGER PRIMARY KEY)"));
+  must(rw->execute("INSERT INTO t VALUES (1)"));
+  must(rw->execute("CREATE TRIGGER tr AFTER UPDATE ON t BEGIN INSERT INTO t VALUES (NEW.a + 100); END"));
+  auto opened = open_sqlite_storage(db.path(), StorageAccess::read_only);
+  REQUIRE(opened.ok());
+  auto ro = std::move(opened).value();
+  CHECK(ro->server_version() >= 3000000);
+  for (const std::string sql :
+       {"INSERT INTO t VALUES (2)", "UPDATE t SET a = a", "DELETE FROM t", "DROP TABLE t",
+        "CREATE TABLE u (a)", "CREATE TEMP TABLE tt (a)", "PRAGMA query_only = 0", "PRAGMA user_version = 7",
+        "ATTACH DATABASE ':memory:' AS other", "REPLACE INTO t VALUES (1)",
+        "WITH x AS (SELECT 1) INSERT INTO t SELECT 5 FROM x"}) {
+    CAPTURE(sql);
+    const auto r = ro->execute(sql);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().kind == ErrorKind::sql);
+  }
+  const auto insert = ro->execute("INSERT INTO t VALUES (3)");
+  REQUIRE_FALSE(insert.ok());
+  CHECK(insert.error().message.find("ran it as a read") != std::string::npos);
+  CHECK(count(*ro, "t") == 1);
+  CHECK(count(*rw, "t") == 1);
+  CHECK(std::get<std::int64_t>(must(ro->execute("PRAGMA user_version")).rows.at(0).at(0)) == 0);
+  // The writer is not affected.
+  must(rw->execute("INSERT INTO t VALUES (2)"));
+  CHECK(count(*ro, "t") == 2);
+}

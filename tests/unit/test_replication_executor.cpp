@@ -140,6 +140,7 @@ class FakeDatabase final : public Storage {
   }
 
   Status ping() override { return {}; }
+  unsigned long server_version() const override { return 0; }
 
   struct Position {
     std::uint64_t epoch = 0;

@@ -621,3 +621,285 @@ TEST_CASE("statement: random bytes do not crash and take bounded time") {
 }
 
 TEST_SUITE_END();
+
+// --- Executable comments as the server of a known version reads them ------
+
+namespace {
+
+constexpr unsigned long kMariaDb1011 = 101119;
+
+Classification classify_1011(std::string_view sql) {
+  return classify(sql, Dialect::mariadb, kMariaDb1011);
+}
+
+}  // namespace
+
+TEST_CASE("statement: version-conditional comments are code or nothing, as the server decides") {
+  struct Case {
+    std::string_view sql;
+    StatementKind kind;
+    std::string_view effective;  // what the server runs
+  };
+  const std::vector<Case> cases = {
+      // Above the server's version: skipped whole, so the DROP is what runs.
+      {"/*!99999 SELECT 1 FROM DUAL WHERE 0 AND */ DROP TABLE t", W, "  DROP TABLE t"},
+      {"/*!101120 SELECT 1 FROM DUAL WHERE 0 AND */ DROP TABLE t", W, "  DROP TABLE t"},
+      {"/*M!999999 SELECT 1 FROM DUAL WHERE 0 AND */ DELETE FROM t", W, "  DELETE FROM t"},
+      // MySQL 5.7+ versions are skipped by MariaDB whatever its version...
+      {"/*!50700 SELECT 1 FROM DUAL WHERE 0 AND */ DELETE FROM t", W, "  DELETE FROM t"},
+      // ... but not behind /*M!.
+      // (The server refuses what these two run; their kind is write.)
+      {"/*M!50700 SELECT 1 FROM DUAL WHERE 0 AND */ DELETE FROM t", W,
+       "  SELECT 1 FROM DUAL WHERE 0 AND   DELETE FROM t"},
+      // At or below the server's version: code.
+      {"/*!101119 SELECT 1 FROM DUAL WHERE 0 AND */ DELETE FROM t", W,
+       "  SELECT 1 FROM DUAL WHERE 0 AND   DELETE FROM t"},
+      {"SELECT * FROM t /*!50699 FOR UPDATE */", W, "SELECT * FROM t   FOR UPDATE  "},
+      {"/*!101119 SELECT 2 */", R, "  SELECT 2  "},
+      // Four digits are not a version: code.
+      {"SELECT 1 /*!1234 +10 */", R, "SELECT 1  1234 +10  "},
+      // A skipped comment lets one level of /* */ nest, and reads no strings.
+      {"SELECT 1 /*!99999 /* inner */ +10 */ + 2", R, "SELECT 1   + 2"},
+      {"SELECT 1 /*!99999 '*/' +10", R, "SELECT 1  ' +10"},
+      // A skipped comment inside an executed one.
+      {"SELECT 1 /*! +2 /*!99999 +5 */ +10 */", R, "SELECT 1   +2   +10  "},
+      // A lower-case m is no marker: an ordinary comment.
+      {"SELECT 1 /*m!50700 FOR UPDATE */", R, ""},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.sql);
+    const Classification got = classify_1011(c.sql);
+    CHECK(distdb::sql::to_string(got.kind) == distdb::sql::to_string(c.kind));
+    CHECK(got.effective_sql == c.effective);
+    CHECK_FALSE(got.version_unknown);
+  }
+  // A statement hidden after a skipped comment's end is a second statement.
+  CHECK(classify_1011("SELECT 1 /*!99999 */ ; DELETE FROM t").multiple_statements);
+  CHECK_FALSE(classify_1011("SELECT 1 /*!99999 ; DELETE FROM t */").multiple_statements);
+  // Non-determinism inside a skipped comment does not run; inside an executed one it does.
+  CHECK_FALSE(classify_1011("INSERT INTO t VALUES (1 /*!99999 + RAND() */)").nondeterministic.has_value());
+  CHECK(classify_1011("INSERT INTO t VALUES (1 /*!100000 + RAND() */)").nondeterministic.has_value());
+  // Code inside code: the inner marker goes too, and the first "*/" ends both.
+  CHECK(classify_1011("SELECT 1 /*! +10 /*! +5 */ +100").effective_sql == "SELECT 1   +10   +5   +100");
+  // Never closed: the server refuses it; so does replication.
+  const auto open = classify_1011("INSERT INTO t VALUES (1 /*! + 2)");
+  CHECK(open.malformed);
+  REQUIRE(replication_refusal(open).has_value());
+  CHECK(replication_refusal(open)->find("never closed") != std::string::npos);
+  CHECK(classify_1011("INSERT INTO t VALUES (1 /*!99999 + 2)").malformed);
+}
+
+TEST_CASE("statement: a version-dependent comment with the server's version unknown is not replicated") {
+  const auto c = classify("INSERT INTO t VALUES (1 /*!100500 + 1 */)", Dialect::mariadb, 0);
+  CHECK(c.version_unknown);
+  REQUIRE(replication_refusal(c).has_value());
+  CHECK(replication_refusal(c)->find("version") != std::string::npos);
+  // Versions every supported server agrees on need no version.
+  CHECK_FALSE(classify("INSERT INTO t VALUES (1 /*!40101 + 1 */)", Dialect::mariadb, 0).version_unknown);
+  CHECK_FALSE(classify("INSERT INTO t VALUES (1 /*!50700 + 1 */)", Dialect::mariadb, 0).version_unknown);
+  CHECK_FALSE(classify("INSERT INTO t VALUES (1 /*M!99999 + 1 */)", Dialect::mariadb, 0).version_unknown);
+}
+
+TEST_CASE("statement: compound statements are one statement") {
+  check_multi(
+      {
+          {"CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW BEGIN INSERT INTO a VALUES (NEW.x); SET NEW.y "
+           "= 1; "
+           "END",
+           false},
+          {"CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW BEGIN INSERT INTO a VALUES (NEW.x); END;",
+           false},
+          {"CREATE DEFINER=`root`@`localhost` PROCEDURE p(IN n INT) BEGIN DECLARE i INT DEFAULT 0; "
+           "WHILE i < n DO INSERT INTO t VALUES (i); SET i = i + 1; END WHILE; END",
+           false},
+          {"CREATE PROCEDURE p() BEGIN IF (SELECT COUNT(*) FROM t) > 0 THEN DELETE FROM t; ELSE INSERT INTO "
+           "t "
+           "VALUES (1); END IF; END",
+           false},
+          {"CREATE FUNCTION f(x INT) RETURNS INT DETERMINISTIC BEGIN DECLARE y INT; SET y = CASE WHEN x > 0 "
+           "THEN 1 "
+           "ELSE 0 END; RETURN IF(y > 0, y, 2); END",
+           false},
+          {"CREATE PROCEDURE p() lbl: LOOP INSERT INTO t VALUES (1); LEAVE lbl; END LOOP lbl", false},
+          {"CREATE PROCEDURE p() BEGIN REPEAT INSERT INTO t VALUES (REPEAT('a', 2)); UNTIL 1 END REPEAT; END",
+           false},
+          {"CREATE PROCEDURE p() BEGIN FOR i IN 1..3 DO INSERT INTO t VALUES (i); END FOR; END", false},
+          {"CREATE PROCEDURE p() BEGIN CASE 1 WHEN 1 THEN INSERT INTO t VALUES (1); ELSE BEGIN END; END "
+           "CASE; END",
+           false},
+          {"CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO BEGIN DELETE FROM t; INSERT INTO t VALUES (1); END",
+           false},
+          {"BEGIN NOT ATOMIC INSERT INTO t VALUES (3); INSERT INTO t VALUES (4); END", false},
+          {"IF 1 THEN INSERT INTO t VALUES (1); END IF", false},
+          // Still two statements: one after the compound one, or none at all.
+          {"CREATE PROCEDURE p() BEGIN INSERT INTO t VALUES (1); END; DELETE FROM t", true},
+          {"BEGIN NOT ATOMIC INSERT INTO t VALUES (1); END; DROP TABLE t", true},
+          {"CREATE TABLE t (a INT); DROP TABLE u", true},
+          {"BEGIN; DELETE FROM t", true},
+          {"SELECT CASE WHEN 1 THEN 2 END; DELETE FROM t", true},
+      },
+      Dialect::mariadb);
+  // SQLite triggers have bodies too.
+  check_multi(
+      {{"CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE u SET n = n + 1; SELECT CASE WHEN 1 THEN 2 END; "
+        "END",
+        false}},
+      Dialect::sqlite);
+  const auto trigger = classify("CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW BEGIN SET NEW.u = 1; END",
+                                Dialect::mariadb);
+  CHECK(trigger.kind == W);
+  CHECK_FALSE(replication_refusal(trigger).has_value());
+  // The determinism rules apply inside bodies.
+  const auto uuid = classify(
+      "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW BEGIN SET NEW.u = UUID(); END", Dialect::mariadb);
+  REQUIRE(replication_refusal(uuid).has_value());
+  CHECK(replication_refusal(uuid)->find("UUID()") != std::string::npos);
+}
+
+TEST_CASE("statement: session state in a write is refused, naming it") {
+  struct Case {
+    std::string_view sql;
+    std::string_view culprit;
+  };
+  const std::vector<Case> refused = {
+      {"INSERT INTO t VALUES (@x)", "@x"},
+      {"INSERT INTO t VALUES (@`a b`)", "@`a b`"},
+      {"UPDATE t SET a = @'x'", "@'x'"},
+      {"INSERT INTO t2 VALUES (LAST_INSERT_ID())", "LAST_INSERT_ID()"},
+      {"INSERT INTO t2 VALUES (LASTVAL(s))", "LASTVAL()"},
+      {"INSERT INTO t2 VALUES (PREVIOUS VALUE FOR s)", "PREVIOUS VALUE FOR"},
+      {"CREATE TEMPORARY TABLE t (a INT)", "temporary"},
+      {"CREATE OR REPLACE TEMPORARY TABLE t (a INT)", "temporary"},
+      {"DROP TEMPORARY TABLE t", "temporary"},
+      {"EXECUTE IMMEDIATE 'INSERT INTO t VALUES (1)'", "EXECUTE IMMEDIATE"},
+      {"PREPARE st FROM 'INSERT INTO t VALUES (1)'", "PREPARE"},
+      {"EXECUTE st", "EXECUTE"},
+      {"DEALLOCATE PREPARE st", "DEALLOCATE PREPARE"},
+      {"CREATE PROCEDURE p() BEGIN SET GLOBAL max_connections = 10; END", "SET GLOBAL"},
+      {"CREATE PROCEDURE p() BEGIN SET SESSION sql_mode = ''; INSERT INTO t VALUES (1); END", "SET SESSION"},
+      {"CREATE PROCEDURE p() BEGIN PREPARE s FROM 'DELETE FROM t'; EXECUTE s; END", "PREPARE"},
+      {"CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET @n = @n + 1", "@n"},
+  };
+  for (const auto& c : refused) {
+    CAPTURE(c.sql);
+    const auto got = classify(c.sql, Dialect::mariadb, kMariaDb1011);
+    REQUIRE(got.session_state.has_value());
+    CHECK(got.session_state->culprit.find(c.culprit) != std::string::npos);
+    const auto refusal = replication_refusal(got);
+    REQUIRE(refusal.has_value());
+    CHECK(refusal->find(c.culprit) != std::string::npos);
+    CHECK(refusal->find("one connection") != std::string::npos);
+  }
+  const std::vector<std::string_view> accepted = {
+      "CREATE USER 'app'@'localhost' IDENTIFIED BY 'x'",
+      "CREATE USER app@localhost",
+      "GRANT SELECT, EXECUTE ON db.* TO 'app'@'%'",
+      "GRANT EXECUTE ON PROCEDURE db.p TO `app`@`%`",
+      "CREATE DEFINER = 'root'@'localhost' TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.a = 1",
+      "INSERT INTO t VALUES (LAST_INSERT_ID(5))",
+      "INSERT INTO t (execute, prepare) VALUES (1, 2)",
+      "CREATE TABLE temp_values (a INT)",
+      "CREATE PROCEDURE p() BEGIN DECLARE v INT; SET v = 1; INSERT INTO t VALUES (v); END",
+  };
+  for (const auto sql : accepted) {
+    CAPTURE(sql);
+    const auto got = classify(sql, Dialect::mariadb, kMariaDb1011);
+    CHECK_MESSAGE(!got.session_state.has_value(), "flagged: " << got.session_state->culprit);
+  }
+  // SQLite's temp schema.
+  CHECK(classify("CREATE TEMP TABLE t (a)", Dialect::sqlite).session_state.has_value());
+  CHECK(classify("INSERT INTO temp.t VALUES (1)", Dialect::sqlite).session_state.has_value());
+}
+
+TEST_CASE("statement: distdb's own tables cannot be written") {
+  for (const std::string_view sql :
+       {"DELETE FROM distdb_log", "UPDATE distdb_applied SET seq = seq", "DROP TABLE `distdb_meta`",
+        "INSERT INTO mydb.DISTDB_LOG VALUES (1)", "CREATE TABLE distdb_mine (a INT)",
+        "CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW UPDATE distdb_applied SET seq = 0",
+        "UPDATE \"distdb_applied\" SET seq = 0"}) {
+    CAPTURE(sql);
+    const auto got = classify(sql, Dialect::mariadb, kMariaDb1011);
+    REQUIRE(got.reserved_name.has_value());
+    const auto refusal = replication_refusal(got);
+    REQUIRE(refusal.has_value());
+    CHECK(refusal->find("distdb_") != std::string::npos);
+  }
+  // Reading them is fine.
+  CHECK_FALSE(replication_refusal(classify("SELECT * FROM distdb_log", Dialect::mariadb)).has_value());
+  CHECK_FALSE(classify("INSERT INTO t VALUES ('distdb_log')", Dialect::mariadb).reserved_name.has_value());
+}
+
+TEST_CASE("statement: a quoted function name is the function") {
+  check_nondet(
+      {
+          {"INSERT INTO t VALUES (`uuid`())", "UUID()"},
+          {"INSERT INTO t VALUES (`rand`())", "RAND()"},
+          {"INSERT INTO t VALUES (`Now`())", "NOW()"},
+          {"INSERT INTO t VALUES (`unix_timestamp`())", "UNIX_TIMESTAMP()"},
+          {"INSERT INTO t (`uuid`) VALUES (1)", std::nullopt},
+          {"INSERT INTO `uuid`(a) VALUES (1)", std::nullopt},
+          {"CALL `rand`()", std::nullopt},
+      },
+      Dialect::mariadb);
+}
+
+TEST_CASE("statement: SET STATEMENT that lifts READ ONLY is a write") {
+  CHECK(classify("SET STATEMENT tx_read_only=0 FOR SELECT g()", Dialect::mariadb).kind == W);
+  CHECK(classify("SET STATEMENT `TX_READ_ONLY` = 0 FOR SELECT g()", Dialect::mariadb).kind == W);
+  CHECK(classify("SET STATEMENT max_statement_time=1 FOR SELECT 1", Dialect::mariadb).kind == R);
+}
+
+TEST_CASE("statement: writes to another database are refused, naming it") {
+  using distdb::sql::Context;
+  const Context maria{Dialect::mariadb, kMariaDb1011, "app"};
+  const std::vector<std::pair<std::string_view, std::string_view>> refused = {
+      {"INSERT INTO other.t VALUES (1)", "other"},
+      {"INSERT other.t VALUES (1)", "other"},
+      {"UPDATE other.t SET a = 1", "other"},
+      {"UPDATE app.t, other.u SET t.a = u.a", "other"},
+      {"DELETE FROM `other`.`t`", "other"},
+      {"DELETE a FROM app.t a JOIN other.u b ON a.x = b.y", "other"},
+      {"DROP TABLE t, other.t", "other"},
+      {"DROP TABLE IF EXISTS other.t", "other"},
+      {"CREATE TABLE other.t (a INT)", "other"},
+      {"CREATE TABLE t LIKE other.t", "other"},
+      {"CREATE TABLE t AS SELECT * FROM other.t", "other"},
+      {"INSERT INTO t SELECT * FROM other.u", "other"},
+      {"CREATE DATABASE other", "other"},
+      {"DROP DATABASE IF EXISTS other", "other"},
+      {"CREATE VIEW other.v AS SELECT 1", "other"},
+      {"CREATE TRIGGER tr BEFORE INSERT ON other.t FOR EACH ROW SET NEW.a = 1", "other"},
+      {"CALL other.p()", "other"},
+      {"RENAME TABLE t TO other.t", "other"},
+      {"UPDATE t SET a = other.u.b", "other"},
+      {"INSERT INTO APP.t VALUES (1)", "APP"},  // MariaDB names are case-sensitive
+  };
+  for (const auto& [sql, db] : refused) {
+    CAPTURE(sql);
+    const auto got = classify(sql, maria);
+    REQUIRE(got.other_database.has_value());
+    CHECK(*got.other_database == db);
+    const auto refusal = replication_refusal(got);
+    REQUIRE(refusal.has_value());
+    CHECK(refusal->find("'" + std::string(db) + "'") != std::string::npos);
+  }
+  for (const std::string_view sql : {
+           "INSERT INTO app.t VALUES (1)", "UPDATE t SET t.a = 1 WHERE t.b = 2", "UPDATE t AS x SET x.a = 1",
+           "DELETE FROM t WHERE t.a IN (SELECT u.a FROM u)",
+           "INSERT INTO t (a, b) SELECT u.a, u.b FROM u JOIN v ON u.x = v.y",
+           "CREATE TABLE t (a INT, FOREIGN KEY (a) REFERENCES u (a))", "GRANT SELECT ON other.* TO 'x'@'%'",
+           "CREATE USER 'x'@'%'", "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.a = NEW.b",
+           "SELECT * FROM other.t",  // a read: not replicated, not refused
+       }) {
+    CAPTURE(sql);
+    const auto got = classify(sql, maria);
+    const bool fine = !got.other_database.has_value() || got.kind == R;
+    CHECK_MESSAGE(fine, "flagged: " << got.other_database.value_or(""));
+  }
+  CHECK_FALSE(replication_refusal(classify("SELECT * FROM other.t", maria)).has_value());
+  // SQLite: the schema is "main", in any case; attached databases are refused.
+  const Context lite{Dialect::sqlite, 0, "main"};
+  CHECK_FALSE(classify("INSERT INTO MAIN.t VALUES (1)", lite).other_database.has_value());
+  CHECK(classify("INSERT INTO aux.t VALUES (1)", lite).other_database == "aux");
+  CHECK(classify("ATTACH DATABASE 'x.db' AS aux", lite).kind == S);
+}

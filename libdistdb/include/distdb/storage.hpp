@@ -91,11 +91,30 @@ class DISTDB_API Storage {
 
   // Checks the connection, reconnecting if needed.
   virtual Status ping() = 0;
+
+  // The database server's version as a number, MAJOR * 10000 + MINOR * 100
+  // + PATCH (MariaDB 10.11.19 is 101119; SQLite 3.40.1 is 3040001), read
+  // when the connection was opened; 0 when not known. MariaDB decides by it
+  // which version-conditional comments (/*!NNNNNN ... */) are code.
+  virtual unsigned long server_version() const = 0;
 };
+
+// What a connection may do.
+//   read_write  everything (the replication executor, distdb's own tables).
+//   read_only   nothing that changes data: the database itself refuses it
+//               (MariaDB: every transaction of the session is READ ONLY, so
+//               a stored function, a sequence, DDL or EXECUTE IMMEDIATE that
+//               would write fails with error 1792; SQLite: query_only and a
+//               check of every statement with sqlite3_stmt_readonly()).
+//               A node serves reads on such connections, so that a
+//               statement taken for a read can never change one member
+//               alone (docs/design.md, "Reads cannot write").
+enum class StorageAccess { read_write, read_only };
 
 // Opens a connection with the given settings (connects eagerly; a database
 // that is down gives storage_unavailable, and the caller may retry later).
-DISTDB_API Result<std::unique_ptr<Storage>> open_storage(const StorageConfig& config);
+DISTDB_API Result<std::unique_ptr<Storage>> open_storage(const StorageConfig& config,
+                                                         StorageAccess access = StorageAccess::read_write);
 
 // Creates distdb's own bookkeeping tables if they are missing (sql/distdb_schema.sql).
 DISTDB_API Status ensure_distdb_schema(Storage& storage);

@@ -206,7 +206,7 @@ class MariadbReads final : public AsyncReads {
       return;
     }
     mysql_options(s->conn, MYSQL_OPT_NONBLOCK, nullptr);
-    mariadb::set_session_options(s->conn, config_);
+    mariadb::set_session_options(s->conn, config_, StorageAccess::read_only);
     const char* socket_path = config_.unix_socket.empty() ? nullptr : config_.unix_socket.c_str();
     const char* database = config_.database.empty() ? nullptr : config_.database.c_str();
     advance(s, mysql_real_connect_start(&s->connect_ret, s->conn, host.c_str(), config_.user.c_str(),

@@ -162,9 +162,31 @@ struct Node::Impl final : TransportHandler {
     return c;
   }
 
-  // Statements are read the way this node's database reads them.
+  // Statements are read the way this node's database reads them: its
+  // dialect, and for MariaDB its version (executable comments).
   sql::Dialect dialect() const {
     return config.storage.backend == StorageBackend::mariadb ? sql::Dialect::mariadb : sql::Dialect::sqlite;
+  }
+  // The database server's version (Storage::server_version()), learned
+  // from the pool's connections; 0 until one has opened.
+  std::atomic<unsigned long> server_version{0};
+
+  sql::Classification classify(std::string_view sql) {
+    const bool mariadb = config.storage.backend == StorageBackend::mariadb;
+    sql::Classification c = sql::classify(
+        sql, sql::Context{dialect(), server_version.load(std::memory_order_relaxed),
+                          mariadb ? std::string_view(config.storage.db.database) : std::string_view("main")});
+    if (c.version_unknown && pool) {
+      // Learn it for the next request (this one is refused, and says so).
+      pool->submit([this](Result<Storage*> storage) { note_server_version(storage); });
+    }
+    return c;
+  }
+
+  void note_server_version(const Result<Storage*>& storage) {
+    if (storage && (*storage)->server_version() != 0) {
+      server_version.store((*storage)->server_version(), std::memory_order_relaxed);
+    }
   }
 
   const PeerConfig* member_address(NodeId id) const {
@@ -506,7 +528,7 @@ struct Node::Impl final : TransportHandler {
   }
 
   void start_query(ConnectionId conn, Session& s, std::optional<std::uint64_t> id, wire::ClientQuery query) {
-    const sql::Classification c = sql::classify(query.query, dialect());
+    sql::Classification c = classify(query.query);
     if (c.kind == sql::StatementKind::read && !c.multiple_statements) {
       start_read(conn, id, std::move(query.query));
       return;
@@ -530,7 +552,9 @@ struct Node::Impl final : TransportHandler {
       std::lock_guard lock(writes_mutex);
       waiting_writes[tag] = WaitingWrite{conn, id, nullptr};
     }
-    replication->propose(tag, std::move(query.query));
+    // Replicated as this node's server reads it (executable comments
+    // resolved), so that every member runs the same statement.
+    replication->propose(tag, c.effective_sql.empty() ? std::move(query.query) : std::move(c.effective_sql));
   }
 
   // Answers the request of `conn` that pump() just started, without running
@@ -571,6 +595,7 @@ struct Node::Impl final : TransportHandler {
       }
     }
     const bool queued = pool->submit([this, conn, id, sql = std::move(sql)](Result<Storage*> storage) {
+      note_server_version(storage);
       Reply reply;
       {
         ReadGate::Read read(replication->read_gate());  // not during a full copy's install
@@ -758,7 +783,8 @@ Status Node::start() {
   impl_->replication->start();
   impl_->running = true;
   // Open the storage now, so that the log says at once whether it is there.
-  impl_->pool->submit([backend = cfg.storage.backend](Result<Storage*> storage) {
+  impl_->pool->submit([impl, backend = cfg.storage.backend](Result<Storage*> storage) {
+    impl->note_server_version(storage);
     if (storage) {
       DISTDB_LOG(info) << "[*] Storage ready (" << to_string(backend) << ")";
     } else {
@@ -808,7 +834,7 @@ Result<ResultSet> Node::execute(std::string_view sql) {
     std::lock_guard lock(impl_->lifecycle_mutex);
     if (!impl_->running) return Error(ErrorKind::unavailable, "node is not running");
   }
-  const sql::Classification c = sql::classify(sql, impl_->dialect());
+  sql::Classification c = impl_->classify(sql);
   if (c.kind != sql::StatementKind::read || c.multiple_statements) {
     if (auto refusal = sql::replication_refusal(c)) return Error(ErrorKind::invalid_request, *refusal);
     // A write: replicated like a client's, and answered once committed.
@@ -819,7 +845,7 @@ Result<ResultSet> Node::execute(std::string_view sql) {
       std::lock_guard lock(impl_->writes_mutex);
       impl_->waiting_writes[tag] = Impl::WaitingWrite{0, std::nullopt, promise};
     }
-    impl_->replication->propose(tag, std::string(sql));
+    impl_->replication->propose(tag, c.effective_sql.empty() ? std::string(sql) : std::move(c.effective_sql));
     Reply reply = future.get();
     if (reply.error) return *reply.error;
     return std::move(reply.result);

@@ -32,12 +32,14 @@ void StoragePool::stop() {
   threads_.clear();
 }
 
-Status StoragePool::ensure_schema_once(Storage& storage) {
+Status StoragePool::ensure_schema_once() {
   // One worker creates distdb's tables while the others wait, so that two
   // connections never race to seed the same rows.
   std::lock_guard lock(schema_mutex_);
   if (schema_ready_) return {};
-  if (auto st = ensure_distdb_schema(storage); !st) {
+  auto writer = open_storage(config_, StorageAccess::read_write);
+  if (!writer) return writer.error();
+  if (auto st = ensure_distdb_schema(**writer); !st) {
     DISTDB_LOG(warn) << "cannot create distdb's tables: " << st.error().message;
     return st;
   }
@@ -56,18 +58,20 @@ void StoragePool::run_worker() {
       job = std::move(jobs_.front());
       jobs_.pop_front();
     }
+    // The schema first: its read-write connection also creates a MariaDB
+    // database that does not exist yet, which a read-only one cannot.
+    if (auto st = ensure_schema_once(); !st) {
+      job(st.error());
+      continue;
+    }
     if (!storage) {
-      auto opened = open_storage(config_);
+      auto opened = open_storage(config_, StorageAccess::read_only);
       if (!opened) {
         DISTDB_LOG(warn) << "storage unavailable: " << opened.error().message;
         job(opened.error());
         continue;
       }
       storage = std::move(*opened);
-    }
-    if (auto st = ensure_schema_once(*storage); !st) {
-      job(st.error());
-      continue;
     }
     job(storage.get());
   }

@@ -1,5 +1,11 @@
 // A fixed set of worker threads, each owning one Storage connection.
 //
+// The pool serves reads, so its connections are read-only
+// (StorageAccess::read_only): a statement taken for a read that would
+// change anything is refused by the database itself. distdb's own tables
+// are created once, before the first job, through a short-lived read-write
+// connection.
+//
 // Storage calls block (a MariaDB round trip, an fsync), so they never run on
 // the network thread. Each worker opens its own connection lazily and
 // reopens it after it failed to open: a database that is down when the node
@@ -38,7 +44,7 @@ class StoragePool {
 
  private:
   void run_worker();
-  Status ensure_schema_once(Storage& storage);
+  Status ensure_schema_once();
 
   StorageConfig config_;
   std::mutex mutex_;

@@ -63,9 +63,31 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
+// What the lexer found besides tokens.
+struct LexNotes {
+  // An executable comment whose fate depends on the server's version, and
+  // that version is not known.
+  bool version_unknown = false;
+  // Text the server refuses before it runs anything: an executable comment
+  // that is never closed.
+  bool malformed = false;
+  // The text as the server executes it: executed comments without their
+  // markers, skipped ones gone (each replaced by one blank, so that tokens
+  // stay apart as the server keeps them). Empty when the text has no
+  // executable comment (the text is already that).
+  std::string resolved;
+};
+
+// MariaDB versions are MAJOR * 10000 + MINOR * 100 + PATCH; no supported
+// server is older than 10.0.0.
+constexpr unsigned long kOldestMariaDb = 100000;
+
 class Lexer {
  public:
-  Lexer(std::string_view sql, const LexRules& rules) : s_(sql), rules_(rules) {}
+  // `server_version`: the MariaDB server's (0: unknown), for executable
+  // comments.
+  Lexer(std::string_view sql, const LexRules& rules, unsigned long server_version = 0)
+      : s_(sql), rules_(rules), version_(server_version) {}
 
   std::vector<Token> run() {
     std::vector<Token> out;
@@ -89,16 +111,31 @@ class Lexer {
           i = line_end(i);
         }
       } else if (c == '/' && next == '*') {
-        const std::size_t code = rules_.executable_comments ? executable_comment_body(i) : 0;
-        if (code != 0) {
-          in_executable_comment = true;
-          i = code;
-        } else {
+        const Executable e = rules_.executable_comments ? executable_comment(i) : Executable{};
+        if (e.kind == Executable::none) {
+          // An ordinary comment ends at the first "*/" (no nesting).
           const std::size_t close = s_.find("*/", i + 2);
-          i = close == std::string_view::npos ? n : close + 2;  // unterminated: to the end
+          i = close == std::string_view::npos ? n : close + 2;
+        } else if (e.kind == Executable::executed) {
+          // Inside an executed comment, another executed marker is dropped
+          // too, and the first "*/" still ends the one executable state the
+          // server keeps (it has a flag, not a depth).
+          in_executable_comment = true;
+          resolve(i, e.body, " ");
+          i = e.body;
+        } else {
+          const std::size_t end = skipped_comment_end(e.body);
+          if (end == 0) {
+            notes_.malformed = true;  // never closed: the server refuses it
+            i = n;
+          } else {
+            resolve(i, end, " ");
+            i = end;
+          }
         }
       } else if (c == '*' && next == '/' && in_executable_comment) {
         in_executable_comment = false;
+        resolve(i, i + 2, " ");
         i += 2;
       } else if (c == '\'' || c == '"') {
         i = push_quoted(out, Tok::string, i, static_cast<char>(c), rules_.backslash_escapes);
@@ -115,6 +152,14 @@ class Lexer {
           while (j < n && (is_ident_char(static_cast<unsigned char>(s_[j])) || s_[j] == '.')) ++j;
           out.push_back({Tok::system_var, s_.substr(i, j - i)});
           i = j;
+        } else if (next == '\'' || next == '"' || next == '`') {
+          // @'name', @"name", @`name`: a quoted user variable, or the host
+          // part of an account ('u'@'h').
+          const std::size_t before = out.size();
+          const std::size_t end = push_quoted(out, Tok::user_var, i + 1, static_cast<char>(next), false);
+          out.resize(before);
+          out.push_back({Tok::user_var, s_.substr(i, end - i)});
+          i = end;
         } else {
           i = push_run(out, Tok::user_var, i, i + 1);
         }
@@ -135,10 +180,20 @@ class Lexer {
         ++i;
       }
     }
+    // The server refuses an executable comment that is never closed.
+    if (in_executable_comment) notes_.malformed = true;
+    if (!notes_.resolved.empty() || resolved_upto_ > 0) notes_.resolved.append(s_.substr(resolved_upto_));
     return out;
   }
 
+  LexNotes& notes() { return notes_; }
+
  private:
+  struct Executable {
+    enum Kind { none, executed, skipped } kind = none;
+    std::size_t body = 0;  // where the code (or the skipped text) starts
+  };
+
   std::size_t line_end(std::size_t from) const {
     const std::size_t nl = s_.find('\n', from);
     return nl == std::string_view::npos ? s_.size() : nl + 1;
@@ -171,27 +226,85 @@ class Lexer {
         ++j;
       }
     }
-    out.push_back({kind, s_.substr(start, end - start)});
-    return end;
+    out.push_back({kind, s_.substr(start, std::min(end, n) - start)});
+    return std::min(end, n);
   }
 
-  // For "/*!" or "/*M!" at `at`: where its code starts (after the optional
-  // version number); 0 if this is an ordinary comment.
-  std::size_t executable_comment_body(std::size_t at) const {
+  // "/*!" or "/*M!" at `at`, as MariaDB's lexer reads it (checked against
+  // the real server in the MariaDB test suite):
+  //   - five digits after the marker are a version, and a sixth digit
+  //     belongs to it (/*!50700, /*!100500); fewer digits are code;
+  //   - a comment without a version is always code;
+  //   - with a version it is code when the version is at most the server's
+  //     and, for "/*!" (not "/*M!"), not in 50700..99999: MariaDB skips
+  //     those, which are MySQL 5.7+ versions it does not speak;
+  //   - otherwise the whole comment is skipped (skipped_comment_end()).
+  // "/*m!" (lower case) is an ordinary comment.
+  Executable executable_comment(std::size_t at) {
     std::size_t j = at + 2;
+    bool mariadb_marker = false;
     if (j < s_.size() && s_[j] == '!') {
       ++j;
     } else if (j + 1 < s_.size() && s_[j] == 'M' && s_[j + 1] == '!') {
       j += 2;
+      mariadb_marker = true;
     } else {
-      return 0;
+      return {};
     }
-    for (int k = 0; k < 6 && j < s_.size() && is_digit(static_cast<unsigned char>(s_[j])); ++k) ++j;
-    return j;
+    std::size_t digits = 0;
+    while (digits < 6 && j + digits < s_.size() && is_digit(static_cast<unsigned char>(s_[j + digits])))
+      ++digits;
+    if (digits < 5) return {Executable::executed, j};
+    unsigned long version = 0;
+    for (std::size_t k = 0; k < digits; ++k)
+      version = version * 10 + static_cast<unsigned long>(s_[j + k] - '0');
+    const std::size_t body = j + digits;
+    const bool mysql_only = !mariadb_marker && version >= 50700 && version <= 99999;
+    if (mysql_only) return {Executable::skipped, body};
+    if (version <= kOldestMariaDb) return {Executable::executed, body};  // every supported server runs it
+    if (version_ == 0) {
+      // Which way the server goes depends on a version we do not know.
+      // Read it as code (the stricter reading for what it may hold) and
+      // say so: the caller refuses to replicate it.
+      notes_.version_unknown = true;
+      return {Executable::executed, body};
+    }
+    return {version <= version_ ? Executable::executed : Executable::skipped, body};
+  }
+
+  // The end of a skipped executable comment whose text starts at `from`
+  // (0 if it never ends): the server skips it without reading strings or
+  // line comments, and lets one level of "/* ... */" nest inside it.
+  std::size_t skipped_comment_end(std::size_t from) const {
+    const std::size_t n = s_.size();
+    int depth = 1;
+    std::size_t j = from;
+    while (j < n) {
+      if (depth == 1 && s_[j] == '/' && j + 1 < n && s_[j + 1] == '*') {
+        depth = 2;
+        j += 2;
+      } else if (s_[j] == '*' && j + 1 < n && s_[j + 1] == '/') {
+        j += 2;
+        if (--depth == 0) return j;
+      } else {
+        ++j;
+      }
+    }
+    return 0;
+  }
+
+  // Notes that the server reads s_[from, to) as `with`.
+  void resolve(std::size_t from, std::size_t to, std::string_view with) {
+    notes_.resolved.append(s_.substr(resolved_upto_, from - resolved_upto_));
+    notes_.resolved.append(with);
+    resolved_upto_ = to;
   }
 
   std::string_view s_;
   const LexRules& rules_;
+  unsigned long version_;
+  LexNotes notes_;
+  std::size_t resolved_upto_ = 0;
 };
 
 // ---------------------------------------------------------------------------
@@ -210,6 +323,21 @@ bool is_word_in(const Token& t, std::initializer_list<std::string_view> keywords
 }
 
 bool is_punct(const Token& t, std::string_view p) { return t.kind == Tok::punct && t.text == p; }
+
+// The name a word or a quoted identifier stands for (`now` and [now] name
+// now; a doubled quote inside is left as it is, which no name here has);
+// empty for other tokens.
+std::string_view name_of(const Token& t) {
+  if (t.kind == Tok::word) return t.text;
+  if (t.kind == Tok::quoted_ident && t.text.size() >= 2) return t.text.substr(1, t.text.size() - 2);
+  return {};
+}
+
+bool name_in(const Token& t, std::initializer_list<std::string_view> names) {
+  const std::string_view name = name_of(t);
+  return !name.empty() &&
+         std::any_of(names.begin(), names.end(), [&](std::string_view n) { return iequals(name, n); });
+}
 
 bool word_at(Tokens st, std::size_t i, std::string_view keyword) { return i < st.size() && is_word(st[i], keyword); }
 bool punct_at(Tokens st, std::size_t i, std::string_view p) { return i < st.size() && is_punct(st[i], p); }
@@ -317,11 +445,15 @@ StatementKind set_kind(Tokens st, int nesting) {
   if (i < st.size() && is_word_in(st[i], {"GLOBAL", "SESSION", "LOCAL"})) ++i;
   if (word_at(st, i, "TRANSACTION")) return StatementKind::transaction_control;
   if (word_at(st, 1, "STATEMENT")) {
-    // SET STATEMENT var = value [, ...] FOR <statement>
+    // SET STATEMENT var = value [, ...] FOR <statement>. A read that lifts
+    // its own transaction's READ ONLY (reads run read-only: storage.hpp)
+    // could write; it is a write, replicated like one.
     int depth = 0;
     for (std::size_t j = 2; j < st.size(); ++j) {
       if (is_punct(st[j], "(")) ++depth;
       if (is_punct(st[j], ")")) depth = std::max(0, depth - 1);
+      if (depth == 0 && name_in(st[j], {"TX_READ_ONLY", "TRANSACTION_READ_ONLY"}))
+        return StatementKind::write;
       if (depth == 0 && is_word(st[j], "FOR")) return kind_of(st.subspan(j + 1), nesting + 1);
     }
     return StatementKind::write;
@@ -362,6 +494,8 @@ StatementKind kind_of(Tokens st, int nesting) {
   }
   if (is_word(k, "SET")) return set_kind(st, nesting);
   if (is_word(k, "USE")) return StatementKind::session;
+  // SQLite: another database file on this connection only.
+  if (is_word_in(k, {"ATTACH", "DETACH"})) return StatementKind::session;
   return StatementKind::write;
 }
 
@@ -491,6 +625,16 @@ std::optional<std::string> find_nondeterministic(Tokens st) {
       const std::string name = upper(st[p - 1].text);
       return name + (p + 1 == i ? "(" : "(..., ") + std::string(t.text) + ")";
     }
+    if (t.kind == Tok::quoted_ident) {
+      // `uuid`() and [random]() call the built-in as surely as uuid() does:
+      // a quoted name before '(' is read as the function it names.
+      if (!punct_at(st, i + 1, "(") || introduces_name(st, i, is_create)) continue;
+      const Token as_word{Tok::word, name_of(t)};
+      if (is_word_in(as_word, kFunctions) || is_word_in(as_word, kNiladic)) return upper(as_word.text) + "()";
+      if (is_word_in(as_word, {"UNIX_TIMESTAMP"}) && punct_at(st, i + 2, ")")) return "UNIX_TIMESTAMP()";
+      if (is_word_in(as_word, kDateFunctions) && punct_at(st, i + 2, ")")) return upper(as_word.text) + "()";
+      continue;
+    }
     if (t.kind != Tok::word) continue;
 
     if (is_alter && open.empty() && is_word(t, "ADD")) add_clause = true;
@@ -515,6 +659,228 @@ std::optional<std::string> find_nondeterministic(Tokens st) {
 }
 
 // ---------------------------------------------------------------------------
+// Compound statements
+//
+// A trigger, procedure, function or event body, and MariaDB's compound
+// statements run outside a routine (BEGIN NOT ATOMIC ... END, IF ... END
+// IF, CASE, LOOP, WHILE, REPEAT, FOR), hold ';' of their own: the server
+// reads the whole text as one statement. Inside one, a ';' ends a
+// statement of the body only; the compound statement ends at the ';' after
+// its last END. Blocks are counted by their keywords: BEGIN and CASE (a
+// CASE expression ends with END too), LOOP, WHILE, REPEAT, FOR ... IN, and
+// IF where a statement starts; each END closes one (END IF, END LOOP, ...
+// name what they close, and the word after END is not an opener).
+// Miscounting can only make the text look like more than one statement,
+// which is refused with a message; it can never join two statements the
+// server would run separately, because nothing is ever sent with
+// multi-statements on unless it provably holds one statement
+// (sql/statement_boundary.hpp).
+
+// Whether a compound statement starts at st[0].
+bool starts_compound(Tokens st) {
+  std::size_t i = 0;
+  if (st.size() > 2 && st[0].kind == Tok::word && is_punct(st[1], ":")) i = 2;  // label: BEGIN ...
+  if (i >= st.size() || st[i].kind != Tok::word) return false;
+  if (is_word(st[i], "BEGIN")) return word_at(st, i + 1, "NOT");  // BEGIN alone is a transaction
+  if (is_word_in(st[i], {"IF", "CASE", "LOOP", "WHILE", "REPEAT", "FOR"})) return true;
+  if (!is_word(st[i], "CREATE")) return false;
+  // CREATE [OR REPLACE] [DEFINER = account] [AGGREGATE] [TEMP] <kind>: the
+  // first word naming a kind of object decides.
+  for (std::size_t j = i + 1; j < st.size() && j < i + 24; ++j) {
+    if (is_word_in(st[j], {"PROCEDURE", "FUNCTION", "TRIGGER", "EVENT", "PACKAGE"})) return true;
+    if (is_word_in(st[j], {"TABLE", "VIEW", "INDEX", "DATABASE", "SCHEMA", "USER", "ROLE", "SEQUENCE",
+                           "SERVER", "TABLESPACE", "UNIQUE", "FULLTEXT", "SPATIAL", "VIRTUAL", "LOGFILE"})) {
+      return false;
+    }
+  }
+  return false;
+}
+
+// Where a statement of a compound body may start, seen from the token before.
+bool ends_statement_start(const Token& prev) {
+  return is_punct(prev, ";") || is_punct(prev, ":") || is_punct(prev, ")") ||
+         is_word_in(prev, {"BEGIN", "THEN", "ELSE", "DO", "LOOP", "REPEAT"});
+}
+
+// The indexes of the ';' tokens that end top-level statements.
+std::vector<std::size_t> statement_ends(Tokens all) {
+  std::vector<std::size_t> ends;
+  std::size_t start = 0;
+  bool compound = false;
+  int depth = 0;
+  for (std::size_t k = 0; k < all.size(); ++k) {
+    const Token& t = all[k];
+    if (k == start) {
+      compound = starts_compound(all.subspan(k));
+      depth = 0;
+    }
+    if (is_punct(t, ";")) {
+      if (!compound || depth == 0) {
+        ends.push_back(k);
+        start = k + 1;
+      }
+      continue;
+    }
+    if (!compound || t.kind != Tok::word) continue;
+    const Token* prev = k > start ? &all[k - 1] : nullptr;
+    if (is_word(t, "END")) {
+      depth = std::max(0, depth - 1);
+      continue;
+    }
+    if (prev != nullptr && is_word(*prev, "END")) continue;  // END IF, END LOOP, ...
+    if (is_word_in(t, {"BEGIN", "CASE"})) {
+      ++depth;
+    } else if (is_word(t, "IF")) {
+      if (prev == nullptr || ends_statement_start(*prev)) ++depth;
+    } else if (is_word_in(t, {"LOOP", "WHILE", "REPEAT"})) {
+      if (!punct_at(all, k + 1, "(")) ++depth;  // REPEAT('a', 3) is a function
+    } else if (is_word(t, "FOR")) {
+      if (word_at(all, k + 2, "IN")) ++depth;  // FOR x IN ... DO ... END FOR
+    }
+  }
+  return ends;
+}
+
+// ---------------------------------------------------------------------------
+// Session state and reserved names
+
+// Whether the user variable at i is the host part of an account
+// ('app'@'localhost', app@localhost): written right after the user name.
+bool is_account_host(Tokens st, std::size_t i) {
+  if (i == 0) return false;
+  const Token& prev = st[i - 1];
+  if (prev.kind != Tok::word && prev.kind != Tok::string && prev.kind != Tok::quoted_ident) return false;
+  return prev.text.data() + prev.text.size() == st[i].text.data();
+}
+
+// The first thing in `st` that lives in one connection of one member: a
+// user variable, a temporary table, a prepared statement, dynamic SQL, the
+// connection's last insert id or sequence value, a session or global
+// setting changed from a routine. A write runs on each member's own
+// replication connection, which has none of the client's session and loses
+// its own at every restart, so any of these would make members differ.
+std::optional<SessionState> find_session_state(Tokens st) {
+  for (std::size_t i = 0; i < st.size(); ++i) {
+    const Token& t = st[i];
+    if (t.kind == Tok::user_var && t.text.size() > 1 && t.text[0] == '@' && !is_account_host(st, i)) {
+      return SessionState{"the user variable " + std::string(t.text), SessionState::variable};
+    }
+    if (t.kind != Tok::word) continue;
+    const Token* prev = i > 0 ? &st[i - 1] : nullptr;
+    if (is_word(t, "LAST_INSERT_ID") && punct_at(st, i + 1, "(") && punct_at(st, i + 2, ")")) {
+      return SessionState{"LAST_INSERT_ID()", SessionState::last_value};
+    }
+    if (is_word(t, "LASTVAL") && punct_at(st, i + 1, "("))
+      return SessionState{"LASTVAL()", SessionState::last_value};
+    if (is_word(t, "PREVIOUS") && word_at(st, i + 1, "VALUE") && word_at(st, i + 2, "FOR")) {
+      return SessionState{"PREVIOUS VALUE FOR", SessionState::last_value};
+    }
+    if (is_word_in(t, {"TEMPORARY", "TEMP"}) && prev != nullptr &&
+        is_word_in(*prev, {"CREATE", "REPLACE", "DROP"})) {
+      return SessionState{"a temporary table", SessionState::temporary};
+    }
+    if (is_word(t, "TEMP") && punct_at(st, i + 1, "."))
+      return SessionState{"the temp schema", SessionState::temporary};
+    const bool named_next =
+        i + 1 < st.size() && (st[i + 1].kind == Tok::word || st[i + 1].kind == Tok::quoted_ident);
+    if (is_word(t, "EXECUTE") && named_next && !is_word_in(st[i + 1], {"ON", "TO"})) {
+      return SessionState{word_at(st, i + 1, "IMMEDIATE") ? "EXECUTE IMMEDIATE" : "EXECUTE",
+                          SessionState::dynamic};
+    }
+    if (is_word(t, "PREPARE") && named_next && word_at(st, i + 2, "FROM")) {
+      return SessionState{"PREPARE", SessionState::dynamic};
+    }
+    if (is_word_in(t, {"DEALLOCATE", "DROP"}) && word_at(st, i + 1, "PREPARE")) {
+      return SessionState{upper(t.text) + " PREPARE", SessionState::dynamic};
+    }
+    if (is_word(t, "SET") && i + 1 < st.size() &&
+        is_word_in(st[i + 1], {"GLOBAL", "SESSION", "LOCAL", "PERSIST"})) {
+      return SessionState{"SET " + upper(st[i + 1].text), SessionState::setting};
+    }
+  }
+  return std::nullopt;
+}
+
+// The first name in `st` in distdb's reserved space (distdb_*).
+std::optional<std::string> find_reserved_name(Tokens st) {
+  constexpr std::string_view kPrefix = "distdb_";
+  for (const Token& t : st) {
+    std::string_view name = name_of(t);
+    if (t.kind == Tok::string && t.text.size() >= 2 && t.text.front() == '"') {
+      name = t.text.substr(1, t.text.size() - 2);  // "name": an identifier in SQLite and ANSI_QUOTES
+    }
+    if (name.size() >= kPrefix.size() && iequals(name.substr(0, kPrefix.size()), kPrefix))
+      return std::string(name);
+  }
+  return std::nullopt;
+}
+
+// The first database other than `database` that `st` names for a table,
+// view, routine or database of its own: db.t after FROM, INTO, UPDATE,
+// JOIN, TABLE, ..., the first name of a three-part name, and CREATE/DROP/
+// ALTER DATABASE. A name after a keyword that introduces tables is read as
+// [db.]table; a.b elsewhere is table.column and says nothing. Accounts
+// (GRANT, CREATE USER) belong to the whole server and are not checked.
+std::optional<std::string> find_other_database(Tokens st, std::string_view database, bool case_sensitive) {
+  if (database.empty() || st.empty()) return std::nullopt;
+  const std::size_t first = skip_open_parens(st);
+  if (first < st.size() && is_word_in(st[first], {"GRANT", "REVOKE"})) return std::nullopt;
+  const bool definition = first < st.size() && is_word_in(st[first], {"CREATE", "ALTER", "DROP"});
+  auto other = [&](const Token& t) -> std::optional<std::string> {
+    const std::string_view name = name_of(t);
+    if (name.empty() || (case_sensitive ? name == database : iequals(name, database))) return std::nullopt;
+    return std::string(name);
+  };
+  bool table_list = false;  // after a keyword that lists tables, until something else
+  bool seen_on = false;
+  for (std::size_t i = 0; i < st.size(); ++i) {
+    const Token& t = st[i];
+    // a.b.c: a is a database.
+    if (!name_of(t).empty() && punct_at(st, i + 1, ".") && i + 3 < st.size() && !name_of(st[i + 2]).empty() &&
+        punct_at(st, i + 3, ".") && (i == 0 || !is_punct(st[i - 1], "."))) {
+      if (auto db = other(t)) return db;
+    }
+    if (is_word_in(t, {"DATABASE", "SCHEMA"}) && definition && i == first + 1) {
+      std::size_t j = i + 1;
+      if (word_at(st, j, "IF")) j += word_at(st, j + 1, "NOT") ? 3 : 2;  // IF [NOT] EXISTS
+      if (j < st.size()) {
+        if (auto db = other(st[j])) return db;
+      }
+      return std::nullopt;
+    }
+    const bool opens_table =
+        is_word_in(t, {"FROM", "INTO", "INSERT", "REPLACE", "UPDATE", "JOIN", "TABLE", "TABLES", "REFERENCES",
+                       "VIEW", "TRIGGER", "PROCEDURE", "FUNCTION", "EVENT", "SEQUENCE", "CALL", "TO"}) ||
+        (is_word(t, "ON") && definition && !seen_on) || (is_word(t, "LIKE") && definition);
+    if (is_word(t, "ON")) seen_on = true;
+    if (opens_table) {
+      table_list = true;
+      std::size_t j = i + 1;
+      if (word_at(st, j, "IF")) j += word_at(st, j + 1, "NOT") ? 3 : 2;  // IF [NOT] EXISTS
+      if (j + 1 < st.size() && !name_of(st[j]).empty() && punct_at(st, j + 1, ".")) {
+        if (auto db = other(st[j])) return db;
+      }
+      continue;
+    }
+    if (table_list && is_punct(t, ",") && i + 2 < st.size() && !name_of(st[i + 1]).empty() &&
+        punct_at(st, i + 2, ".")) {
+      // FROM a, db.b / DROP TABLE a, db.b
+      if (auto db = other(st[i + 1])) return db;
+    }
+    // The list of tables ends at any other punctuation, or at the keyword
+    // of the next clause; names and aliases (AS x) continue it.
+    if (t.kind == Tok::punct
+            ? !is_punct(t, ".") && !is_punct(t, ",")
+            : is_word_in(t, {"WHERE",   "SET",   "VALUES", "VALUE",  "SELECT", "ON",        "USING", "ORDER",
+                             "GROUP",   "LIMIT", "HAVING", "WINDOW", "UNION",  "PARTITION", "WITH",  "FOR",
+                             "RETURNS", "BEGIN", "BEFORE", "AFTER",  "DO",     "ENGINE"})) {
+      table_list = false;
+    }
+  }
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------
 // One reading of the text
 
 struct Reading {
@@ -522,48 +888,70 @@ struct Reading {
   bool empty_first = true;  // the first statement has no token
 };
 
-Reading read_as(std::string_view sql, const LexRules& rules) {
-  const std::vector<Token> tokens = Lexer(sql, rules).run();
+Reading read_as(std::string_view sql, const LexRules& rules, const Context& context) {
+  Lexer lexer(sql, rules, context.server_version);
+  const std::vector<Token> tokens = lexer.run();
   const Tokens all(tokens);
 
   Reading r;
-  const auto semi = std::find_if(all.begin(), all.end(), [](const Token& t) { return is_punct(t, ";"); });
-  const Tokens first = all.first(static_cast<std::size_t>(semi - all.begin()));
+  r.c.version_unknown = lexer.notes().version_unknown;
+  r.c.malformed = lexer.notes().malformed;
+  r.c.effective_sql = std::move(lexer.notes().resolved);
+
+  const std::vector<std::size_t> ends = statement_ends(all);
+  const std::size_t first_end = ends.empty() ? all.size() : ends.front();
+  const Tokens first = all.first(first_end);
   r.empty_first = first.empty();
-  r.c.multiple_statements =
-      std::any_of(semi, all.end(), [](const Token& t) { return !is_punct(t, ";"); });
+  r.c.multiple_statements = std::any_of(all.begin() + static_cast<std::ptrdiff_t>(first_end), all.end(),
+                                        [](const Token& t) { return !is_punct(t, ";"); });
 
   const std::size_t k = skip_open_parens(first);
   if (k < first.size() && first[k].kind == Tok::word) r.c.first_keyword = upper(first[k].text);
   r.c.kind = kind_of(first, 0);
 
-  // Every statement, not only the first.
+  // Every statement, those of a compound body too, not only the first.
   std::size_t begin = 0;
-  for (std::size_t i = 0; i <= all.size() && !r.c.nondeterministic; ++i) {
+  for (std::size_t i = 0; i <= all.size(); ++i) {
     if (i == all.size() || is_punct(all[i], ";")) {
-      r.c.nondeterministic = find_nondeterministic(all.subspan(begin, i - begin));
+      const Tokens part = all.subspan(begin, i - begin);
+      if (!r.c.nondeterministic) r.c.nondeterministic = find_nondeterministic(part);
+      if (!r.c.session_state) r.c.session_state = find_session_state(part);
+      if (!r.c.other_database) {
+        // Database names are case-sensitive on MariaDB (on Linux), schema
+        // names are not on SQLite.
+        r.c.other_database = find_other_database(part, context.database, rules.executable_comments);
+      }
       begin = i + 1;
     }
   }
+  r.c.reserved_name = find_reserved_name(all);
   return r;
 }
 
 }  // namespace
 
-Classification classify(std::string_view sql, Dialect dialect) {
-  switch (dialect) {
+Classification classify(std::string_view sql, const Context& context) {
+  switch (context.dialect) {
     case Dialect::mariadb:
-      return read_as(sql, kMariaDbRules).c;
+      return read_as(sql, kMariaDbRules, context).c;
     case Dialect::sqlite:
-      return read_as(sql, kSqliteRules).c;
+      return read_as(sql, kSqliteRules, context).c;
     case Dialect::any:
       break;
   }
-  Reading m = read_as(sql, kMariaDbRules);
-  Reading s = read_as(sql, kSqliteRules);
+  Reading m = read_as(sql, kMariaDbRules, context);
+  Reading s = read_as(sql, kSqliteRules, context);
   Classification c;
   c.multiple_statements = m.c.multiple_statements || s.c.multiple_statements;
-  c.nondeterministic = m.c.nondeterministic ? std::move(m.c.nondeterministic) : std::move(s.c.nondeterministic);
+  c.nondeterministic =
+      m.c.nondeterministic ? std::move(m.c.nondeterministic) : std::move(s.c.nondeterministic);
+  c.session_state = m.c.session_state ? std::move(m.c.session_state) : std::move(s.c.session_state);
+  c.reserved_name = m.c.reserved_name ? std::move(m.c.reserved_name) : std::move(s.c.reserved_name);
+  c.other_database = m.c.other_database ? std::move(m.c.other_database) : std::move(s.c.other_database);
+  c.version_unknown = m.c.version_unknown;
+  c.malformed = m.c.malformed;
+  // Only a MariaDB server resolves executable comments; one text for both
+  // servers cannot be rewritten for one of them.
   if (m.empty_first != s.empty_first) {
     // One reading sees only a comment (e.g. SQLite and "/*!40101 SET NAMES
     // utf8 */"): that server would reject the empty statement, so the other
@@ -578,13 +966,28 @@ Classification classify(std::string_view sql, Dialect dialect) {
   return c;
 }
 
-Classification classify(std::string_view sql) { return classify(sql, Dialect::any); }
+Classification classify(std::string_view sql, Dialect dialect, unsigned long server_version) {
+  return classify(sql, Context{dialect, server_version, {}});
+}
+
+Classification classify(std::string_view sql) {
+  return classify(sql, Dialect::any);
+}
 
 std::optional<std::string> replication_refusal(const Classification& c) {
   const std::string what = c.first_keyword.empty() ? "This statement" : "'" + c.first_keyword + "'";
   if (c.multiple_statements) {
     return "The request holds more than one statement (a ';' is followed by more SQL); send one statement per "
            "request so that every node runs exactly the same statement.";
+  }
+  if (c.malformed) {
+    return "An executable comment (/*! ... */) is never closed, which the database refuses: end it with */.";
+  }
+  if (c.version_unknown) {
+    return "A version-conditional comment (/*!NNNNNN ... */ or /*M!NNNNNN ... */) means code or nothing "
+           "depending on the database server's version, which this node has not learned yet (its database "
+           "has "
+           "not been reached): try again shortly.";
   }
   switch (c.kind) {
     case StatementKind::read:
@@ -597,6 +1000,39 @@ std::optional<std::string> replication_refusal(const Classification& c) {
                     "nodes.";
     case StatementKind::write:
       break;
+  }
+  if (c.reserved_name) {
+    return "'" + *c.reserved_name +
+           "' is in the name space distdb keeps for its own bookkeeping (names starting "
+           "with distdb_): clients may read those tables but not write them or create objects so named.";
+  }
+  if (c.other_database) {
+    return "This statement writes to database '" + *c.other_database +
+           "', and this cluster replicates its own database only (full copies carry that one alone, so other "
+           "members would lose the change): name tables of the cluster's database.";
+  }
+  if (c.session_state) {
+    const SessionState& st = *c.session_state;
+    const std::string head = st.culprit +
+                             " is state of one connection: every member applies writes on a "
+                             "connection of its own, which does not share yours and starts empty after "
+                             "a restart, so the write cannot be replicated as is";
+    switch (st.kind) {
+      case SessionState::variable:
+        return head +
+               " (send the value itself instead of a user variable; a routine can use DECLAREd local "
+               "variables).";
+      case SessionState::last_value:
+        return head + " (use the last_insert_id of your INSERT's reply, or send the value itself).";
+      case SessionState::temporary:
+        return head + " (temporary tables are not replicated: use an ordinary table).";
+      case SessionState::dynamic:
+        return head +
+               " (dynamic SQL runs text that distdb cannot check before it runs: send the statement "
+               "itself).";
+      case SessionState::setting:
+        return head + " (a routine or trigger may not change session or global settings).";
+    }
   }
   if (c.nondeterministic) {
     return *c.nondeterministic + " is non-deterministic: every node would compute its own value, so the write "

@@ -10,12 +10,22 @@
 //
 // Lexing. Whitespace, `-- ` and `#` line comments and /* */ block comments
 // separate tokens; keywords, ';' and function names inside '...' and "..."
-// strings, `backtick` identifiers and comments never count. MariaDB
-// executable comments /*! ... */, /*!50100 ... */ and /*M!100100 ... */ are
-// code whatever the version number (the server's version is not known here).
+// strings, `backtick` identifiers and comments never count, except that a
+// quoted name before '(' (`uuid`()) is the function it names.
+//
+// Executable comments are read exactly as MariaDB reads them, against the
+// server's version (see Lexer::executable_comment() for the rules, and the
+// MariaDB test suite for the server as the oracle): /*! ... */ and
+// /*M! ... */ are code, /*!NNNNN ... */ is code when NNNNN is at most the
+// server's version (except MySQL-only 50700..99999), otherwise skipped
+// whole. A write is replicated as the server executes it (effective_sql:
+// executed comments without their markers, skipped ones gone), so members
+// running different server versions still run the same statement.
+//
 // MariaDB and SQLite disagree on a few lexical points:
 //   - a backslash escapes the next character in a MariaDB string, not in
-//     an SQLite one;
+//     an SQLite one (MariaDB's NO_BACKSLASH_ESCAPES sql_mode is taken to be
+//     off: the server's default);
 //   - MariaDB needs a blank or control character after `--` for a comment,
 //     SQLite does not;
 //   - `#` starts a comment in MariaDB, a parameter (`#name`) in SQLite;
@@ -27,6 +37,15 @@
 // kinds the statement is a write. A caller that knows its backend can ask for
 // exactly that dialect with classify(sql, dialect), which avoids the rare
 // false alarm of the union (e.g. 'it\'s now()' read the SQLite way).
+//
+// Compound statements (a trigger, procedure, function or event with a
+// BEGIN ... END body; BEGIN NOT ATOMIC, IF, CASE, LOOP, WHILE, REPEAT and
+// FOR blocks) are one statement, ';'s of their body included, and every
+// statement of the body is checked like a statement of its own.
+//
+// The classifier routes; it is not the last line of defence for reads:
+// a node runs reads on read-only connections (StorageAccess::read_only), so
+// a statement taken for a read that would write is refused by the database.
 //
 // Kinds:
 //   read     SELECT (without FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE /
@@ -55,6 +74,19 @@ enum class StatementKind { read, write, transaction_control, session };
 // The lexical rules to apply (see above). `any` is the union of both.
 enum class Dialect { any, mariadb, sqlite };
 
+// Something a write uses that lives in one connection of one member.
+struct SessionState {
+  enum Kind {
+    variable,    // @name
+    last_value,  // LAST_INSERT_ID(), LASTVAL(s), PREVIOUS VALUE FOR s
+    temporary,   // CREATE/DROP TEMPORARY TABLE, SQLite's temp schema
+    dynamic,     // PREPARE, EXECUTE, EXECUTE IMMEDIATE, DEALLOCATE PREPARE
+    setting,     // SET GLOBAL/SESSION/LOCAL inside a routine or trigger
+  };
+  std::string culprit;  // as a reader would name it: "the user variable @x"
+  Kind kind = variable;
+};
+
 struct Classification {
   StatementKind kind = StatementKind::write;
   // The statement's first keyword, uppercased (after any opening
@@ -65,19 +97,51 @@ struct Classification {
   // would name it: "NOW()", "CURRENT_TIMESTAMP", "@@hostname",
   // "DATETIME('now')". Also set for reads (where it is harmless).
   std::optional<std::string> nondeterministic;
-  // A ';' outside strings and comments is followed by something other than
-  // blanks, comments and more ';'.
+  // A ';' that ends a statement (outside strings, comments and compound
+  // bodies) is followed by something other than blanks, comments and more ';'.
   bool multiple_statements = false;
+  // Session state a write would use (see SessionState); set for reads too.
+  std::optional<SessionState> session_state;
+  // The first identifier in distdb's reserved name space (distdb_*).
+  std::optional<std::string> reserved_name;
+  // A database other than Context::database that the statement names for
+  // a table, routine or database of its own (db.t after FROM, INTO, ...;
+  // CREATE/DROP DATABASE db). Not set for accounts (GRANT, CREATE USER),
+  // which belong to the whole server.
+  std::optional<std::string> other_database;
+  // MariaDB: an executable comment whose meaning depends on the server's
+  // version, which the caller did not know (server_version 0).
+  bool version_unknown = false;
+  // MariaDB: an executable comment that is never closed (the server
+  // refuses the statement).
+  bool malformed = false;
+  // MariaDB: the text as the server executes it, when it holds executable
+  // comments (see above); empty when that is the text itself.
+  std::string effective_sql;
+};
+
+// What a node knows of the database that will run the statement.
+struct Context {
+  Dialect dialect = Dialect::any;
+  // The MariaDB server's version (Storage::server_version()), for
+  // version-conditional comments; 0 when not known.
+  unsigned long server_version = 0;
+  // The database the cluster replicates (MariaDB: db_config.database;
+  // SQLite: "main"); empty: other databases are not looked for.
+  std::string_view database;
 };
 
 Classification classify(std::string_view sql);
-Classification classify(std::string_view sql, Dialect dialect);
+Classification classify(std::string_view sql, const Context& context);
+Classification classify(std::string_view sql, Dialect dialect, unsigned long server_version = 0);
 
 // Why the request cannot be replicated as a write, in one sentence naming
 // the culprit, or nullopt when it can. Refused: several statements in one
-// request (whatever the kind of the first), session and transaction-control
-// statements, and writes with a non-deterministic function or variable.
-// A single read is never refused (it is not replicated).
+// request (whatever the kind of the first), an executable comment the
+// server refuses or whose meaning is not known yet, session and
+// transaction-control statements, and writes that name distdb's own
+// tables or another database, use session state, or call a
+// non-deterministic function or variable. A single read is never refused (it is not replicated).
 std::optional<std::string> replication_refusal(const Classification& c);
 
 std::string_view to_string(StatementKind kind);

@@ -17,6 +17,7 @@ constexpr unsigned int kBinaryCharset = 63;
 // have them, but not every version of them has every name).
 constexpr unsigned int kErServerShutdown = 1053;
 constexpr unsigned int kErConnectionKilled = 1927;
+constexpr unsigned int kErReadOnlyTransaction = 1792;
 constexpr unsigned int kCrServerGone = 2006;
 constexpr unsigned int kCrServerLost = 2013;
 constexpr unsigned int kCrServerLostExtended = 2055;
@@ -93,7 +94,7 @@ bool is_connection_lost(unsigned int code) {
 
 bool is_client_error(unsigned int code) { return code >= 2000 && code < 3000; }
 
-void set_session_options(MYSQL* conn, const DbConfig& config) {
+void set_session_options(MYSQL* conn, const DbConfig& config, StorageAccess access) {
   const auto connect_s = static_cast<unsigned int>(std::max(1, (config.connect_timeout_ms + 999) / 1000));
   const my_bool no = 0;
   mysql_options(conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
@@ -102,6 +103,13 @@ void set_session_options(MYSQL* conn, const DbConfig& config) {
   mysql_options(conn, MYSQL_OPT_WRITE_TIMEOUT, &kWriteTimeoutS);
   mysql_options(conn, MYSQL_OPT_RECONNECT, &no);  // see the top of mariadb_storage.cpp
   mysql_options(conn, MYSQL_OPT_LOCAL_INFILE, &no);
+  // The server then refuses, with error 1792, anything that would change
+  // data: a stored function that writes, NEXTVAL/SETVAL, DDL, EXECUTE
+  // IMMEDIATE, temporary tables. A statement cannot switch it back: SET
+  // TRANSACTION is never sent as a read, and changing it inside the
+  // statement's own transaction is refused (1568).
+  if (access == StorageAccess::read_only)
+    mysql_options(conn, MYSQL_INIT_COMMAND, "SET SESSION TRANSACTION READ ONLY");
 }
 
 std::string server_address(const DbConfig& config) {
@@ -124,6 +132,13 @@ Error call_error(MYSQL* conn, std::string_view sql, bool& broken) {
     broken = true;
     return Error(ErrorKind::outcome_unknown, "MariaDB client error during '" + statement + "': " + message,
                  static_cast<int>(code));
+  }
+  if (code == kErReadOnlyTransaction) {
+    // Only a read-only session (StorageAccess::read_only) gets this: say why.
+    message +=
+        ": distdb ran this statement as a read, and reads run where nothing may change, so that no "
+        "member changes alone. It changes data (through a stored function, a sequence, DDL or dynamic "
+        "SQL): send it as a write, e.g. DO f() instead of SELECT f()";
   }
   return Error(ErrorKind::sql, message + " (MariaDB " + std::to_string(code) + ")", static_cast<int>(code));
 }

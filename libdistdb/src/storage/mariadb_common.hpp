@@ -13,6 +13,7 @@
 
 #include "distdb/config.hpp"
 #include "distdb/error.hpp"
+#include "distdb/storage.hpp"
 #include "distdb/value.hpp"
 
 namespace distdb::mariadb {
@@ -30,8 +31,10 @@ void init_library_once();
 
 // The options every session of the node's own database is opened with:
 // utf8mb4, the timeouts above and the connect timeout of `config`, no
-// automatic reconnect (see mariadb_storage.cpp), no LOAD DATA LOCAL.
-void set_session_options(MYSQL* conn, const DbConfig& config);
+// automatic reconnect (see mariadb_storage.cpp), no LOAD DATA LOCAL; and
+// for StorageAccess::read_only, every transaction of the session READ ONLY
+// (an init command, so that a reconnected session is read-only too).
+void set_session_options(MYSQL* conn, const DbConfig& config, StorageAccess access);
 
 // Where `config` points, for messages: the socket path, or host:port.
 std::string server_address(const DbConfig& config);

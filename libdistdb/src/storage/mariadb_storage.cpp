@@ -202,7 +202,8 @@ Error invalid_id(const TxnId& id) {
 
 class MariadbStorage final : public Storage {
  public:
-  explicit MariadbStorage(DbConfig config) : config_(std::move(config)) {}
+  MariadbStorage(DbConfig config, StorageAccess access)
+      : config_(std::move(config)), read_only_(access == StorageAccess::read_only) {}
   // Closing a session that holds a prepared transaction leaves the
   // transaction prepared on the server, for whoever opens the database next
   // (recover()); that one may decide it as soon as this returns, because
@@ -237,15 +238,18 @@ class MariadbStorage final : public Storage {
 
   Status connect() {
     disconnect();
-    auto conn = open_session(true);
+    // A read-only session never creates the database (it could not).
+    auto conn = open_session(!read_only_);
     if (!conn) return conn.error();
     conn_ = *conn;
+    server_version_ = mysql_get_server_version(conn_);
     if (first_thread_id_ == 0) first_thread_id_ = mysql_thread_id(conn_);
     return {};
   }
 
   std::string_view backend_name() const override { return "mariadb"; }
   bool prepare_survives_crash() const override { return true; }
+  unsigned long server_version() const override { return server_version_; }
 
   Result<ResultSet> execute(std::string_view sql) override {
     if (state_ != TxnState::none) {
@@ -748,7 +752,10 @@ class MariadbStorage final : public Storage {
     return conn;
   }
 
-  void set_options(MYSQL* conn) const { mariadb::set_session_options(conn, config_); }
+  void set_options(MYSQL* conn) const {
+    mariadb::set_session_options(conn, config_,
+                                 read_only_ ? StorageAccess::read_only : StorageAccess::read_write);
+  }
 
   std::string where() const { return mariadb::server_address(config_); }
 
@@ -855,6 +862,8 @@ class MariadbStorage final : public Storage {
   }
 
   DbConfig config_;
+  const bool read_only_;              // StorageAccess::read_only: every transaction READ ONLY
+  unsigned long server_version_ = 0;  // of the last session opened by connect()
   MYSQL* conn_ = nullptr;
   bool broken_ = false;  // the session was lost: reconnect before the next statement
   TxnId txn_;            // the transaction begun on this session (state_ != none)
@@ -912,8 +921,8 @@ Status check_mariadb_login(const DbConfig& config, const std::string& user, cons
                static_cast<int>(code));
 }
 
-Result<std::unique_ptr<Storage>> open_mariadb_storage(const DbConfig& config) {
-  auto storage = std::make_unique<MariadbStorage>(config);
+Result<std::unique_ptr<Storage>> open_mariadb_storage(const DbConfig& config, StorageAccess access) {
+  auto storage = std::make_unique<MariadbStorage>(config, access);
   if (auto st = storage->connect(); !st) return st.error();
   return std::unique_ptr<Storage>(std::move(storage));
 }

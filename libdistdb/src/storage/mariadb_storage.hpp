@@ -7,7 +7,8 @@
 
 namespace distdb {
 
-Result<std::unique_ptr<Storage>> open_mariadb_storage(const DbConfig& config);
+Result<std::unique_ptr<Storage>> open_mariadb_storage(const DbConfig& config,
+                                                      StorageAccess access = StorageAccess::read_write);
 
 // Whether `user` and `password` log in to the server and database of
 // `config` (its own user and password are not used), over TCP, with a

@@ -56,6 +56,22 @@ std::size_t skip_filler(std::string_view text, std::size_t pos) {
 
 bool only_filler(std::string_view text) { return skip_filler(text, 0) == text.size(); }
 
+// A read-only connection's authorizer: besides the writes that query_only
+// and sqlite3_stmt_readonly() already refuse, a read must not change the
+// connection itself (turn query_only off, attach another file).
+int read_only_authorizer(void* /*user*/, int action, const char* /*arg1*/, const char* arg2,
+                         const char* /*db*/, const char* /*trigger*/) {
+  switch (action) {
+    case SQLITE_PRAGMA:
+      return arg2 != nullptr ? SQLITE_DENY : SQLITE_OK;  // PRAGMA name = value
+    case SQLITE_ATTACH:
+    case SQLITE_DETACH:
+      return SQLITE_DENY;
+    default:
+      return SQLITE_OK;
+  }
+}
+
 // True when the statement's first keyword is INSERT or REPLACE: such a
 // statement reports its rowid even when it equals the previous one.
 bool starts_with_insert(std::string_view sql) {
@@ -108,7 +124,7 @@ class StmtGuard {
 
 class SqliteStorage final : public Storage {
  public:
-  explicit SqliteStorage(sqlite3* db) : db_(db) {}
+  SqliteStorage(sqlite3* db, bool read_only) : db_(db), read_only_(read_only) {}
   // sqlite3_close_v2 rolls back a transaction left open: a prepared but
   // uncommitted transaction vanishes, exactly as it would in a crash.
   ~SqliteStorage() override { sqlite3_close_v2(db_); }
@@ -117,6 +133,9 @@ class SqliteStorage final : public Storage {
 
   std::string_view backend_name() const override { return "sqlite"; }
   bool prepare_survives_crash() const override { return false; }
+  unsigned long server_version() const override {
+    return static_cast<unsigned long>(sqlite3_libversion_number());
+  }
 
   Result<ResultSet> execute(std::string_view sql) override {
     if (txn_) {
@@ -230,6 +249,7 @@ class SqliteStorage final : public Storage {
     }
     StmtGuard guard(stmt);
     if (stmt == nullptr) return Error(ErrorKind::sql, "empty statement");
+    if (read_only_ && sqlite3_stmt_readonly(stmt) == 0) return read_only_refusal(SQLITE_READONLY);
     const auto consumed = static_cast<std::size_t>(tail - sql.data());
     if (!only_filler(sql.substr(consumed))) {
       return Error(ErrorKind::sql, "only one statement per call is allowed; found more after: " +
@@ -245,7 +265,11 @@ class SqliteStorage final : public Storage {
     for (;;) {
       const int rc = sqlite3_step(stmt);
       if (rc == SQLITE_DONE) break;
-      if (rc != SQLITE_ROW) return sqlite_error(db_);
+      if (rc != SQLITE_ROW) {
+        // query_only refuses what sqlite3_stmt_readonly() let through.
+        if (read_only_ && (rc & 0xff) == SQLITE_READONLY) return read_only_refusal(rc);
+        return sqlite_error(db_);
+      }
       Row row;
       row.reserve(static_cast<std::size_t>(ncols));
       for (int i = 0; i < ncols; ++i) row.push_back(column_value(stmt, i));
@@ -262,14 +286,25 @@ class SqliteStorage final : public Storage {
     return rs;
   }
 
+  // The explanation a read gets when it would write (see StorageAccess).
+  static Error read_only_refusal(int code) {
+    return Error(
+        ErrorKind::sql,
+        "this statement changes data, and distdb ran it as a read: reads run where nothing may change, "
+        "so that no member changes alone. Send a statement that changes data as a write (an INSERT, "
+        "UPDATE, DELETE or DDL statement of its own).",
+        code);
+  }
+
   sqlite3* db_;
+  const bool read_only_;      // StorageAccess::read_only
   std::optional<TxnId> txn_;  // the open transaction, if any
   bool prepared_ = false;     // whether txn_ has been prepared
 };
 
 }  // namespace
 
-Result<std::unique_ptr<Storage>> open_sqlite_storage(const std::string& path) {
+Result<std::unique_ptr<Storage>> open_sqlite_storage(const std::string& path, StorageAccess access) {
   sqlite3* db = nullptr;
   const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
@@ -294,7 +329,17 @@ Result<std::unique_ptr<Storage>> open_sqlite_storage(const std::string& path) {
       return e;
     }
   }
-  return std::unique_ptr<Storage>(std::make_unique<SqliteStorage>(db));
+  const bool read_only = access == StorageAccess::read_only;
+  if (read_only) {
+    if (sqlite3_exec(db, "PRAGMA query_only=1", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      Error e = sqlite_error(db, std::string("opening '") + path + "': PRAGMA query_only=1");
+      e.kind = ErrorKind::storage_unavailable;
+      sqlite3_close_v2(db);
+      return e;
+    }
+    sqlite3_set_authorizer(db, read_only_authorizer, nullptr);
+  }
+  return std::unique_ptr<Storage>(std::make_unique<SqliteStorage>(db, read_only));
 }
 
 }  // namespace distdb

@@ -9,6 +9,7 @@
 namespace distdb {
 
 // Opens (creating if needed) the database file at `path`.
-Result<std::unique_ptr<Storage>> open_sqlite_storage(const std::string& path);
+Result<std::unique_ptr<Storage>> open_sqlite_storage(const std::string& path,
+                                                     StorageAccess access = StorageAccess::read_write);
 
 }  // namespace distdb

@@ -47,13 +47,13 @@ bool is_valid_txn_id(std::string_view id) {
   return true;
 }
 
-Result<std::unique_ptr<Storage>> open_storage(const StorageConfig& config) {
+Result<std::unique_ptr<Storage>> open_storage(const StorageConfig& config, StorageAccess access) {
   switch (config.backend) {
     case StorageBackend::sqlite:
-      return open_sqlite_storage(config.sqlite_path);
+      return open_sqlite_storage(config.sqlite_path, access);
     case StorageBackend::mariadb:
 #ifdef DISTDB_WITH_MARIADB
-      return open_mariadb_storage(config.db);
+      return open_mariadb_storage(config.db, access);
 #else
       return Error(ErrorKind::config,
                    "storage backend 'mariadb' is not available: this distdb was built without "
