@@ -903,3 +903,22 @@ TEST_CASE("statement: writes to another database are refused, naming it") {
   CHECK(classify("INSERT INTO aux.t VALUES (1)", lite).other_database == "aux");
   CHECK(classify("ATTACH DATABASE 'x.db' AS aux", lite).kind == S);
 }
+
+TEST_CASE("statement: events and cached sequences are refused") {
+  for (const std::string_view sql : {"CREATE EVENT e ON SCHEDULE EVERY 1 HOUR DO DELETE FROM t",
+                                     "CREATE DEFINER=root@localhost EVENT e ON SCHEDULE EVERY 1 HOUR DO SELECT 1",
+                                     "ALTER EVENT e ENABLE", "CREATE SEQUENCE s", "CREATE SEQUENCE s CACHE 10",
+                                     "CREATE OR REPLACE SEQUENCE s START WITH 5", "ALTER SEQUENCE s CACHE = 100"}) {
+    CAPTURE(sql);
+    const auto got = classify(sql, Dialect::mariadb, kMariaDb1011);
+    REQUIRE(got.unreplicable.has_value());
+    CHECK(replication_refusal(got) == got.unreplicable);
+  }
+  for (const std::string_view sql : {"CREATE SEQUENCE s NOCACHE", "CREATE SEQUENCE s START WITH 10 CACHE 0",
+                                     "CREATE SEQUENCE s CACHE = 0 INCREMENT BY 5", "ALTER SEQUENCE s RESTART 10",
+                                     "CREATE SEQUENCE s NO CACHE", "CREATE TABLE event (a INT)",
+                                     "CREATE TABLE t (sequence INT, cache INT)", "DROP SEQUENCE s", "DROP EVENT e"}) {
+    CAPTURE(sql);
+    CHECK_FALSE(classify(sql, Dialect::mariadb, kMariaDb1011).unreplicable.has_value());
+  }
+}

@@ -1,11 +1,15 @@
 #include "node/snapshot.hpp"
 
 #include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
+#include <set>
 
 namespace distdb {
 
@@ -47,26 +51,276 @@ std::string literal(const Value& v, bool mariadb) {
   return out;
 }
 
-// Names of the user tables, with the statement that creates each.
-Result<std::vector<std::pair<std::string, std::string>>> user_tables(Storage& storage) {
-  std::vector<std::pair<std::string, std::string>> out;
-  if (is_mariadb(storage)) {
-    auto names = storage.execute("SHOW FULL TABLES WHERE Table_type = 'BASE TABLE'");
-    if (!names) return names.error();
-    for (const Row& row : names->rows) {
-      const auto* name = std::get_if<std::string>(&row[0]);
-      if (name == nullptr || name->rfind("distdb_", 0) == 0) continue;
-      auto ddl = storage.execute("SHOW CREATE TABLE " + quote_identifier(*name, true));
-      if (!ddl) return ddl.error();
-      out.emplace_back(*name, std::get<std::string>(ddl->rows.at(0).at(1)));
+std::string text_at(const Row& row, std::size_t i) {
+  if (i >= row.size()) return {};
+  if (const auto* s = std::get_if<std::string>(&row[i])) return *s;
+  if (const auto* n = std::get_if<std::int64_t>(&row[i])) return std::to_string(*n);
+  return {};
+}
+
+bool is_ours(const std::string& name) { return name.rfind("distdb_", 0) == 0; }
+
+std::string join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : ", ") + p;
+  return out;
+}
+
+// The objects of the database, by kind (distdb's own tables left out).
+struct Catalog {
+  std::vector<std::string> tables;     // base tables, system-versioned ones included
+  std::set<std::string> versioned;     // of those, the system-versioned ones
+  std::vector<std::string> sequences;  // MariaDB
+  std::vector<std::string> views;
+  std::vector<std::pair<std::string, std::string>> routines;  // (PROCEDURE|FUNCTION, name)
+  std::vector<std::string> triggers;                          // MariaDB (SQLite's travel in `other`)
+  std::vector<std::string> events;                            // MariaDB
+};
+
+Result<Catalog> read_catalog(Storage& storage) {
+  Catalog c;
+  if (!is_mariadb(storage)) {
+    auto rs = storage.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY name");
+    if (!rs) return rs.error();
+    for (const Row& row : rs->rows) {
+      if (!is_ours(text_at(row, 0))) c.tables.push_back(text_at(row, 0));
+    }
+    auto views = storage.execute("SELECT name FROM sqlite_master WHERE type = 'view' ORDER BY name");
+    if (!views) return views.error();
+    for (const Row& row : views->rows) c.views.push_back(text_at(row, 0));
+    return c;
+  }
+  auto tables = storage.execute(
+      "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+      "ORDER BY TABLE_NAME");
+  if (!tables) return tables.error();
+  for (const Row& row : tables->rows) {
+    const std::string name = text_at(row, 0);
+    const std::string type = text_at(row, 1);
+    if (is_ours(name)) continue;
+    if (type == "BASE TABLE" || type == "SYSTEM VERSIONED") {
+      c.tables.push_back(name);
+      if (type == "SYSTEM VERSIONED") c.versioned.insert(name);
+    } else if (type == "SEQUENCE") {
+      c.sequences.push_back(name);
+    } else if (type == "VIEW") {
+      c.views.push_back(name);
+    }
+  }
+  auto routines = storage.execute(
+      "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE() "
+      "ORDER BY ROUTINE_TYPE, ROUTINE_NAME");
+  if (!routines) return routines.error();
+  for (const Row& row : routines->rows) c.routines.emplace_back(text_at(row, 0), text_at(row, 1));
+  auto triggers = storage.execute(
+      "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() "
+      "ORDER BY EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER");
+  if (!triggers) return triggers.error();
+  for (const Row& row : triggers->rows) c.triggers.push_back(text_at(row, 0));
+  auto events = storage.execute(
+      "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE() ORDER BY EVENT_NAME");
+  if (!events) return events.error();
+  for (const Row& row : events->rows) c.events.push_back(text_at(row, 0));
+  return c;
+}
+
+// The columns a copy stores: every column but generated ones (their values
+// follow from the others, and the server refuses values for them);
+// invisible columns included, since SELECT * leaves them out.
+Result<std::vector<std::string>> stored_columns(Storage& storage, const std::string& table, bool mariadb) {
+  std::vector<std::string> out;
+  if (mariadb) {
+    auto rs = storage.execute(
+        "SELECT COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND "
+        "TABLE_NAME = " +
+        sql_string_literal(table, true) + " ORDER BY ORDINAL_POSITION");
+    if (!rs) return rs.error();
+    for (const Row& row : rs->rows) {
+      if (text_at(row, 1).find("GENERATED") != std::string::npos) continue;
+      out.push_back(quote_identifier(text_at(row, 0), true));
     }
     return out;
   }
-  auto rs = storage.execute(
-      "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND sql IS NOT NULL "
-      "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'distdb_%' ORDER BY name");
+  // table_xinfo's `hidden`: 0 an ordinary column, 2 and 3 generated ones.
+  auto rs = storage.execute("SELECT name, hidden FROM pragma_table_xinfo(" + sql_string_literal(table, false) + ")");
   if (!rs) return rs.error();
-  for (const Row& row : rs->rows) out.emplace_back(std::get<std::string>(row[0]), std::get<std::string>(row[1]));
+  for (const Row& row : rs->rows) {
+    const auto* hidden = row.size() > 1 ? std::get_if<std::int64_t>(&row[1]) : nullptr;
+    if (hidden != nullptr && *hidden != 0) continue;
+    out.push_back(quote_identifier(text_at(row, 0), false));
+  }
+  return out;
+}
+
+// A table's rows as INSERTs of its stored columns. A system-versioned
+// table's history goes with it: every row version with its period
+// (ROW_START/ROW_END), restored under system_versioning_insert_history.
+Status copy_rows(Storage& storage, const std::string& table, bool mariadb, bool versioned,
+                 std::vector<std::string>& statements) {
+  auto columns = stored_columns(storage, table, mariadb);
+  if (!columns) return columns.error();
+  if (columns->empty()) return {};
+  std::vector<std::string> selected = *columns;
+  if (versioned) {
+    selected.push_back("ROW_START");
+    selected.push_back("ROW_END");
+  }
+  const std::string list = join(selected);
+  const std::string source = quote_identifier(table, mariadb) + (versioned ? " FOR SYSTEM_TIME ALL" : "");
+  auto rows = storage.execute("SELECT " + list + " FROM " + source);
+  if (!rows) return rows.error();
+  const std::string head = "INSERT INTO " + quote_identifier(table, mariadb) + " (" + list + ") VALUES ";
+  std::string insert;
+  std::size_t in_batch = 0;
+  for (const Row& row : rows->rows) {
+    insert += in_batch == 0 ? head : ", ";
+    insert += "(";
+    for (std::size_t i = 0; i < row.size(); ++i) insert += (i ? ", " : "") + literal(row[i], mariadb);
+    insert += ")";
+    if (++in_batch == kRowsPerInsert) {
+      statements.push_back(std::move(insert));
+      insert.clear();
+      in_batch = 0;
+    }
+  }
+  if (in_batch > 0) statements.push_back(std::move(insert));
+  return {};
+}
+
+// The definition SHOW CREATE gives in column `column`, made under the
+// sql_mode the object was created with (column `mode_column`, or none):
+// a routine's or trigger's body is parsed by that mode again.
+Status push_definition(Storage& storage, const std::string& show, std::size_t column,
+                       std::optional<std::size_t> mode_column, std::vector<std::string>& statements) {
+  auto rs = storage.execute(show);
+  if (!rs) return rs.error();
+  if (rs->rows.empty()) return Error(ErrorKind::storage_unavailable, "no definition from '" + show + "'");
+  const Row& row = rs->rows.front();
+  if (mode_column) statements.push_back("SET SESSION sql_mode = " + sql_string_literal(text_at(row, *mode_column), true));
+  statements.push_back(text_at(row, column));
+  return {};
+}
+
+// Views in an order where each comes after the views it reads from (a
+// view's definition names them quoted: `name`).
+std::vector<std::string> views_in_dependency_order(const std::map<std::string, std::string>& definitions) {
+  std::vector<std::string> order;
+  std::set<std::string> placed;
+  while (order.size() < definitions.size()) {
+    bool progress = false;
+    for (const auto& [name, ddl] : definitions) {
+      if (placed.count(name) > 0) continue;
+      bool ready = true;
+      for (const auto& [other, unused] : definitions) {
+        if (other != name && placed.count(other) == 0 && ddl.find("`" + other + "`") != std::string::npos) {
+          ready = false;
+          break;
+        }
+      }
+      if (!ready) continue;
+      order.push_back(name);
+      placed.insert(name);
+      progress = true;
+    }
+    if (!progress) {  // a cycle cannot be created; keep the rest in name order
+      for (const auto& [name, unused] : definitions) {
+        if (placed.insert(name).second) order.push_back(name);
+      }
+    }
+  }
+  return order;
+}
+
+Status make_mariadb_snapshot(Storage& storage, const Catalog& catalog, std::vector<std::string>& statements) {
+  // Tables, with their rows; AUTO_INCREMENT=N in the DDL carries the counter.
+  for (const auto& table : catalog.tables) {
+    if (auto st = push_definition(storage, "SHOW CREATE TABLE " + quote_identifier(table, true), 1, std::nullopt,
+                                  statements);
+        !st) {
+      return st;
+    }
+    const bool versioned = catalog.versioned.count(table) > 0;
+    if (versioned) statements.push_back("SET SESSION system_versioning_insert_history = 1");
+    if (auto st = copy_rows(storage, table, true, versioned, statements); !st) return st;
+    if (versioned) statements.push_back("SET SESSION system_versioning_insert_history = 0");
+  }
+  // Sequences at their position on disk. (A cached sequence hands out
+  // numbers ahead of that position from memory; distdb refuses to create
+  // one, docs/design.md section 3.)
+  for (const auto& sequence : catalog.sequences) {
+    const std::string name = quote_identifier(sequence, true);
+    if (auto st = push_definition(storage, "SHOW CREATE SEQUENCE " + name, 1, std::nullopt, statements); !st) {
+      return st;
+    }
+    auto pos = storage.execute("SELECT next_not_cached_value, cycle_count FROM " + name);
+    if (!pos) return pos.error();
+    if (pos->rows.empty()) continue;
+    statements.push_back("SELECT SETVAL(" + name + ", " + text_at(pos->rows[0], 0) + ", 0, " +
+                         text_at(pos->rows[0], 1) + ")");
+  }
+  // Routines before views (a view may call a function) and triggers.
+  for (const auto& [type, routine] : catalog.routines) {
+    if (auto st = push_definition(storage, "SHOW CREATE " + type + " " + quote_identifier(routine, true), 2, 1,
+                                  statements);
+        !st) {
+      return st;
+    }
+  }
+  std::map<std::string, std::string> views;
+  for (const auto& view : catalog.views) {
+    auto rs = storage.execute("SHOW CREATE VIEW " + quote_identifier(view, true));
+    if (!rs) return rs.error();
+    if (!rs->rows.empty()) views[view] = text_at(rs->rows.front(), 1);
+  }
+  for (const auto& view : views_in_dependency_order(views)) statements.push_back(views[view]);
+  // Triggers last among the data's objects: loading rows must not fire them.
+  for (const auto& trigger : catalog.triggers) {
+    if (auto st = push_definition(storage, "SHOW CREATE TRIGGER " + quote_identifier(trigger, true), 2, 1,
+                                  statements);
+        !st) {
+      return st;
+    }
+  }
+  for (const auto& event : catalog.events) {
+    if (auto st = push_definition(storage, "SHOW CREATE EVENT " + quote_identifier(event, true), 3, 1,
+                                  statements);
+        !st) {
+      return st;
+    }
+  }
+  return {};
+}
+
+Status make_sqlite_snapshot(Storage& storage, const Catalog& catalog, std::vector<std::string>& statements) {
+  for (const auto& table : catalog.tables) {
+    auto ddl = storage.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = " +
+                               sql_string_literal(table, false));
+    if (!ddl) return ddl.error();
+    if (ddl->rows.empty()) continue;
+    statements.push_back(text_at(ddl->rows.front(), 0));
+    if (auto st = copy_rows(storage, table, false, false, statements); !st) return st;
+  }
+  // Indexes, views and triggers, after the tables they depend on.
+  auto rest = storage.execute(
+      "SELECT sql FROM sqlite_master WHERE type != 'table' AND sql IS NOT NULL "
+      "AND name NOT LIKE 'sqlite_%' AND tbl_name NOT LIKE 'distdb_%' ORDER BY type, name");
+  if (!rest) return rest.error();
+  for (const Row& row : rest->rows) statements.push_back(text_at(row, 0));
+  return {};
+}
+
+// What drops every object of the catalog: views first (they depend on
+// tables), then routines, events, sequences and tables (their triggers go
+// with them).
+std::vector<std::string> drop_statements(const Catalog& c, bool mariadb) {
+  std::vector<std::string> out;
+  for (const auto& v : c.views) out.push_back("DROP VIEW IF EXISTS " + quote_identifier(v, mariadb));
+  for (const auto& [type, name] : c.routines) out.push_back("DROP " + type + " IF EXISTS " + quote_identifier(name, true));
+  for (const auto& e : c.events) out.push_back("DROP EVENT IF EXISTS " + quote_identifier(e, true));
+  for (const auto& s : c.sequences) out.push_back("DROP SEQUENCE IF EXISTS " + quote_identifier(s, true));
+  for (const auto& t : c.tables) out.push_back("DROP TABLE IF EXISTS " + quote_identifier(t, mariadb));
   return out;
 }
 
@@ -85,36 +339,12 @@ std::string sql_string_literal(const std::string& text, bool mariadb) {
 
 Result<std::string> make_snapshot(Storage& storage) {
   const bool mariadb = is_mariadb(storage);
-  auto tables = user_tables(storage);
-  if (!tables) return tables.error();
+  auto catalog = read_catalog(storage);
+  if (!catalog) return catalog.error();
   std::vector<std::string> statements;
-  for (const auto& [name, ddl] : *tables) {
-    statements.push_back(ddl);
-    auto rows = storage.execute("SELECT * FROM " + quote_identifier(name, mariadb));
-    if (!rows) return rows.error();
-    std::string insert;
-    std::size_t in_batch = 0;
-    for (const Row& row : rows->rows) {
-      insert += in_batch == 0 ? "INSERT INTO " + quote_identifier(name, mariadb) + " VALUES " : ", ";
-      insert += "(";
-      for (std::size_t i = 0; i < row.size(); ++i) insert += (i ? ", " : "") + literal(row[i], mariadb);
-      insert += ")";
-      if (++in_batch == kRowsPerInsert) {
-        statements.push_back(std::move(insert));
-        insert.clear();
-        in_batch = 0;
-      }
-    }
-    if (in_batch > 0) statements.push_back(std::move(insert));
-  }
-  if (!mariadb) {
-    // Indexes, views and triggers, after the tables they depend on.
-    auto rest = storage.execute(
-        "SELECT sql FROM sqlite_master WHERE type != 'table' AND sql IS NOT NULL "
-        "AND name NOT LIKE 'sqlite_%' AND tbl_name NOT LIKE 'distdb_%' ORDER BY type, name");
-    if (!rest) return rest.error();
-    for (const Row& row : rest->rows) statements.push_back(std::get<std::string>(row[0]));
-  }
+  const Status made = mariadb ? make_mariadb_snapshot(storage, *catalog, statements)
+                              : make_sqlite_snapshot(storage, *catalog, statements);
+  if (!made) return made.error();
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   w.StartArray();
@@ -126,26 +356,43 @@ Result<std::string> make_snapshot(Storage& storage) {
 Status restore_snapshot(Storage& storage, const std::string& snapshot) {
   const bool mariadb = is_mariadb(storage);
   rapidjson::Document doc;
-  doc.Parse(snapshot.data(), snapshot.size());
+  // Iterative parsing: a snapshot nested thousands of levels deep is an
+  // error, never a stack overflow.
+  doc.Parse<rapidjson::kParseIterativeFlag>(snapshot.data(), snapshot.size());
   if (doc.HasParseError() || !doc.IsArray()) return Error(ErrorKind::invalid_request, "unreadable snapshot");
-  auto tables = user_tables(storage);
-  if (!tables) return tables.error();
+  auto catalog = read_catalog(storage);
+  if (!catalog) return catalog.error();
   std::vector<std::string> statements;
   statements.push_back(mariadb ? "SET FOREIGN_KEY_CHECKS = 0" : "PRAGMA foreign_keys = OFF");
-  for (const auto& table : *tables) statements.push_back("DROP TABLE IF EXISTS " + quote_identifier(table.first, mariadb));
+  for (auto& s : drop_statements(*catalog, mariadb)) statements.push_back(std::move(s));
   for (const auto& s : doc.GetArray()) {
     if (!s.IsString()) return Error(ErrorKind::invalid_request, "unreadable snapshot");
     statements.emplace_back(s.GetString(), s.GetStringLength());
   }
-  statements.push_back(mariadb ? "SET FOREIGN_KEY_CHECKS = 1" : "PRAGMA foreign_keys = ON");
+  // The replication connection's own settings come back whatever the copy set.
+  std::string sql_mode;
+  if (mariadb) {
+    auto mode = storage.execute("SELECT @@SESSION.sql_mode");
+    if (!mode) return mode.error();
+    sql_mode = mode->rows.empty() ? std::string() : text_at(mode->rows.front(), 0);
+  }
+  Status result;
   for (const auto& s : statements) {
     if (auto rs = storage.execute(s); !rs) {
       Error e = rs.error();
-      e.message = "installing a snapshot: " + e.message;
-      return e;
+      e.message = "installing a snapshot: " + e.message + " (in: " + s.substr(0, 200) + ")";
+      result = e;
+      break;
     }
   }
-  return {};
+  const std::vector<std::string> reset =
+      mariadb ? std::vector<std::string>{"SET FOREIGN_KEY_CHECKS = 1", "SET SESSION system_versioning_insert_history = 0",
+                                         "SET SESSION sql_mode = " + sql_string_literal(sql_mode, true)}
+              : std::vector<std::string>{"PRAGMA foreign_keys = ON"};
+  for (const auto& s : reset) {
+    if (auto rs = storage.execute(s); !rs && result) result = rs.error();
+  }
+  return result;
 }
 
 }  // namespace distdb

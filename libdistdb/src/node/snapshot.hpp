@@ -1,11 +1,24 @@
 // Full copies of a node's data, for a replica too far behind the retained
 // log or with a log that conflicts with the cluster's.
 //
-// A snapshot is the list of SQL statements that recreate every user table
-// (distdb's own tables excluded): its DDL, then its rows as INSERTs. It is
-// made and installed by the replication executor, the database's only
-// writer, so it is consistent without locking. Snapshots are in the
+// A snapshot is the list of SQL statements that recreate every object of
+// the replicated database (distdb's own tables excluded), in an order that
+// lets each be created:
+//   - tables (system-versioned ones too), each with its rows as INSERTs of
+//     its stored columns: invisible columns included, generated ones left
+//     to the server; a system-versioned table with its whole history; the
+//     AUTO_INCREMENT counter in the table's DDL;
+//   - MariaDB sequences at their position on disk (SETVAL);
+//   - routines, then views (each after the views it reads), then triggers
+//     (after the rows, so that loading fires none), then events; each
+//     routine, trigger and event under the sql_mode it was created with;
+//   - SQLite: indexes, views and triggers from sqlite_master.
+// It is made and installed by the replication executor, the database's
+// only writer, so it is consistent without locking. Snapshots are in the
 // backend's own dialect: a cluster's nodes must use the same backend.
+//
+// Not yet: a snapshot travels as one message and is built in memory on
+// both sides (limits.max_peer_message_bytes bounds it).
 #pragma once
 
 #include <string>
@@ -16,7 +29,9 @@ namespace distdb {
 
 Result<std::string> make_snapshot(Storage& storage);
 
-// Drops every user table, then runs the snapshot's statements.
+// Drops every object of the database but distdb's own, then runs the
+// snapshot's statements. The connection's foreign-key checks, sql_mode and
+// history-insert setting are what they were before, whatever happens.
 Status restore_snapshot(Storage& storage, const std::string& snapshot);
 
 // `text` as an SQL string literal (MariaDB also escapes backslashes).

@@ -801,6 +801,49 @@ std::optional<SessionState> find_session_state(Tokens st) {
   return std::nullopt;
 }
 
+// Objects whose state would differ between members however identically
+// they were created: an event runs on each member's own clock, outside the
+// log; a sequence with a cache hands out numbers from memory ahead of its
+// position on disk, so a member whose server restarted (or that took a full
+// copy) goes on from another number than the others.
+std::optional<std::string> find_unreplicable(Tokens st) {
+  const std::size_t first = skip_open_parens(st);
+  if (first >= st.size() || !is_word_in(st[first], {"CREATE", "ALTER"})) return std::nullopt;
+  for (std::size_t j = first + 1; j < st.size() && j < first + 24; ++j) {
+    if (is_word(st[j], "EVENT")) {
+      return "An event runs on each member's own schedule and clock, outside replication, so its changes would "
+             "differ between members: run the job from one place and send its statements as writes.";
+    }
+    if (is_word(st[j], "SEQUENCE")) {
+      const bool create = is_word(st[first], "CREATE");
+      bool no_cache = false;
+      bool cache = false;
+      for (std::size_t k = j + 1; k < st.size(); ++k) {
+        if (is_word(st[k], "NOCACHE") || (is_word(st[k], "NO") && word_at(st, k + 1, "CACHE"))) no_cache = true;
+        if (is_word(st[k], "CACHE") && !(k > 0 && is_word(st[k - 1], "NO"))) {
+          const std::size_t v = punct_at(st, k + 1, "=") ? k + 2 : k + 1;
+          if (v < st.size() && st[v].kind == Tok::number && st[v].text.find_first_not_of('0') == std::string_view::npos) {
+            no_cache = true;
+          } else {
+            cache = true;
+          }
+        }
+      }
+      if (cache || (create && !no_cache)) {
+        return "A sequence with a cache hands out numbers from memory ahead of its position on disk, so a member "
+               "whose database restarted would go on from another number than the others: create it with "
+               "NOCACHE (or CACHE 0).";
+      }
+      return std::nullopt;
+    }
+    if (is_word_in(st[j], {"TABLE", "VIEW", "INDEX", "DATABASE", "SCHEMA", "USER", "ROLE", "TRIGGER", "PROCEDURE",
+                           "FUNCTION", "SERVER"})) {
+      return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
 // The first name in `st` in distdb's reserved space (distdb_*).
 std::optional<std::string> find_reserved_name(Tokens st) {
   constexpr std::string_view kPrefix = "distdb_";
@@ -916,6 +959,7 @@ Reading read_as(std::string_view sql, const LexRules& rules, const Context& cont
       const Tokens part = all.subspan(begin, i - begin);
       if (!r.c.nondeterministic) r.c.nondeterministic = find_nondeterministic(part);
       if (!r.c.session_state) r.c.session_state = find_session_state(part);
+      if (!r.c.unreplicable) r.c.unreplicable = find_unreplicable(part);
       if (!r.c.other_database) {
         // Database names are case-sensitive on MariaDB (on Linux), schema
         // names are not on SQLite.
@@ -948,6 +992,7 @@ Classification classify(std::string_view sql, const Context& context) {
   c.session_state = m.c.session_state ? std::move(m.c.session_state) : std::move(s.c.session_state);
   c.reserved_name = m.c.reserved_name ? std::move(m.c.reserved_name) : std::move(s.c.reserved_name);
   c.other_database = m.c.other_database ? std::move(m.c.other_database) : std::move(s.c.other_database);
+  c.unreplicable = m.c.unreplicable ? std::move(m.c.unreplicable) : std::move(s.c.unreplicable);
   c.version_unknown = m.c.version_unknown;
   c.malformed = m.c.malformed;
   // Only a MariaDB server resolves executable comments; one text for both
@@ -1006,6 +1051,7 @@ std::optional<std::string> replication_refusal(const Classification& c) {
            "' is in the name space distdb keeps for its own bookkeeping (names starting "
            "with distdb_): clients may read those tables but not write them or create objects so named.";
   }
+  if (c.unreplicable) return *c.unreplicable;
   if (c.other_database) {
     return "This statement writes to database '" + *c.other_database +
            "', and this cluster replicates its own database only (full copies carry that one alone, so other "

@@ -109,6 +109,9 @@ struct Classification {
   // CREATE/DROP DATABASE db). Not set for accounts (GRANT, CREATE USER),
   // which belong to the whole server.
   std::optional<std::string> other_database;
+  // An object whose state would differ between members however it was
+  // created (an event, a sequence with a cache), with why and what to do.
+  std::optional<std::string> unreplicable;
   // MariaDB: an executable comment whose meaning depends on the server's
   // version, which the caller did not know (server_version 0).
   bool version_unknown = false;
