@@ -468,21 +468,31 @@ TEST_CASE("a failed catch-up apply is retried after a growing back-off, then a f
   }
   CHECK(gaps == std::vector<int>{2, 4, 8});
 
-  // The copy comes and installs: current again once it has joined.
+  // The copy comes and installs: the member asks to join at once, and is
+  // current once it has.
   m.reply_snapshot();
   REQUIRE(m.holds<InstallSnapshot>());
+  const std::size_t before_install = m.requests.size();
   m.succeed();
   CHECK(m.r().applied() == m.coordinator_applied);
-  CHECK(m.r().catch_up_status().failed_attempts == 0);
   CHECK_FALSE(m.r().catch_up_status().needs_snapshot);
-  CHECK(m.r().stale());  // not in the view yet
-  REQUIRE_FALSE(m.requests.back().request.snapshot);
+  REQUIRE(m.requests.size() == before_install + 1);
+  CHECK(m.requests.back().request.join);
+  CHECK_FALSE(m.requests.back().request.snapshot);
+  CHECK(m.r().staleness() == Staleness::catching_up);  // not in the view yet
+  // The back-off is not reset by the copy alone (entries have not run here
+  // since the failures)...
+  CHECK(m.r().catch_up_status().failed_attempts == 3);
   m.reply_joined();
   m.view = {1, 2, 3};
   m.tick();
   CHECK(m.r().in_view());
   CHECK_FALSE(m.r().stale());
   CHECK(m.r().staleness() == Staleness::current);
+  // ...but is once an entry runs.
+  m.prepare_next();
+  m.succeed();
+  CHECK(m.r().catch_up_status().failed_attempts == 0);
 }
 
 TEST_CASE("a diverged catch-up and an apply that applied nothing back off as failures") {
@@ -583,7 +593,18 @@ TEST_CASE("a full copy that fails to install is asked for again after a growing 
   m.succeed();
   CHECK(m.r().applied() == m.coordinator_applied);
   CHECK_FALSE(m.r().catch_up_status().needs_snapshot);
-  CHECK(m.r().catch_up_status().failed_attempts == 0);
+  CHECK(m.r().staleness() == Staleness::catching_up);  // asking to join
+
+  // A database that takes copies but refuses every entry after them: the
+  // wait keeps growing, rather than a copy every few heartbeats.
+  m.coordinator_applied = EntryId{20, 1};
+  m.tick();
+  m.reply_entries();
+  REQUIRE(m.holds<ApplyEntries>());
+  m.fail(deadlock());
+  CHECK(m.r().catch_up_status().failed_attempts == 5);
+  CHECK(m.ticks_until_request() == 32);
+  CHECK_FALSE(m.requests.back().request.snapshot);  // the count towards a copy starts again
 }
 
 TEST_CASE("a member whose prepares fail leaves the view at once and rejoins after the same back-off") {

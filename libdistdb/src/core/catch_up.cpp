@@ -13,10 +13,11 @@
 // copy, or fails to prepare an entry of a round and so leaves the view) does
 // not ask again at once: the answer would be the same entries, failing the
 // same way, in a loop as fast as the network and the databases go. It waits
-// (note_apply_failure: exponential in ticks, capped, reset by progress), and
-// after a few failures at the same position on a database that answered it
-// asks for a full copy instead. Until it is back in the view it reports
-// itself stale (Replica::staleness()), so that a read path can tell.
+// (note_apply_failure: exponential in ticks, capped, reset once entries run
+// here again), and after a few failures at the same position on a database
+// that answered it asks for a full copy instead. Until it is back in the
+// view it reports itself stale (Replica::staleness()), so that a read path
+// can tell.
 #include <algorithm>
 
 #include "distdb/core/two_phase_commit.hpp"
@@ -218,7 +219,15 @@ void TwoPhaseCommit::on_snapshot_installed(const StorageDone& done, const Instal
     applied_ = op.applied;
     needs_snapshot_ = false;
     snapshot_after_failures_ = false;
-    note_apply_progress();
+    // Current (once it joins) — but not yet progress for the back-off: a
+    // copy that installs says nothing about whether entries will run here
+    // after it. A database that refuses every entry would otherwise pull a
+    // full copy every few heartbeats, each one a read of the whole database
+    // on the member serving it; this way the wait keeps growing to its cap.
+    // The count towards the next copy starts again (a new position).
+    apply_failed_ = false;
+    entry_failures_ = 0;
+    failed_after_ = applied_;
   } else {
     // The next request asks for a full copy again, whatever made the
     // coordinator send this one: an install that fails part-way has already
@@ -233,9 +242,8 @@ void TwoPhaseCommit::on_snapshot_installed(const StorageDone& done, const Instal
 
 void TwoPhaseCommit::note_apply_failure(const StorageDone& done, bool ran_entries) {
   if (!(failed_after_ == applied_)) {
-    // Progress we were not told of in between (applied_ moved): the count
+    // applied_ moved since (a copy installed): the count towards a full copy
     // is of failures at one position.
-    apply_failures_ = 0;
     entry_failures_ = 0;
     failed_after_ = applied_;
   }
@@ -251,6 +259,7 @@ void TwoPhaseCommit::note_apply_failure(const StorageDone& done, bool ran_entrie
   next_catch_up_at_ = std::max(next_catch_up_at_, now_ + apply_retry_delay());
 }
 
+// Entries ran here: applied in catch-up, prepared or committed in a round.
 void TwoPhaseCommit::note_apply_progress() {
   if (apply_failures_ > 0) next_catch_up_at_ = now_;  // the back-off is over
   apply_failures_ = 0;

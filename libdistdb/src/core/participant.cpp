@@ -170,6 +170,7 @@ void TwoPhaseCommit::on_participant_committed(const StorageDone& done) {
   if (done.ok && prepared_) {
     applied_ = id;
     prepared_.reset();
+    note_apply_progress();
   }
   // No commit acknowledgement to a coordinator whose epoch we have since
   // left: our vote for the newer epoch reported what we had applied then,

@@ -83,7 +83,7 @@ class ReplicationDriver {
     // the exact moment takes it from the core under its mutex instead.
     bool stale = true;
     core::Staleness staleness = core::Staleness::no_coordinator;
-    int failed_applies = 0;        // failed attempts in a row to apply here since the last progress
+    int failed_applies = 0;        // failed attempts in a row to apply here since entries last ran
     bool needs_full_copy = false;  // the next catch-up request asks for a full copy
   };
 

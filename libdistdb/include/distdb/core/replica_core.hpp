@@ -31,13 +31,17 @@ struct ReplicaConfig {
   // applied nothing or diverged, an InstallSnapshot, or a PrepareEntry that
   // failed — the member waits before it asks for catch-up again: the first
   // time apply_retry_min_ticks, then twice as long after each further
-  // failure in a row, up to apply_retry_max_ticks; any progress (an entry
-  // applied or committed, a copy installed, a prepare that worked) starts
-  // again from the minimum. Without the wait a member whose database keeps
-  // refusing an entry asks, is answered and fails again as fast as the
-  // network and the database allow (tens of thousands of XA START ... XA
-  // ROLLBACK a second were seen against MariaDB), which loads the
-  // coordinator's storage and its own database for nothing. The minimum is
+  // failure in a row, up to apply_retry_max_ticks; entries that run here
+  // again (applied, prepared or committed) start it again from the minimum.
+  // (A full copy that installs does not: it says nothing about whether the
+  // entries after it will run, and a database that refuses every entry
+  // would otherwise pull a full copy every few heartbeats.)
+  //
+  // Without the wait a member whose database keeps refusing an entry asks,
+  // is answered and fails again as fast as the network and the database
+  // allow (tens of thousands of XA START ... XA ROLLBACK a second were seen
+  // against MariaDB), which loads the coordinator's storage and its own
+  // database for nothing. The minimum is
   // one heartbeat interval — soon enough that a passing fault (a deadlock,
   // a lock wait timeout) costs little — and the cap 32 of them, which keeps
   // a member whose database comes back a few seconds from catching up at
@@ -114,7 +118,7 @@ DISTDB_API const char* to_string(Staleness staleness);
 struct CatchUpStatus {
   Staleness staleness = Staleness::current;
   EntryId applied;                       // the position the failures below happened after
-  int failed_attempts = 0;               // failed attempts in a row since the last progress
+  int failed_attempts = 0;               // failed attempts in a row since entries last ran here
   bool needs_snapshot = false;           // the next catch-up request asks for a full copy
   bool snapshot_after_failures = false;  // ... because of failed_attempts, not a divergence
   std::uint64_t retry_in_ticks = 0;      // ticks until the next catch-up request may go out
@@ -277,7 +281,7 @@ class DISTDB_API ReplicaCore {
 
   // Failed attempts to run entries here (catch_up.cpp, note_apply_failure):
   // they space out the catch-up requests and, repeated, ask for a full copy.
-  int apply_failures_ = 0;                // failed attempts in a row since the last progress
+  int apply_failures_ = 0;                // failed attempts in a row since entries last ran here
   int entry_failures_ = 0;                // of those, at the same position, on a database that answered
   EntryId failed_after_;                  // the position they happened after
   bool apply_failed_ = false;             // the last attempt failed (cleared by progress or by joining)
