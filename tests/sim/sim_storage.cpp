@@ -204,9 +204,24 @@ core::StorageDone SimStorage::execute(const core::StorageTask& task, Rng& rng) {
     done.error = Error(ErrorKind::storage_unavailable, "injected: database unreachable");
     return done;
   }
+  if (refuses(task.op)) {
+    ++refused_;
+    core::StorageDone done;
+    done.id = task.id;
+    done.ok = false;
+    done.error = Error(ErrorKind::sql, "injected: Deadlock found when trying to get lock", 1213);
+    return done;
+  }
   core::StorageDone done = run(task.op);
   done.id = task.id;
   return done;
+}
+
+bool SimStorage::refuses(const core::StorageOp& op) const {
+  const bool entries =
+      std::holds_alternative<core::ApplyEntries>(op) || std::holds_alternative<core::PrepareEntry>(op);
+  return (refuse_entries_ && entries) ||
+         (refuse_installs_ && std::holds_alternative<core::InstallSnapshot>(op));
 }
 
 core::StorageDone SimStorage::run(const core::StorageOp& op) {
@@ -381,7 +396,7 @@ core::StorageDone SimStorage::do_install(const core::InstallSnapshot& op) {
 }
 
 void SimStorage::crash(const core::StorageTask* executing, Rng& rng) {
-  if (executing != nullptr && rng.chance(500'000)) {
+  if (executing != nullptr && rng.chance(500'000) && !refuses(executing->op)) {
     // It reached the disk before the crash; nobody will hear of it.
     if (const auto* ap = std::get_if<core::ApplyEntries>(&executing->op)) {
       // Each entry is its own transaction: a prefix may have committed.

@@ -57,6 +57,15 @@ class SimStorage {
   core::RecoveredState recover() const;
 
   void set_failure_ppm(std::uint64_t ppm) { options_.failure_ppm = ppm; }
+  // While on, this database refuses to run entries (ApplyEntries,
+  // PrepareEntry) with an SQL error, as a MariaDB that deadlocks on every
+  // attempt does, and — with `installs` — to install a full copy; it does
+  // everything else. Nothing changes when it refuses.
+  void refuse_entries(bool on, bool installs = false) {
+    refuse_entries_ = on;
+    refuse_installs_ = on && installs;
+  }
+  std::uint64_t refused() const { return refused_; }
   const SimStorageOptions& options() const { return options_; }
 
   // Inspection (for the checker and the tests).
@@ -87,6 +96,7 @@ class SimStorage {
   };
 
   core::StorageDone run(const core::StorageOp& op);
+  bool refuses(const core::StorageOp& op) const;
   core::StorageDone do_prepare(const core::PrepareEntry& op);
   core::StorageDone do_commit(const core::CommitEntry& op);
   core::StorageDone do_apply(const core::ApplyEntries& op);
@@ -108,6 +118,9 @@ class SimStorage {
 
   std::uint64_t snapshot_installs_ = 0;
   std::uint64_t injected_failures_ = 0;
+  bool refuse_entries_ = false;
+  bool refuse_installs_ = false;
+  std::uint64_t refused_ = 0;
 };
 
 // Runs one statement of the tiny language against `view` (the committed data

@@ -264,6 +264,59 @@ TEST_SUITE("sim-scenarios") {
     finish(c);
   }
 
+  TEST_CASE("a member whose database refuses entries for a while backs off, and converges once it stops") {
+    // Node 1's database refuses every entry (and, in the second run, every
+    // full copy too) for 600 ticks while writes go on. It must not retry in
+    // a loop: every attempt waits a back-off that doubles up to its cap (64
+    // ticks here), and after three refusals at one position it asks for a
+    // full copy. It says it is stale whenever it is out of the view. Once
+    // the database takes entries again, it converges within a back-off or
+    // two.
+    for (bool installs : {false, true}) {
+      CAPTURE(installs);
+      Cluster c(quiet_options(3, 23));
+      REQUIRE(wait_coordinator(c, 3));
+      c.crash(1);
+      std::vector<core::ClientTag> tags;
+      for (int i = 0; i < 6; ++i) {
+        tags.push_back(c.propose_insert(3));
+        c.run(3);
+      }
+      REQUIRE(wait_answers(c, tags, 400));
+      c.storage(1).refuse_entries(true, installs);
+      c.restart(1);
+      int ticks = 0;
+      int stale_ticks = 0;
+      for (int i = 0; i < 60; ++i) {
+        tags.push_back(c.propose_insert(i % 2 ? 2 : 3));
+        for (int t = 0; t < 10; ++t) {
+          c.step();
+          ++ticks;
+          core::Replica& r = c.replica(1);
+          if (r.stale()) ++stale_ticks;
+          if (!r.in_view()) CHECK(r.stale());
+        }
+      }
+      require_clean(c);
+      const std::uint64_t refused = c.storage(1).refused();
+      MESSAGE("refused attempts: " << refused << ", stale for " << stale_ticks << " of " << ticks
+                                   << " ticks");
+      CHECK(refused >= 3);
+      // 2 + 4 + ... + 64, then one every 64 ticks: about 15 in 600 ticks.
+      // Retrying at once gave one every few ticks.
+      CHECK(refused <= 25);
+      CHECK(stale_ticks >= ticks * 9 / 10);
+      if (!installs) CHECK(c.storage(1).snapshot_installs() >= 1);
+      c.storage(1).refuse_entries(false);
+      REQUIRE(wait_answers(c, tags, 400));
+      for (auto t : tags) CHECK(c.committed_ok(t));
+      REQUIRE(c.step_until([&] { return c.converged(); }, 400));
+      CHECK_FALSE(c.replica(1).stale());
+      CHECK(c.storage(1).data() == c.storage(3).data());
+      finish(c);
+    }
+  }
+
   TEST_CASE("a minority partition cannot commit; the majority can") {
     Cluster c(quiet_options(5, 13));
     REQUIRE(wait_coordinator(c, 5));

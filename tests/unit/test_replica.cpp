@@ -3,8 +3,11 @@
 // exact expectations. (Faults are the simulator's job: tests/sim.)
 #include <doctest/doctest.h>
 
+#include <deque>
 #include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "distdb/core/replica.hpp"
 
@@ -242,4 +245,448 @@ TEST_CASE("without a majority there is no coordinator and writes get no_quorum")
   h.run(20);
   REQUIRE(h.results.size() == 1);  // ...then gives up
   CHECK(h.results[0].kind == WriteResult::no_quorum);
+}
+
+// --- A member whose storage fails to apply: back-off, full copy, staleness.
+//
+// Node 1 of three, driven by hand: the test plays coordinator 3 (its
+// heartbeats, its answers to catch-up requests, its Prepares) and the
+// storage, which answers every task at once except the attempts to apply
+// entries (ApplyEntries, InstallSnapshot, PrepareEntry): those wait for the
+// test to say how they end.
+
+namespace {
+
+bool is_apply(const StorageOp& op) {
+  return std::holds_alternative<ApplyEntries>(op) || std::holds_alternative<InstallSnapshot>(op) ||
+         std::holds_alternative<PrepareEntry>(op);
+}
+
+Error deadlock() {
+  return Error(ErrorKind::sql, "Deadlock found when trying to get lock", 1213);
+}
+Error unreachable() {
+  return Error(ErrorKind::storage_unavailable, "Can't connect to server");
+}
+
+class Member {
+ public:
+  static constexpr Epoch kEpoch = 1;
+
+  Member() {
+    cfg_.id = 1;
+    cfg_.members = {1, 2, 3};
+    replica_ = std::make_unique<Replica>(cfg_, RecoveredState{0, EntryId{5, 1}, {}});
+    heartbeat();  // coordinator 3 of epoch 1, with us outside its view
+  }
+
+  Replica& r() { return *replica_; }
+  const ReplicaConfig& config() const { return cfg_; }
+
+  // What the coordinator announces in its heartbeats.
+  EntryId coordinator_applied{10, 1};
+  std::vector<NodeId> view{2, 3};
+
+  struct Sent {
+    std::uint64_t tick;
+    CatchUpRequest request;
+  };
+  std::vector<Sent> requests;       // CatchUpRequests to the coordinator, with the tick they left
+  std::vector<PrepareReply> votes;  // PrepareReplies to the coordinator
+  std::deque<StorageTask> held;     // storage tasks waiting for the test's answer, in order
+  std::uint64_t now = 0;
+
+  void heartbeat() {
+    Heartbeat hb;
+    hb.epoch = kEpoch;
+    hb.coordinator = 3;
+    hb.is_coordinator = true;
+    hb.applied = coordinator_applied;
+    hb.view = view;
+    deliver(hb);
+  }
+
+  // One tick, with a heartbeat from the coordinator before it (so that it
+  // never times out).
+  void tick() {
+    ++now;
+    heartbeat();
+    replica_->tick();
+    pump();
+  }
+
+  // Ticks until a catch-up request leaves (or `limit` ticks); the number of
+  // ticks it took, or -1.
+  int ticks_until_request(int limit = 1000) {
+    const std::size_t before = requests.size();
+    for (int t = 1; t <= limit; ++t) {
+      tick();
+      if (requests.size() > before) return t;
+    }
+    return -1;
+  }
+
+  void deliver(Message m) {
+    replica_->step(Envelope{3, 1, std::move(m)});
+    pump();
+  }
+
+  // The coordinator answers the last request with entries after our position.
+  void reply_entries(std::size_t count = 5) {
+    CatchUpReply reply;
+    reply.epoch = kEpoch;
+    reply.last = coordinator_applied;
+    const EntryId at = replica_->applied();
+    for (std::size_t i = 1; i <= count; ++i) {
+      reply.entries.push_back(Entry{EntryId{at.seq + i, 1}, {{"INSERT x" + std::to_string(at.seq + i)}}});
+    }
+    deliver(reply);
+  }
+
+  void reply_snapshot() {
+    CatchUpReply reply;
+    reply.epoch = kEpoch;
+    reply.last = coordinator_applied;
+    reply.snapshot = true;
+    reply.snapshot_applied = coordinator_applied;
+    reply.snapshot_data = "a full copy";
+    deliver(reply);
+  }
+
+  void reply_joined() {
+    CatchUpReply reply;
+    reply.epoch = kEpoch;
+    reply.last = coordinator_applied;
+    reply.joined = true;
+    deliver(reply);
+  }
+
+  void prepare_next() {
+    Prepare p;
+    p.epoch = kEpoch;
+    p.previous = replica_->applied();
+    p.entry = Entry{EntryId{p.previous.seq + 1, kEpoch}, {{"INSERT y"}}};
+    deliver(p);
+  }
+
+  // Ends the first held task.
+  void fail(Error error) {
+    StorageDone done;
+    done.ok = false;
+    done.error = std::move(error);
+    finish(std::move(done));
+  }
+  void diverge() {
+    StorageDone done;
+    done.diverged = true;
+    finish(std::move(done));
+  }
+  void succeed() {
+    REQUIRE_FALSE(held.empty());
+    StorageDone done;
+    if (const auto* a = std::get_if<ApplyEntries>(&held.front().op)) done.applied_count = a->entries.size();
+    if (const auto* p = std::get_if<PrepareEntry>(&held.front().op)) {
+      done.outcomes.resize(p->entry.statements.size());
+    }
+    finish(std::move(done));
+  }
+
+  // Ends the first held task as `done` says.
+  void answer(StorageDone done) { finish(std::move(done)); }
+
+  template <class Op>
+  bool holds() const {
+    return !held.empty() && std::holds_alternative<Op>(held.front().op);
+  }
+
+ private:
+  void finish(StorageDone done) {
+    REQUIRE_FALSE(held.empty());
+    done.id = held.front().id;
+    held.pop_front();
+    replica_->storage_done(std::move(done));
+    pump();
+  }
+
+  void pump() {
+    while (replica_->has_ready()) {
+      Ready ready = replica_->take_ready();
+      for (auto& task : ready.storage) {
+        // In order: once one waits, everything after it waits too.
+        if (!held.empty() || is_apply(task.op)) {
+          held.push_back(std::move(task));
+        } else {
+          StorageDone done;
+          done.id = task.id;
+          replica_->storage_done(std::move(done));
+        }
+      }
+      for (auto& m : ready.messages) {
+        if (m.to != 3) continue;
+        if (const auto* c = std::get_if<CatchUpRequest>(&m.message)) requests.push_back({now, *c});
+        if (const auto* v = std::get_if<PrepareReply>(&m.message)) votes.push_back(*v);
+      }
+    }
+    // Answer what no longer waits behind a held task.
+    while (!held.empty() && !is_apply(held.front().op)) {
+      StorageDone done;
+      done.id = held.front().id;
+      held.pop_front();
+      replica_->storage_done(std::move(done));
+    }
+  }
+
+  ReplicaConfig cfg_;
+  std::unique_ptr<Replica> replica_;
+};
+
+}  // namespace
+
+TEST_CASE("a failed catch-up apply is retried after a growing back-off, then a full copy is asked for") {
+  Member m;
+  REQUIRE(m.config().apply_retry_min_ticks == 2);  // the gaps below assume the defaults
+  REQUIRE(m.config().snapshot_after_failed_applies == 3);
+  REQUIRE(m.ticks_until_request() == 1);
+  CHECK_FALSE(m.requests.back().request.snapshot);
+
+  std::vector<int> gaps;
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    CAPTURE(attempt);
+    m.reply_entries();
+    REQUIRE(m.holds<ApplyEntries>());
+    const std::size_t sent = m.requests.size();
+    m.fail(deadlock());
+    // Not asked again in the same step, as it used to be (a hot loop).
+    CHECK(m.requests.size() == sent);
+    CHECK(m.r().staleness() == (attempt < 3 ? Staleness::apply_failed : Staleness::needs_snapshot));
+    CHECK(m.r().catch_up_status().failed_attempts == attempt);
+    gaps.push_back(m.ticks_until_request());
+    REQUIRE(gaps.back() > 0);
+    // Entries are asked for until the third failure; then a full copy.
+    CHECK(m.requests.back().request.snapshot == (attempt >= 3));
+    CHECK(m.requests.back().request.applied == EntryId{5, 1});
+  }
+  CHECK(gaps == std::vector<int>{2, 4, 8});
+
+  // The copy comes and installs: the member asks to join at once, and is
+  // current once it has.
+  m.reply_snapshot();
+  REQUIRE(m.holds<InstallSnapshot>());
+  const std::size_t before_install = m.requests.size();
+  m.succeed();
+  CHECK(m.r().applied() == m.coordinator_applied);
+  CHECK_FALSE(m.r().catch_up_status().needs_snapshot);
+  REQUIRE(m.requests.size() == before_install + 1);
+  CHECK(m.requests.back().request.join);
+  CHECK_FALSE(m.requests.back().request.snapshot);
+  CHECK(m.r().staleness() == Staleness::catching_up);  // not in the view yet
+  // The back-off is not reset by the copy alone (entries have not run here
+  // since the failures)...
+  CHECK(m.r().catch_up_status().failed_attempts == 3);
+  m.reply_joined();
+  m.view = {1, 2, 3};
+  m.tick();
+  CHECK(m.r().in_view());
+  CHECK_FALSE(m.r().stale());
+  CHECK(m.r().staleness() == Staleness::current);
+  // ...but is once an entry runs.
+  m.prepare_next();
+  m.succeed();
+  CHECK(m.r().catch_up_status().failed_attempts == 0);
+}
+
+TEST_CASE("a diverged catch-up and an apply that applied nothing back off as failures") {
+  Member m;
+  REQUIRE(m.ticks_until_request() == 1);
+  m.reply_entries();
+  const std::size_t sent = m.requests.size();
+  m.diverge();
+  CHECK(m.requests.size() == sent);
+  CHECK(m.r().staleness() == Staleness::needs_snapshot);
+  CHECK(m.ticks_until_request() == 2);
+  CHECK(m.requests.back().request.snapshot);  // a divergence asks for a copy at once
+
+  Member n;
+  REQUIRE(n.ticks_until_request() == 1);
+  n.reply_entries();
+  REQUIRE(n.holds<ApplyEntries>());
+  const std::size_t asked = n.requests.size();
+  n.answer(StorageDone{});  // "ok", but not one entry applied
+  CHECK(n.requests.size() == asked);
+  CHECK(n.r().staleness() == Staleness::apply_failed);
+  CHECK(n.ticks_until_request() == 2);
+  CHECK_FALSE(n.requests.back().request.snapshot);
+}
+
+TEST_CASE("an unreachable database: the back-off grows to its cap, and no full copy is asked for") {
+  Member m;
+  REQUIRE(m.ticks_until_request() == 1);
+  std::vector<int> gaps;
+  for (int attempt = 1; attempt <= 8; ++attempt) {
+    m.reply_entries();
+    REQUIRE(m.holds<ApplyEntries>());
+    m.fail(unreachable());
+    gaps.push_back(m.ticks_until_request());
+    CHECK_FALSE(m.requests.back().request.snapshot);  // a copy would not install either
+  }
+  CHECK(gaps == std::vector<int>{2, 4, 8, 16, 32, 64, 64, 64});
+  CHECK(m.r().staleness() == Staleness::apply_failed);
+}
+
+TEST_CASE("progress resets the back-off") {
+  Member m;
+  m.coordinator_applied = EntryId{20, 1};
+  REQUIRE(m.ticks_until_request() == 1);
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    m.reply_entries();
+    m.fail(deadlock());
+    REQUIRE(m.ticks_until_request() == 2 * attempt);
+  }
+  // Five entries apply: the next request leaves at once, in the same step.
+  m.reply_entries();
+  const std::size_t sent = m.requests.size();
+  m.succeed();
+  CHECK(m.r().applied() == EntryId{10, 1});
+  CHECK(m.requests.size() == sent + 1);
+  CHECK(m.r().catch_up_status().failed_attempts == 0);
+  CHECK(m.r().staleness() == Staleness::catching_up);
+  // And the next failure starts from the minimum again, with a fresh count
+  // towards the full copy.
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    m.reply_entries();
+    m.fail(deadlock());
+    CHECK(m.ticks_until_request() == 2 * attempt);
+    CHECK_FALSE(m.requests.back().request.snapshot);
+  }
+  // Some entries applied, then a failure: progress, then the first failure
+  // at the new position.
+  m.reply_entries(4);
+  REQUIRE(m.holds<ApplyEntries>());
+  StorageDone partial;
+  partial.ok = false;
+  partial.error = deadlock();
+  partial.applied_count = 2;
+  m.answer(partial);
+  CHECK(m.r().applied() == EntryId{12, 1});
+  CHECK(m.r().catch_up_status().failed_attempts == 1);
+  CHECK(m.ticks_until_request() == 2);
+}
+
+TEST_CASE("a full copy that fails to install is asked for again after a growing back-off") {
+  Member m;
+  REQUIRE(m.ticks_until_request() == 1);
+  std::vector<int> gaps;
+  for (int attempt = 1; attempt <= 4; ++attempt) {
+    m.reply_snapshot();
+    REQUIRE(m.holds<InstallSnapshot>());
+    const std::size_t sent = m.requests.size();
+    m.fail(Error(ErrorKind::sql, "Table 'accounts' is read only", 1036));
+    CHECK(m.requests.size() == sent);
+    CHECK(m.r().staleness() == Staleness::needs_snapshot);
+    gaps.push_back(m.ticks_until_request());
+    // A copy that failed part-way may have dropped tables: only another
+    // whole copy will do.
+    CHECK(m.requests.back().request.snapshot);
+  }
+  CHECK(gaps == std::vector<int>{2, 4, 8, 16});
+  m.reply_snapshot();
+  m.succeed();
+  CHECK(m.r().applied() == m.coordinator_applied);
+  CHECK_FALSE(m.r().catch_up_status().needs_snapshot);
+  CHECK(m.r().staleness() == Staleness::catching_up);  // asking to join
+
+  // A database that takes copies but refuses every entry after them: the
+  // wait keeps growing, rather than a copy every few heartbeats.
+  m.coordinator_applied = EntryId{20, 1};
+  m.tick();
+  m.reply_entries();
+  REQUIRE(m.holds<ApplyEntries>());
+  m.fail(deadlock());
+  CHECK(m.r().catch_up_status().failed_attempts == 5);
+  CHECK(m.ticks_until_request() == 32);
+  CHECK_FALSE(m.requests.back().request.snapshot);  // the count towards a copy starts again
+}
+
+TEST_CASE("a member whose prepares fail leaves the view at once and rejoins after the same back-off") {
+  Member m;
+  m.coordinator_applied = EntryId{5, 1};  // nothing to catch up: it joins
+  REQUIRE(m.ticks_until_request() == 1);
+  CHECK(m.requests.back().request.join);
+  m.reply_joined();
+  m.view = {1, 2, 3};
+  m.tick();
+  REQUIRE(m.r().in_view());
+  REQUIRE_FALSE(m.r().stale());
+
+  std::vector<int> gaps;
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    CAPTURE(attempt);
+    m.prepare_next();
+    REQUIRE(m.holds<PrepareEntry>());
+    const std::size_t votes = m.votes.size();
+    m.fail(deadlock());
+    REQUIRE(m.votes.size() == votes + 1);
+    CHECK_FALSE(m.votes.back().yes);
+    // It knows it has left the view (its no vote takes it out), before the
+    // coordinator's next heartbeat says so.
+    CHECK_FALSE(m.r().in_view());
+    CHECK(m.r().stale());
+    m.view = {2, 3};
+    gaps.push_back(m.ticks_until_request());
+    REQUIRE(gaps.back() > 0);
+    if (attempt < 3) {
+      CHECK_FALSE(m.requests.back().request.snapshot);
+      m.reply_joined();
+      m.view = {1, 2, 3};
+      m.tick();
+      REQUIRE(m.r().in_view());
+      CHECK_FALSE(m.r().stale());
+    } else {
+      // Three prepares refused at the same position: a full copy.
+      CHECK(m.requests.back().request.snapshot);
+    }
+  }
+  CHECK(gaps == std::vector<int>{2, 4, 8});
+}
+
+TEST_CASE("a prepare that works ends the back-off and the need for a copy asked for by failures") {
+  Member m;
+  m.coordinator_applied = EntryId{5, 1};
+  REQUIRE(m.ticks_until_request() == 1);
+  m.reply_joined();
+  m.view = {1, 2, 3};
+  m.tick();
+  m.prepare_next();
+  m.fail(deadlock());
+  REQUIRE(m.r().catch_up_status().failed_attempts == 1);
+  m.view = {2, 3};
+  REQUIRE(m.ticks_until_request() == 2);
+  m.reply_joined();
+  m.view = {1, 2, 3};
+  m.tick();
+  m.prepare_next();
+  REQUIRE(m.holds<PrepareEntry>());
+  m.succeed();
+  CHECK(m.votes.back().yes);
+  CHECK(m.r().catch_up_status().failed_attempts == 0);
+  CHECK_FALSE(m.r().stale());
+}
+
+TEST_CASE("staleness: no coordinator, out of the view, catching up, current") {
+  ReplicaConfig cfg;
+  cfg.id = 1;
+  cfg.members = {1, 2, 3};
+  Replica alone(cfg, RecoveredState{});
+  CHECK(alone.staleness() == Staleness::no_coordinator);
+  CHECK(alone.stale());
+
+  Member m;
+  CHECK(m.r().staleness() == Staleness::out_of_view);
+  REQUIRE(m.ticks_until_request() == 1);
+  CHECK(m.r().staleness() == Staleness::catching_up);
+  m.reply_entries();
+  CHECK(m.r().staleness() == Staleness::catching_up);  // applying
+  m.succeed();
+  CHECK(m.r().staleness() == Staleness::catching_up);  // and asking to join
+  CHECK(std::string(to_string(Staleness::needs_snapshot)) == "waiting for a full copy of the data");
 }

@@ -8,9 +8,43 @@
 // A follower that has caught up asks the coordinator to join the view; the
 // coordinator admits it between rounds, when it holds exactly the
 // coordinator's log.
+//
+// A member that fails to apply what it was sent (or fails to install a full
+// copy, or fails to prepare an entry of a round and so leaves the view) does
+// not ask again at once: the answer would be the same entries, failing the
+// same way, in a loop as fast as the network and the databases go. It waits
+// (note_apply_failure: exponential in ticks, capped, reset once entries run
+// here again), and after a few failures at the same position on a database
+// that answered it asks for a full copy instead. Until it is back in the
+// view it reports itself stale (Replica::staleness()), so that a read path
+// can tell.
+#include <algorithm>
+
 #include "distdb/core/two_phase_commit.hpp"
 
 namespace distdb::core {
+
+namespace {
+
+// Whether a failed attempt reached a database that refused it (an SQL error
+// such as a deadlock or a lock wait timeout, outcomes other than the logged
+// ones, a copy it could not read) rather than one it could not reach: only
+// the former says anything about this member's data, and only then can a
+// full copy help.
+bool database_answered(const StorageDone& done) {
+  if (done.ok || done.diverged) return true;
+  switch (done.error.kind) {
+    case ErrorKind::storage_unavailable:
+    case ErrorKind::outcome_unknown:
+    case ErrorKind::unavailable:
+    case ErrorKind::timeout:
+      return false;
+    default:
+      return true;
+  }
+}
+
+}  // namespace
 
 void TwoPhaseCommit::maybe_catch_up() {
   if (participant_busy_ || applying_ || now_ < next_catch_up_at_) return;
@@ -130,6 +164,11 @@ void TwoPhaseCommit::on_catch_up_reply(NodeId /*from*/, const CatchUpReply& m) {
   if (m.joined) {
     announced_view_.insert(config_.id);
     joined_ = true;
+    // We hold exactly the coordinator's log: whatever failed before, our
+    // data is current now. (The failure count stays until something is
+    // applied here, so that a member that joins and then fails every
+    // prepare keeps backing off further.)
+    apply_failed_ = false;
     return;
   }
   if (m.snapshot) {
@@ -160,8 +199,17 @@ void TwoPhaseCommit::on_entries_applied(const StorageDone& done, const ApplyEntr
   applying_ = false;
   if (done.applied_count > 0 && done.applied_count <= op.entries.size()) {
     applied_ = op.entries[done.applied_count - 1].id;
+    note_apply_progress();
   }
-  if (done.diverged) needs_snapshot_ = true;
+  if (done.diverged) {
+    needs_snapshot_ = true;
+    snapshot_after_failures_ = false;  // a divergence is reason enough
+  }
+  // Anything short of applying at least one entry is a failure, diverged or
+  // not: the next request would start at the same position and meet the
+  // same outcome. (Some entries applied, then a failure: progress, and the
+  // first failure at the new position.)
+  if (!done.ok || done.diverged || done.applied_count == 0) note_apply_failure(done, true);
   after_catch_up_progress();
 }
 
@@ -170,8 +218,68 @@ void TwoPhaseCommit::on_snapshot_installed(const StorageDone& done, const Instal
   if (done.ok) {
     applied_ = op.applied;
     needs_snapshot_ = false;
+    snapshot_after_failures_ = false;
+    // Current (once it joins) — but not yet progress for the back-off: a
+    // copy that installs says nothing about whether entries will run here
+    // after it. A database that refuses every entry would otherwise pull a
+    // full copy every few heartbeats, each one a read of the whole database
+    // on the member serving it; this way the wait keeps growing to its cap.
+    // The count towards the next copy starts again (a new position).
+    apply_failed_ = false;
+    entry_failures_ = 0;
+    failed_after_ = applied_;
+  } else {
+    // The next request asks for a full copy again, whatever made the
+    // coordinator send this one: an install that fails part-way has already
+    // marked the position unknown and may have dropped tables
+    // (ReplicationExecutor::install_snapshot), so only a whole copy can
+    // make the data agree with a position again.
+    needs_snapshot_ = true;
+    note_apply_failure(done, false);
   }
   after_catch_up_progress();
+}
+
+void TwoPhaseCommit::note_apply_failure(const StorageDone& done, bool ran_entries) {
+  if (!(failed_after_ == applied_)) {
+    // applied_ moved since (a copy installed): the count towards a full copy
+    // is of failures at one position.
+    entry_failures_ = 0;
+    failed_after_ = applied_;
+  }
+  ++apply_failures_;
+  apply_failed_ = true;
+  if (ran_entries && database_answered(done)) ++entry_failures_;
+  if (entry_failures_ >= std::max(1, config_.snapshot_after_failed_applies) && !needs_snapshot_) {
+    needs_snapshot_ = true;
+    snapshot_after_failures_ = true;
+  }
+  // Also spaces out the retries of a recovering coordinator, whose catch-up
+  // goes through the same maybe_catch_up().
+  next_catch_up_at_ = std::max(next_catch_up_at_, now_ + apply_retry_delay());
+}
+
+// Entries ran here: applied in catch-up, prepared or committed in a round.
+void TwoPhaseCommit::note_apply_progress() {
+  if (apply_failures_ > 0) next_catch_up_at_ = now_;  // the back-off is over
+  apply_failures_ = 0;
+  entry_failures_ = 0;
+  failed_after_ = applied_;
+  apply_failed_ = false;
+  if (snapshot_after_failures_) {
+    // Entries apply here after all (a prepare went through, say, while we
+    // waited for the copy that the failures asked for): no copy needed.
+    needs_snapshot_ = false;
+    snapshot_after_failures_ = false;
+  }
+}
+
+std::uint64_t TwoPhaseCommit::apply_retry_delay() const {
+  const auto min = static_cast<std::uint64_t>(std::max(1, config_.apply_retry_min_ticks));
+  const auto max = std::max(min, static_cast<std::uint64_t>(std::max(1, config_.apply_retry_max_ticks)));
+  std::uint64_t delay = min;
+  for (int i = 1; i < apply_failures_ && delay < max; ++i) delay *= 2;
+  return std::min(delay, max);
 }
 
 void TwoPhaseCommit::after_catch_up_progress() {

@@ -26,4 +26,26 @@ const char* to_string(Role role) {
   return "follower";
 }
 
+const char* to_string(Staleness staleness) {
+  switch (staleness) {
+    case Staleness::current:
+      return "current";
+    case Staleness::no_coordinator:
+      return "no coordinator is known";
+    case Staleness::out_of_view:
+      return "not in the coordinator's view";
+    case Staleness::catching_up:
+      return "catching up with the coordinator";
+    case Staleness::recovering:
+      return "catching up to the best log among its voters";
+    case Staleness::apply_failed:
+      return "its last attempt to apply entries failed";
+    case Staleness::needs_snapshot:
+      return "waiting for a full copy of the data";
+    case Staleness::commit_failed:
+      return "the commit of a decided entry failed";
+  }
+  return "current";
+}
+
 }  // namespace distdb::core

@@ -96,6 +96,7 @@ void TwoPhaseCommit::on_prepare(NodeId from, const Prepare& m) {
 void TwoPhaseCommit::on_participant_prepared(const StorageDone& done) {
   participant_busy_ = false;
   if (done.ok) {
+    note_apply_progress();  // entries run here: whatever failed before is over
     prepared_ = preparing_;
     prepared_outcomes_ = done.outcomes;
     for (std::size_t i = 0; i < prepared_->statements.size() && i < done.outcomes.size(); ++i) {
@@ -116,6 +117,15 @@ void TwoPhaseCommit::on_participant_prepared(const StorageDone& done) {
     }
   } else {
     send(prepare_from_, refuse(prepare_epoch_, preparing_.id, "storage: " + done.error.message));
+    // A no vote takes us out of the view (rounds.cpp, check_round): say so
+    // now rather than at the coordinator's next heartbeat, so that we count
+    // as stale at once and do not take over as coordinator meanwhile. We
+    // then catch up and rejoin like any member outside the view — after the
+    // same back-off as a failed catch-up, so that a database that refuses
+    // every entry does not make us join, fail a round and leave at the pace
+    // of the rounds; and, repeated at this position, with a full copy.
+    joined_ = false;
+    note_apply_failure(done, true);
   }
   run_deferred();
 }
@@ -160,6 +170,7 @@ void TwoPhaseCommit::on_participant_committed(const StorageDone& done) {
   if (done.ok && prepared_) {
     applied_ = id;
     prepared_.reset();
+    note_apply_progress();
   }
   // No commit acknowledgement to a coordinator whose epoch we have since
   // left: our vote for the newer epoch reported what we had applied then,

@@ -177,6 +177,38 @@ bool ReplicaCore::can_commit_now() const {
   return role_ == Role::coordinator && !recovering_ && view_.size() >= majority();
 }
 
+Staleness ReplicaCore::staleness_now() const {
+  // A decided entry that failed to commit here is missing from our data,
+  // in the view or not, coordinator or not.
+  if (commit_retry_) return Staleness::commit_failed;
+  if (role_ == Role::coordinator) {
+    if (!recovering_) return Staleness::current;
+  } else if (coordinator_ != 0 && in_view_now()) {
+    // In the view: we took part in every round since we joined (a member
+    // that misses one, or votes no, leaves the view), so we hold every
+    // committed entry but, at most, the latest (its Decide may be on its way).
+    return Staleness::current;
+  }
+  // Behind, or not knowing: the most telling reason first.
+  if (needs_snapshot_) return Staleness::needs_snapshot;
+  if (apply_failed_) return Staleness::apply_failed;
+  if (role_ == Role::coordinator) return Staleness::recovering;
+  if (coordinator_ == 0) return Staleness::no_coordinator;
+  if (catching_up_ || applying_) return Staleness::catching_up;
+  return Staleness::out_of_view;
+}
+
+CatchUpStatus Replica::catch_up_status() const {
+  CatchUpStatus s;
+  s.staleness = staleness_now();
+  s.applied = applied_;
+  s.failed_attempts = apply_failures_;
+  s.needs_snapshot = needs_snapshot_;
+  s.snapshot_after_failures = snapshot_after_failures_;
+  s.retry_in_ticks = next_catch_up_at_ > now_ ? next_catch_up_at_ - now_ : 0;
+  return s;
+}
+
 std::vector<MemberView> Replica::members() const {
   std::vector<MemberView> out;
   const std::set<NodeId>& view = role_ == Role::coordinator ? view_ : announced_view_;

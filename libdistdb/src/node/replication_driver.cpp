@@ -1,6 +1,8 @@
 #include "node/replication_driver.hpp"
 
 #include <chrono>
+#include <optional>
+#include <string>
 
 #include "node/replication_executor.hpp"
 #include "sql/statement.hpp"
@@ -26,6 +28,11 @@ core::ReplicaConfig replica_config(const Config& config) {
   rc.heartbeat_timeout_ticks = ticks(config.timeouts.heartbeat_timeout_ms);
   rc.round_timeout_ticks = ticks(config.timeouts.heartbeat_timeout_ms);
   rc.forward_timeout_ticks = ticks(config.timeouts.request_timeout_ms);
+  // A failed apply is retried after one heartbeat interval, then twice as
+  // long each time, up to 32 intervals (6.4 s with the default 200 ms);
+  // why these, in core::ReplicaConfig.
+  rc.apply_retry_min_ticks = rc.heartbeat_interval_ticks;
+  rc.apply_retry_max_ticks = 32 * rc.heartbeat_interval_ticks;
   rc.random_seed = static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
   return rc;
 }
@@ -40,6 +47,70 @@ bool is_ddl(const std::string& sql) {
     if (c.first_keyword == k) return true;
   }
   return false;
+}
+
+// Whether the completion of `op` is one the core counts as an attempt to
+// apply entries here (catch_up.cpp, note_apply_failure), which this driver
+// reports itself (log_apply_outcome).
+bool is_apply(const core::StorageOp& op) {
+  return std::holds_alternative<core::ApplyEntries>(op) ||
+         std::holds_alternative<core::InstallSnapshot>(op) || std::holds_alternative<core::PrepareEntry>(op);
+}
+
+std::string entry_str(const core::EntryId& id) {
+  return std::to_string(id.seq) + " (epoch " + std::to_string(id.origin) + ")";
+}
+
+// Why an apply-like task failed, or nullopt when it did not.
+std::optional<std::string> apply_failure(const core::StorageOp& op, const core::StorageDone& done) {
+  if (!done.ok) return done.error.message;
+  if (done.diverged) return "an entry gave other outcomes than the log records: this node's data diverged";
+  if (const auto* a = std::get_if<core::ApplyEntries>(&op); a != nullptr && done.applied_count == 0) {
+    return "no entry was applied";
+  }
+  return std::nullopt;
+}
+
+// Logs an apply that failed (once per attempt: the core waits a back-off
+// step before the next one, so this is at most once per step, never once
+// per tick), the decision to ask for a full copy, and the first success
+// after failures.
+void log_apply_outcome(const core::StorageOp& op, const std::optional<std::string>& failure,
+                       const core::CatchUpStatus& before, const core::CatchUpStatus& after) {
+  if (!failure) {
+    if (before.failed_attempts > 0 && after.failed_attempts == 0) {
+      DISTDB_LOG(info) << "[*] Replication: entries apply here again after " << before.failed_attempts
+                       << " failed attempt(s); last applied entry " << entry_str(after.applied);
+    }
+    return;
+  }
+  const auto retry_ms = after.retry_in_ticks * static_cast<std::uint64_t>(ReplicationDriver::kTickMs);
+  const std::string attempt = "failed attempt " + std::to_string(after.failed_attempts) +
+                              " in a row; next catch-up request in " + std::to_string(retry_ms) + " ms";
+  if (const auto* a = std::get_if<core::ApplyEntries>(&op); a != nullptr && !a->entries.empty()) {
+    DISTDB_LOG(warn) << "[!] Replication: cannot apply entry " << after.applied.seq + 1 << " (entries "
+                     << entry_str(a->entries.front().id) << " to " << entry_str(a->entries.back().id)
+                     << ", after entry " << entry_str(after.applied) << "): " << *failure << " (" << attempt
+                     << ")";
+  } else if (const auto* i = std::get_if<core::InstallSnapshot>(&op)) {
+    DISTDB_LOG(warn) << "[!] Replication: cannot install the full copy of the data (up to entry "
+                     << entry_str(i->applied) << ", " << i->data.size() << " bytes): " << *failure << " ("
+                     << attempt << ")";
+  } else if (const auto* p = std::get_if<core::PrepareEntry>(&op)) {
+    DISTDB_LOG(warn) << "[!] Replication: cannot prepare entry " << entry_str(p->entry.id) << " (after entry "
+                     << entry_str(after.applied) << "): " << *failure
+                     << "; this node votes no, leaves the view and catches up (" << attempt << ")";
+  }
+  if (after.needs_snapshot && !before.needs_snapshot) {
+    if (after.snapshot_after_failures) {
+      DISTDB_LOG(warn) << "[!] Replication: the entries after " << entry_str(after.applied) << " failed "
+                       << after.failed_attempts
+                       << " times in a row here; asking the coordinator for a full copy of the data instead";
+    } else {
+      DISTDB_LOG(warn) << "[!] Replication: asking the coordinator for a full copy of the data (after entry "
+                       << entry_str(after.applied) << ")";
+    }
+  }
 }
 
 }  // namespace
@@ -213,7 +284,23 @@ void ReplicationDriver::executor_loop() {
     } else {
       done = executor->perform(task);
     }
-    deliver(drive([&](core::Replica& r) { r.storage_done(std::move(done)); }));
+    if (!is_apply(task.op)) {
+      deliver(drive([&](core::Replica& r) { r.storage_done(std::move(done)); }));
+      continue;
+    }
+    // What the core made of an attempt to apply entries here: logged after
+    // the core's mutex is released.
+    const std::optional<std::string> failure = apply_failure(task.op, done);
+    core::CatchUpStatus before;
+    core::CatchUpStatus after;
+    bool stepped = false;
+    deliver(drive([&](core::Replica& r) {
+      before = r.catch_up_status();
+      r.storage_done(std::move(done));
+      after = r.catch_up_status();
+      stepped = true;
+    }));
+    if (stepped) log_apply_outcome(task.op, failure, before, after);
   }
 }
 
@@ -270,6 +357,11 @@ void ReplicationDriver::refresh_status_locked() {
   s.applied = replica_->applied();
   s.can_commit = replica_->can_commit();
   s.members = replica_->members();
+  const core::CatchUpStatus catch_up = replica_->catch_up_status();
+  s.stale = catch_up.stale();
+  s.staleness = catch_up.staleness;
+  s.failed_applies = catch_up.failed_attempts;
+  s.needs_full_copy = catch_up.needs_snapshot;
   std::lock_guard lock(status_mutex_);
   // The transitions an operator wants to see, in the seed's words.
   if (s.coordinator != status_.coordinator || s.epoch != status_.epoch) {

@@ -64,6 +64,27 @@ class ReplicationDriver {
     core::EntryId applied;
     bool can_commit = false;
     std::vector<core::MemberView> members;
+    // Whether this node knows that its data may lack committed entries, and
+    // why (core::Staleness, replica_core.hpp): no coordinator known, out of
+    // the coordinator's view, catching up, waiting for a full copy, its
+    // last apply failed (it retries after a back-off), or the commit of a
+    // decided entry failed. True until the replica runs (the storage has
+    // not answered yet: nothing is known).
+    //
+    // The node's read path does not look at it yet. Reads are local and
+    // serve what this node has committed (docs/design.md, "Known limits"),
+    // which is behind the cluster while `stale` holds — for good, while a
+    // member keeps failing to apply an entry. A read path that wants
+    // read-your-writes across nodes, or just not to serve data it knows to
+    // be old, should refuse or redirect reads to the coordinator (as writes
+    // are) while `stale`, and may let `no_coordinator` pass for a short
+    // while (an election) if it prefers availability. It is refreshed every
+    // tick (kTickMs), so it can lag the core by that much; a read that needs
+    // the exact moment takes it from the core under its mutex instead.
+    bool stale = true;
+    core::Staleness staleness = core::Staleness::no_coordinator;
+    int failed_applies = 0;        // failed attempts in a row to apply here since entries last ran
+    bool needs_full_copy = false;  // the next catch-up request asks for a full copy
   };
 
   static constexpr int kTickMs = 10;

@@ -94,11 +94,22 @@ ReplicationExecutor::ReplicationExecutor(Storage& storage, Storage& reader,
       mariadb_(storage.backend_name() == "mariadb") {}
 
 core::StorageDone ReplicationExecutor::perform(const core::StorageTask& task) {
+  // The driver reports failed attempts to apply entries itself, with the
+  // position and the core's back-off (replication_driver.cpp,
+  // log_apply_outcome): here they are only details.
+  const bool driver_reports = std::holds_alternative<core::ApplyEntries>(task.op) ||
+                              std::holds_alternative<core::InstallSnapshot>(task.op) ||
+                              std::holds_alternative<core::PrepareEntry>(task.op);
   if (auto st = resolve_in_doubt(); !st) {
     StorageDone done = failed(st.error());
     done.id = task.id;
-    DISTDB_LOG(warn) << "replication storage: " << core::storage_op_name(task.op)
-                     << " not attempted: " << done.error.message;
+    if (driver_reports) {
+      DISTDB_LOG(debug) << "replication storage: " << core::storage_op_name(task.op)
+                        << " not attempted: " << done.error.message;
+    } else {
+      DISTDB_LOG(warn) << "replication storage: " << core::storage_op_name(task.op)
+                       << " not attempted: " << done.error.message;
+    }
     return done;
   }
   StorageDone done = std::visit(
@@ -123,7 +134,10 @@ core::StorageDone ReplicationExecutor::perform(const core::StorageTask& task) {
       },
       task.op);
   done.id = task.id;
-  if (!done.ok) {
+  if (!done.ok && driver_reports) {
+    DISTDB_LOG(debug) << "replication storage: " << core::storage_op_name(task.op)
+                      << " failed: " << done.error.message;
+  } else if (!done.ok) {
     DISTDB_LOG(warn) << "replication storage: " << core::storage_op_name(task.op)
                      << " failed: " << done.error.message;
   }

@@ -43,6 +43,16 @@ class DISTDB_API Replica final : public Coordinator, public TwoPhaseCommit {
   // and has a majority view: it can commit writes.
   bool can_commit() const { return can_commit_now(); }
   std::vector<MemberView> members() const;
+  // Whether this member knows that its data may lack committed entries
+  // (Staleness, replica_core.hpp): out of the coordinator's view, catching
+  // up, waiting for a full copy, or its last apply failed. A read path that
+  // promises more than "what this member has committed" refuses or
+  // redirects reads while stale() holds.
+  Staleness staleness() const { return staleness_now(); }
+  bool stale() const { return staleness_now() != Staleness::current; }
+  // The above, with the catch-up's failure count and back-off (for the
+  // driver's status and log).
+  CatchUpStatus catch_up_status() const;
   // Why this replica last stopped being coordinator (for the log).
   const std::string& last_step_down_reason() const { return last_step_down_reason_; }
 

@@ -27,6 +27,37 @@ struct ReplicaConfig {
   int forward_timeout_ticks = 100;      // a forwarded write unanswered this long: outcome unknown
   std::size_t max_batch = 256;          // statements per round
   std::size_t catch_up_batch = 512;     // entries per catch-up reply
+  // After a failed attempt to run entries here — an ApplyEntries that
+  // applied nothing or diverged, an InstallSnapshot, or a PrepareEntry that
+  // failed — the member waits before it asks for catch-up again: the first
+  // time apply_retry_min_ticks, then twice as long after each further
+  // failure in a row, up to apply_retry_max_ticks; entries that run here
+  // again (applied, prepared or committed) start it again from the minimum.
+  // (A full copy that installs does not: it says nothing about whether the
+  // entries after it will run, and a database that refuses every entry
+  // would otherwise pull a full copy every few heartbeats.)
+  //
+  // Without the wait a member whose database keeps refusing an entry asks,
+  // is answered and fails again as fast as the network and the database
+  // allow (tens of thousands of XA START ... XA ROLLBACK a second were seen
+  // against MariaDB), which loads the coordinator's storage and its own
+  // database for nothing. The minimum is
+  // one heartbeat interval — soon enough that a passing fault (a deadlock,
+  // a lock wait timeout) costs little — and the cap 32 of them, which keeps
+  // a member whose database comes back a few seconds from catching up at
+  // most (the driver sets both from the heartbeat interval; these defaults
+  // assume the default interval of 2 ticks).
+  int apply_retry_min_ticks = 2;
+  int apply_retry_max_ticks = 64;
+  // After this many failed attempts in a row to run the entries that follow
+  // the same position, on a database that answered (an SQL error, a
+  // divergence — not "unreachable": a full copy would fail to install just
+  // the same, and each one costs the member serving it a read of its whole
+  // database), the member asks for a full copy instead: whatever in its
+  // data stops the entries from applying, a copy replaces it. Three: one
+  // failure can be a deadlock, two in a row a lock held a little longer,
+  // three at the same place rarely anything that a fourth try would cure.
+  int snapshot_after_failed_applies = 3;
   std::uint64_t random_seed = 1;        // for election back-off
   bool forward_writes = true;           // a non-coordinator forwards writes (else: not_coordinator)
 };
@@ -64,6 +95,35 @@ struct Ready {
 
 enum class Role { follower, candidate, coordinator };
 DISTDB_API const char* to_string(Role role);
+
+// Whether a member knows that its data may lack committed entries, and why
+// (Replica::staleness()). Only what the member itself can know: a member
+// that missed the last round but has not heard so yet (the coordinator's
+// next heartbeat tells it) still says `current`. A coordinator is current
+// once it has caught up to the best log among its voters.
+enum class Staleness {
+  current = 0,     // a coordinator that has recovered, or a follower in the coordinator's view
+  no_coordinator,  // no coordinator is known (an election, or cut off from the majority)
+  out_of_view,     // not (or no longer) in the coordinator's view; it will catch up and rejoin
+  catching_up,     // out of the view and asking for, or applying, the entries it lacks
+  recovering,      // a new coordinator catching up to the best log among its voters
+  apply_failed,    // its last attempt to apply entries (or a copy) failed; it retries after a back-off
+  needs_snapshot,  // it diverged or kept failing to apply entries: it waits for a full copy
+  commit_failed,   // the commit of a decided entry failed here; it retries
+};
+DISTDB_API const char* to_string(Staleness staleness);
+
+// How this member's catch-up stands (Replica::catch_up_status()), for the
+// driver's status and log.
+struct CatchUpStatus {
+  Staleness staleness = Staleness::current;
+  EntryId applied;                       // the position the failures below happened after
+  int failed_attempts = 0;               // failed attempts in a row since entries last ran here
+  bool needs_snapshot = false;           // the next catch-up request asks for a full copy
+  bool snapshot_after_failures = false;  // ... because of failed_attempts, not a divergence
+  std::uint64_t retry_in_ticks = 0;      // ticks until the next catch-up request may go out
+  bool stale() const { return staleness != Staleness::current; }
+};
 
 // A member as this replica sees it.
 struct MemberView {
@@ -103,6 +163,7 @@ class DISTDB_API ReplicaCore {
   std::uint64_t next_random();
   bool in_view_now() const;
   bool can_commit_now() const;
+  Staleness staleness_now() const;
 
   // --- hooks between the halves
   // Implemented by Coordinator:
@@ -217,6 +278,14 @@ class DISTDB_API ReplicaCore {
   std::uint64_t next_catch_up_at_ = 0;     // no request before this tick
   std::set<NodeId> serving_;               // askers whose log/snapshot read is queued
   bool needs_snapshot_ = false;
+
+  // Failed attempts to run entries here (catch_up.cpp, note_apply_failure):
+  // they space out the catch-up requests and, repeated, ask for a full copy.
+  int apply_failures_ = 0;                // failed attempts in a row since entries last ran here
+  int entry_failures_ = 0;                // of those, at the same position, on a database that answered
+  EntryId failed_after_;                  // the position they happened after
+  bool apply_failed_ = false;             // the last attempt failed (cleared by progress or by joining)
+  bool snapshot_after_failures_ = false;  // needs_snapshot_ was set by entry_failures_
 };
 
 }  // namespace distdb::core

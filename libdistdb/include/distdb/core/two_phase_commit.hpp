@@ -50,6 +50,9 @@ class DISTDB_API TwoPhaseCommit : public virtual ReplicaCore {
   void on_entries_applied(const StorageDone& done, const ApplyEntries& op);
   void on_snapshot_installed(const StorageDone& done, const InstallSnapshot& op);
   void after_catch_up_progress();
+  void note_apply_failure(const StorageDone& done, bool ran_entries);
+  void note_apply_progress();
+  std::uint64_t apply_retry_delay() const;
 };
 
 }  // namespace distdb::core
