@@ -527,9 +527,36 @@ struct Node::Impl final : TransportHandler {
     }
   }
 
+  // Why this member must not answer reads as if it were current: it knows
+  // its data is behind the cluster and it cannot catch up by itself for
+  // now (an entry it fails to apply, a full copy it waits for, a decided
+  // entry it fails to commit). Nullopt when it may serve reads.
+  std::optional<std::string> broken_replica() const {
+    const ReplicationDriver::Status st = replication->status();
+    switch (st.staleness) {
+      case core::Staleness::apply_failed:
+        return "this member failed to apply the entries after position " + std::to_string(st.applied.seq) +
+               " and retries after a back-off";
+      case core::Staleness::needs_snapshot:
+        return "this member diverged or keeps failing to apply entries, and waits for a full copy of the data";
+      case core::Staleness::commit_failed:
+        return "this member failed to commit a decided entry and retries";
+      default:
+        return std::nullopt;
+    }
+  }
+
   void start_query(ConnectionId conn, Session& s, std::optional<std::uint64_t> id, wire::ClientQuery query) {
     sql::Classification c = classify(query.query);
     if (c.kind == sql::StatementKind::read && !c.multiple_statements) {
+      if (auto why = broken_replica()) {
+        answer_running_request(
+            conn, s,
+            error_reply(id, Error(ErrorKind::unavailable,
+                                  "read refused: " + *why + ", so its data is behind the cluster; read from "
+                                                            "another member, or retry shortly")));
+        return;
+      }
       start_read(conn, id, std::move(query.query));
       return;
     }

@@ -71,14 +71,12 @@ class ReplicationDriver {
     // decided entry failed. True until the replica runs (the storage has
     // not answered yet: nothing is known).
     //
-    // The node's read path does not look at it yet. Reads are local and
-    // serve what this node has committed (docs/design.md, "Known limits"),
-    // which is behind the cluster while `stale` holds — for good, while a
-    // member keeps failing to apply an entry. A read path that wants
-    // read-your-writes across nodes, or just not to serve data it knows to
-    // be old, should refuse or redirect reads to the coordinator (as writes
-    // are) while `stale`, and may let `no_coordinator` pass for a short
-    // while (an election) if it prefers availability. It is refreshed every
+    // The node's read path refuses reads while a member knows it cannot
+    // catch up by itself (apply_failed, needs_snapshot, commit_failed:
+    // Node::Impl::broken_replica()); the ordinary states of a member that
+    // is catching up or in an election still serve what it has committed
+    // (docs/design.md, "Known limits"; consistency levels are issue 15's).
+    // It is refreshed every
     // tick (kTickMs), so it can lag the core by that much; a read that needs
     // the exact moment takes it from the core under its mutex instead.
     bool stale = true;
