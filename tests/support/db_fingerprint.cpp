@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -275,12 +276,28 @@ std::map<std::string, std::string> DbInspector::bookkeeping(std::size_t index, c
   for (const std::string& t : kBookkeeping)
     one(t + " definition", "SHOW CREATE TABLE " + db + "." + quote_id(t));
   one("distdb_meta rows", "SELECT name, value FROM " + db + ".distdb_meta ORDER BY name");
-  one("distdb_log row count", "SELECT COUNT(*) FROM " + db + ".distdb_log");
   one("distdb_applied rows", "SELECT id, epoch, seq FROM " + db + ".distdb_applied ORDER BY id");
   one("triggers on distdb tables",
       "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = " + quote_str(database) +
           " AND EVENT_OBJECT_TABLE LIKE 'distdb\\_%' ORDER BY TRIGGER_NAME");
   return out;
+}
+
+std::optional<std::int64_t> DbInspector::log_last_seq(std::size_t index, const std::string& database) {
+  auto r = execute_on(index, "SELECT COALESCE(MAX(seq), 0) FROM " + quote_id(database) + ".distdb_log");
+  if (!r || r->rows.empty()) return std::nullopt;
+  if (const auto* i = std::get_if<std::int64_t>(&r->rows[0][0])) return *i;
+  if (const auto* s = std::get_if<std::string>(&r->rows[0][0])) return std::atoll(s->c_str());
+  return std::nullopt;
+}
+
+std::string DbInspector::log_digest(std::size_t index, const std::string& database, std::int64_t upto) {
+  auto r = execute_on(
+      index, "SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS(':', seq, epoch, statements))), 0) FROM " +
+                 quote_id(database) + ".distdb_log WHERE seq <= " + std::to_string(upto));
+  if (!r) return "error: " + r.error().message;
+  if (r->rows.empty()) return "(no answer)";
+  return render_value(r->rows[0][0]) + " entries, CRC32 sum " + render_value(r->rows[0][1]);
 }
 
 std::string fingerprint_diff(const std::vector<DbFingerprint>& prints,

@@ -84,6 +84,11 @@ class DbInspector {
   // distdb_meta's rows, distdb_log's and distdb_applied's row counts, the
   // applied position. For checking that a refused statement left them alone.
   std::map<std::string, std::string> bookkeeping(std::size_t index, const std::string& database);
+  // The highest seq in distdb_log (0 when empty, nullopt when unreadable),
+  // and a digest (count and CRC32 sum) of its rows up to `upto`: entries
+  // once logged must stay as they are.
+  std::optional<std::int64_t> log_last_seq(std::size_t index, const std::string& database);
+  std::string log_digest(std::size_t index, const std::string& database, std::int64_t upto);
 
  private:
   Result<ResultSet> execute_on(std::size_t index, const std::string& sql);
