@@ -27,6 +27,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cluster_fixture.hpp"
@@ -887,4 +888,70 @@ TEST_CASE("fidelity: a statement answered as a read changes nothing on the membe
       }
     }
   }
+}
+
+// A member whose database keeps refusing what it must apply (here: a row
+// locked by someone else, with short lock timeouts) stops answering reads as
+// if it were current, and once the database lets it, catches up (by entries
+// or a full copy) to the same data as the others.
+TEST_CASE("fidelity: a member that cannot apply an entry refuses reads, then catches up") {
+  DbInspector servers;
+  REQUIRE(servers.size() >= 1);
+  // Short lock waits on member 1's server, put back whatever happens.
+  struct Timeouts {
+    DbInspector& in;
+    std::string innodb = "50", lock = "31536000";
+    explicit Timeouts(DbInspector& i) : in(i) {
+      auto rs = in.execute(0, "SELECT @@GLOBAL.innodb_lock_wait_timeout, @@GLOBAL.lock_wait_timeout");
+      if (rs && !rs->rows.empty()) {
+        innodb = render_value(rs->rows[0][0]);
+        lock = render_value(rs->rows[0][1]);
+      }
+      (void)in.execute(0, "SET GLOBAL innodb_lock_wait_timeout = 1, GLOBAL lock_wait_timeout = 2");
+    }
+    ~Timeouts() {
+      (void)in.execute(
+          0, "SET GLOBAL innodb_lock_wait_timeout = " + innodb + ", GLOBAL lock_wait_timeout = " + lock);
+    }
+  } timeouts(servers);
+
+  Harness h("stuck");
+  for (const std::string sql :
+       {"CREATE TABLE t (a INT PRIMARY KEY, v INT)", "INSERT INTO t VALUES (1, 0), (2, 0)"}) {
+    REQUIRE_MESSAGE(is_ok(h.send(kCoordinator, sql)), sql);
+  }
+  REQUIRE(h.inspector().wait_for_same_position(h.db(), kConvergeTimeout));
+
+  // Someone else holds row 1 on member 1's server.
+  auto holder = open_storage(StorageConfig{StorageBackend::mariadb, "", mariadb_db_config(0, h.db()), 1});
+  REQUIRE(holder.ok());
+  REQUIRE((*holder)->begin("distdb_test_lock_holder").ok());
+  REQUIRE((*holder)->execute_in("distdb_test_lock_holder", "SELECT v FROM t WHERE a = 1 FOR UPDATE").ok());
+
+  const auto update = h.send(kCoordinator, "UPDATE t SET v = v + 1 WHERE a = 1");
+  CHECK_MESSAGE(is_ok(update), describe(update));  // members 2 and 3 are a majority
+
+  // Member 1 fails to apply it, again and again: it says so instead of
+  // answering reads from data it knows to be behind.
+  std::string refusal;
+  const auto until = std::chrono::steady_clock::now() + 30s;
+  while (refusal.empty() && std::chrono::steady_clock::now() < until) {
+    const auto read = h.cluster().query(1, "SELECT v FROM t WHERE a = 2");
+    if (read && read->status == ReplyStatus::error && read->error &&
+        read->error->kind == ErrorKind::unavailable) {
+      refusal = read->message;
+    }
+    if (refusal.empty()) std::this_thread::sleep_for(50ms);
+  }
+  REQUIRE_MESSAGE(!refusal.empty(), "member 1 kept answering reads: " << h.cluster().log(1));
+  CHECK(refusal.find("behind the cluster") != std::string::npos);
+
+  // Released: it catches up and serves reads of the same data again.
+  REQUIRE((*holder)->rollback("distdb_test_lock_holder").ok());
+  holder->reset();
+  std::string why;
+  REQUIRE_MESSAGE(h.inspector().wait_for_same_position(h.db(), 60s, &why), why);
+  const auto prints = h.inspector().fingerprint_all(h.db());
+  CHECK_MESSAGE(fingerprint_diff(prints).empty(), fingerprint_diff(prints));
+  CHECK(h.cluster().wait_for_value(1, "SELECT v FROM t WHERE a = 1", 1, 30s));
 }

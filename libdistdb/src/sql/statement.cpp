@@ -567,19 +567,22 @@ std::size_t term_end(Tokens st, std::size_t i) {
 }
 
 // DDL column defaults. `c TIMESTAMP DEFAULT CURRENT_TIMESTAMP ON UPDATE
-// CURRENT_TIMESTAMP` and SQLite's `DEFAULT (datetime('now'))` are not
-// flagged in CREATE TABLE or ALTER TABLE ... MODIFY/CHANGE/ALTER ... SET
-// DEFAULT: the statement itself stores the same definition on every node,
-// and refusing it would forbid the most common timestamp column there is.
-// Known limitation: the default is evaluated later, at insert time, on each
-// node, so an INSERT into such a table that omits the column stores a
-// different time on each node; nothing in that INSERT shows it.
-// ALTER TABLE ... ADD with such a default IS flagged: it fills the existing
-// rows with the node's own clock right away.
-std::optional<std::string> find_nondeterministic(Tokens st) {
+// CURRENT_TIMESTAMP` and SQLite's `DEFAULT (datetime('now'))` store the
+// same definition on every member, but every member evaluates the default
+// itself whenever an INSERT omits the column (or an UPDATE does not set
+// it), and nothing in that INSERT shows it: each member would store its
+// own time. So find_nondeterministic() skips them (`with_defaults` false)
+// and find_nondeterministic_default() names them with what to do instead.
+// ALTER TABLE ... ADD with such a default, and CREATE TABLE ... SELECT,
+// evaluate it right away and are flagged as any other call.
+std::optional<std::string> find_nondeterministic(Tokens st, bool with_defaults = false) {
   const std::size_t first = skip_open_parens(st);
   const bool is_create = word_at(st, first, "CREATE");
   const bool is_alter = word_at(st, first, "ALTER");
+  // CREATE TABLE ... [AS] SELECT fills the new columns' defaults at once.
+  const bool fills_rows = is_create && std::any_of(st.begin(), st.end(), [](const Token& t) {
+                            return is_word(t, "SELECT") || is_word(t, "VALUES");
+                          });
 
   struct Open {
     std::size_t at;      // index of the '('
@@ -638,7 +641,7 @@ std::optional<std::string> find_nondeterministic(Tokens st) {
     if (t.kind != Tok::word) continue;
 
     if (is_alter && open.empty() && is_word(t, "ADD")) add_clause = true;
-    if ((is_create || (is_alter && !add_clause)) &&
+    if (!with_defaults && !fills_rows && (is_create || (is_alter && !add_clause)) &&
         (is_word(t, "DEFAULT") || (is_word(t, "ON") && word_at(st, i + 1, "UPDATE")))) {
       const std::size_t term = is_word(t, "ON") ? i + 2 : i + 1;
       exempt_until = term_end(st, term);
@@ -656,6 +659,14 @@ std::optional<std::string> find_nondeterministic(Tokens st) {
     if (is_word_in(t, kDateFunctions) && punct_at(st, i + 2, ")")) return upper(t.text) + "()";
   }
   return std::nullopt;
+}
+
+// A non-deterministic column default or ON UPDATE in DDL (see above).
+std::optional<std::string> find_nondeterministic_default(Tokens st) {
+  if (find_nondeterministic(st)) return std::nullopt;  // reported as such
+  auto culprit = find_nondeterministic(st, true);
+  if (!culprit) return std::nullopt;
+  return culprit;
 }
 
 // ---------------------------------------------------------------------------
@@ -958,6 +969,10 @@ Reading read_as(std::string_view sql, const LexRules& rules, const Context& cont
     if (i == all.size() || is_punct(all[i], ";")) {
       const Tokens part = all.subspan(begin, i - begin);
       if (!r.c.nondeterministic) r.c.nondeterministic = find_nondeterministic(part);
+      if (!r.c.nondeterministic) {
+        r.c.nondeterministic = find_nondeterministic_default(part);
+        r.c.nondeterministic_default = r.c.nondeterministic.has_value();
+      }
       if (!r.c.session_state) r.c.session_state = find_session_state(part);
       if (!r.c.unreplicable) r.c.unreplicable = find_unreplicable(part);
       if (!r.c.other_database) {
@@ -987,6 +1002,7 @@ Classification classify(std::string_view sql, const Context& context) {
   Reading s = read_as(sql, kSqliteRules, context);
   Classification c;
   c.multiple_statements = m.c.multiple_statements || s.c.multiple_statements;
+  c.nondeterministic_default = m.c.nondeterministic ? m.c.nondeterministic_default : s.c.nondeterministic_default;
   c.nondeterministic =
       m.c.nondeterministic ? std::move(m.c.nondeterministic) : std::move(s.c.nondeterministic);
   c.session_state = m.c.session_state ? std::move(m.c.session_state) : std::move(s.c.session_state);
@@ -1079,6 +1095,12 @@ std::optional<std::string> replication_refusal(const Classification& c) {
       case SessionState::setting:
         return head + " (a routine or trigger may not change session or global settings).";
     }
+  }
+  if (c.nondeterministic && c.nondeterministic_default) {
+    return *c.nondeterministic + " as a column default or ON UPDATE value is evaluated by each member itself "
+                                 "whenever a row is written without that column, so members would store different "
+                                 "values: give the column a constant default (or none) and send the value with "
+                                 "each INSERT and UPDATE.";
   }
   if (c.nondeterministic) {
     return *c.nondeterministic + " is non-deterministic: every node would compute its own value, so the write "

@@ -97,6 +97,9 @@ struct Classification {
   // would name it: "NOW()", "CURRENT_TIMESTAMP", "@@hostname",
   // "DATETIME('now')". Also set for reads (where it is harmless).
   std::optional<std::string> nondeterministic;
+  // `nondeterministic` is a column default or ON UPDATE value in DDL,
+  // evaluated later by each member on its own.
+  bool nondeterministic_default = false;
   // A ';' that ends a statement (outside strings, comments and compound
   // bodies) is followed by something other than blanks, comments and more ';'.
   bool multiple_statements = false;
