@@ -439,7 +439,7 @@ Check ConfigReader::read_timeouts(const JsonValue& root, TimeoutConfig& t) const
   if (auto e = expect_object(*v, path)) return e;
   if (auto e = check_keys(*v, path,
                           {"heartbeat_interval_ms", "heartbeat_timeout_ms", "request_timeout_ms",
-                           "idle_timeout_ms", "read_timeout_ms", "login_timeout_ms"})) {
+                           "idle_timeout_ms", "read_timeout_ms", "login_timeout_ms", "checksum_interval_ms"})) {
     return e;
   }
   const std::pair<const char*, int*> fields[] = {{"heartbeat_interval_ms", &t.heartbeat_interval_ms},
@@ -450,6 +450,9 @@ Check ConfigReader::read_timeouts(const JsonValue& root, TimeoutConfig& t) const
                                                  {"login_timeout_ms", &t.login_timeout_ms}};
   for (const auto& [key, target] : fields) {
     if (auto e = read_number(*v, path, key, 1, kMaxInt, Need::optional, *target)) return e;
+  }
+  if (auto e = read_number(*v, path, "checksum_interval_ms", 0, kMaxInt, Need::optional, t.checksum_interval_ms)) {
+    return e;
   }
   if (t.heartbeat_timeout_ms > t.heartbeat_interval_ms) return std::nullopt;
   // Blame the key the user wrote: with only one of the two set, the other

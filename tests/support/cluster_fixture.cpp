@@ -121,6 +121,15 @@ Result<Reply> ClusterProcesses::query(int id, const std::string& sql, bool redir
   return client->query(sql, redirect);
 }
 
+Result<Reply> ClusterProcesses::check(int id) {
+  ClientOptions options = client_options_;
+  options.connect_timeout_ms = 2000;
+  options.request_timeout_ms = 15000;
+  auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(port(id)), options);
+  if (!client) return client.error();
+  return client->check();
+}
+
 std::vector<std::int64_t> ClusterProcesses::teste_ids(int id) {
   std::vector<std::int64_t> out;
   auto r = query(id, "SELECT id FROM teste ORDER BY id");

@@ -63,6 +63,8 @@ class ClusterProcesses {
 
   // One statement through node `id` (a fresh connection).
   Result<Reply> query(int id, const std::string& sql, bool redirect = false);
+  // A CHECK request (every member's checksum at one position) through node `id`.
+  Result<Reply> check(int id);
   // The ids in table `teste`, in order, as node `id` serves them ({-1} when it cannot).
   std::vector<std::int64_t> teste_ids(int id);
   // Polls `sql` (a read) on node `id` until its first cell equals `expected`.

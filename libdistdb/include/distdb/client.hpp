@@ -129,6 +129,12 @@ class DISTDB_API Client {
   Result<Reply> query(std::string_view sql, bool redirect = false);
   // Asks the node for its status (Reply::result: one row per member).
   Result<Reply> status();
+  // Has every member take a checksum of its data at the same log position
+  // (docs/design.md, "Divergence is detected and repaired"). OK with the
+  // coordinator's checksum (Reply::message, and the one row of column
+  // "checksum"); a member whose checksum differs leaves the coordinator's
+  // view and takes a full copy (status() shows it out of the view).
+  Result<Reply> check();
 
   // Pipelining: send() queues a request and returns its id; receive()
   // returns the next reply, in request order.

@@ -64,6 +64,10 @@ struct TimeoutConfig {
   // it was accepted gets an error and is closed. Not applied with
   // security.client_auth "off", where every connection counts as logged in.
   int login_timeout_ms = 10000;
+  // How often the coordinator has every member compare a checksum of its
+  // data at the same log position (docs/design.md, "Divergence is detected
+  // and repaired"); 0: only on request (distdb-cli's :check).
+  int checksum_interval_ms = 300000;
 };
 
 struct LimitConfig {

@@ -90,7 +90,7 @@ void TwoPhaseCommit::on_catch_up_request(NodeId from, const CatchUpRequest& m) {
   // One read of our storage per asker at a time: a lagging member must not
   // be able to flood the storage queue that our own rounds need.
   if (serving_.count(from) > 0) return;
-  if (m.snapshot) {
+  if (m.snapshot || (role_ == Role::coordinator && diverged_members_.count(from) > 0)) {
     serving_.insert(from);
     queue_storage(ReadSnapshot{from});
     return;
@@ -144,6 +144,7 @@ void TwoPhaseCommit::on_log_read(const StorageDone& done, const ReadLog& op) {
 void TwoPhaseCommit::on_snapshot_read(const StorageDone& done, const ReadSnapshot& op) {
   serving_.erase(op.reader);
   if (!done.ok) return;
+  diverged_members_.erase(op.reader);
   CatchUpReply reply;
   reply.epoch = promised_;
   reply.last = applied_;

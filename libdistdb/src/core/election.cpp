@@ -177,6 +177,7 @@ void Coordinator::on_vote_reply(NodeId from, const VoteReply& m) {
 void Coordinator::become_coordinator() {
   role_ = Role::coordinator;
   quick_retry_until_ = 0;
+  diverged_members_.clear();  // what an earlier term of ours found; the rounds of this one find their own
   coordinator_ = config_.id;
   last_coordinator_contact_ = now_;
   last_majority_contact_ = now_;

@@ -102,6 +102,8 @@ void TwoPhaseCommit::on_participant_prepared(const StorageDone& done) {
     for (std::size_t i = 0; i < prepared_->statements.size() && i < done.outcomes.size(); ++i) {
       prepared_->statements[i].expect_ok = done.outcomes[i].ok;
       prepared_->statements[i].expect_code = done.outcomes[i].code;
+      prepared_->statements[i].expect_insert_id = done.outcomes[i].last_insert_id;
+      prepared_->statements[i].expect_digest = done.outcomes[i].digest;
     }
     if (prepare_epoch_ == promised_) {
       PrepareReply yes;

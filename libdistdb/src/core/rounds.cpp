@@ -127,6 +127,10 @@ void TwoPhaseCommit::check_round() {
           agrees = v.outcomes[i].same_effect(self->second.outcomes[i]);
         }
         if (!agrees) {
+          // A yes vote with other outcomes: same statements, same order,
+          // other effects, so other data (a no vote only says the storage
+          // failed).
+          if (v.yes && it->first != config_.id) diverged_members_.insert(it->first);
           r.members.erase(it->first);
           view_.erase(it->first);
           it = r.votes.erase(it);

@@ -50,6 +50,7 @@
 #include "distdb/transport.hpp"
 #include "net/network_loop.hpp"
 #include "node/async_reads.hpp"
+#include "node/checksum.hpp"
 #include "node/client_auth.hpp"
 #include "node/replication_driver.hpp"
 #include "node/storage_pool.hpp"
@@ -362,6 +363,9 @@ struct Node::Impl final : TransportHandler {
       if (auto* query = std::get_if<wire::ClientQuery>(&p.request->body)) {
         s.busy = true;
         start_query(conn, s, p.id, std::move(*query));
+      } else if (std::holds_alternative<wire::ChecksumRequest>(p.request->body)) {
+        s.busy = true;
+        start_checksum(conn, p.id);
       } else if (std::holds_alternative<wire::StatusRequest>(p.request->body)) {
         transport->send(conn, wire::encode_reply(status_reply(p.id)));
       } else {
@@ -547,6 +551,14 @@ struct Node::Impl final : TransportHandler {
   }
 
   void start_query(ConnectionId conn, Session& s, std::optional<std::uint64_t> id, wire::ClientQuery query) {
+    if (is_checksum_statement(query.query)) {
+      // distdb's own statement: a client asks for a checksum with CHECK.
+      answer_running_request(conn, s,
+                             error_reply(id, Error(ErrorKind::invalid_request,
+                                                   "this text is reserved for distdb's checksum entries; send a "
+                                                   "CHECK request (distdb-cli :check) to compare the members")));
+      return;
+    }
     sql::Classification c = classify(query.query);
     if (c.kind == sql::StatementKind::read && !c.multiple_statements) {
       if (auto why = broken_replica()) {
@@ -582,6 +594,18 @@ struct Node::Impl final : TransportHandler {
     // Replicated as this node's server reads it (executable comments
     // resolved), so that every member runs the same statement.
     replication->propose(tag, c.effective_sql.empty() ? std::move(query.query) : std::move(c.effective_sql));
+  }
+
+  // A CHECK request: a checksum entry, replicated like a write (a member
+  // that is not the coordinator forwards it); its reply is the
+  // coordinator's checksum (node/checksum.hpp).
+  void start_checksum(ConnectionId conn, std::optional<std::uint64_t> id) {
+    const core::ClientTag tag = next_tag++;
+    {
+      std::lock_guard lock(writes_mutex);
+      waiting_writes[tag] = WaitingWrite{conn, id, nullptr};
+    }
+    replication->propose(tag, std::string(kChecksumStatement));
   }
 
   // Answers the request of `conn` that pump() just started, without running
@@ -662,7 +686,13 @@ struct Node::Impl final : TransportHandler {
     reply.message = r.message;
     switch (r.kind) {
       case core::WriteResult::committed:
-        if (r.outcome.ok) {
+        if (r.outcome.ok && !r.outcome.digest.empty()) {
+          reply.result.columns = {"checksum"};
+          reply.result.rows = {Row{r.outcome.digest}};
+          reply.message = "CHECKSUM " + r.outcome.digest +
+                          ": the same on every member in the coordinator's view (a member whose checksum "
+                          "differed left it and takes a full copy)";
+        } else if (r.outcome.ok) {
           reply.result.rows_affected = r.outcome.rows_affected;
           reply.result.last_insert_id = r.outcome.last_insert_id;
           reply.message = "SUCCESS: " + plural(r.outcome.rows_affected, "row") +
@@ -860,6 +890,9 @@ Result<ResultSet> Node::execute(std::string_view sql) {
   {
     std::lock_guard lock(impl_->lifecycle_mutex);
     if (!impl_->running) return Error(ErrorKind::unavailable, "node is not running");
+  }
+  if (is_checksum_statement(sql)) {
+    return Error(ErrorKind::invalid_request, "this text is reserved for distdb's checksum entries");
   }
   sql::Classification c = impl_->classify(sql);
   if (c.kind != sql::StatementKind::read || c.multiple_statements) {

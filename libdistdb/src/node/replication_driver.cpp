@@ -1,5 +1,7 @@
 #include "node/replication_driver.hpp"
 
+#include "node/checksum.hpp"
+
 #include <chrono>
 #include <optional>
 #include <string>
@@ -328,11 +330,29 @@ void ReplicationDriver::ticker_loop() {
       } else {
         replica_->tick();
         perform_ready_locked(results);
+        maybe_propose_checksum_locked(now);
+        perform_ready_locked(results);
         refresh_status_locked();
       }
     }
     deliver(std::move(results));
   }
+}
+
+void ReplicationDriver::maybe_propose_checksum_locked(Clock::time_point now) {
+  const int interval_ms = config_.timeouts.checksum_interval_ms;
+  // The first check comes one interval after this node became a coordinator
+  // that can commit: a member does not check what it is still recovering.
+  if (interval_ms <= 0 || replica_->role() != core::Role::coordinator || !replica_->can_commit()) {
+    next_checksum_ = now + std::chrono::milliseconds(std::max(interval_ms, 0));
+    return;
+  }
+  if (now < next_checksum_) return;
+  next_checksum_ = now + std::chrono::milliseconds(interval_ms);
+  // Tags with the top bit set are the driver's own (a node's client tags
+  // count nanoseconds since 1970, far below it); nobody waits for their
+  // answer (the node ignores unknown tags).
+  replica_->propose(kOwnTagBit | ++own_tags_, std::string(kChecksumStatement));
 }
 
 std::vector<core::WriteResult> ReplicationDriver::expire_early_writes_locked(Clock::time_point now) {

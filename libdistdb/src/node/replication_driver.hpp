@@ -126,6 +126,9 @@ class ReplicationDriver {
   void deliver(std::vector<core::WriteResult> results);
   void defer(std::vector<core::WriteResult> results);
   std::vector<core::WriteResult> expire_early_writes_locked(Clock::time_point now);
+  // On the coordinator, every timeouts.checksum_interval_ms: a checksum
+  // entry (node/checksum.hpp). Under core_mutex_.
+  void maybe_propose_checksum_locked(Clock::time_point now);
   void refresh_status_locked();
 
   Config config_;
@@ -134,6 +137,9 @@ class ReplicationDriver {
   // The core. Lock order: core_mutex_ before queue_mutex_.
   std::mutex core_mutex_;
   std::unique_ptr<core::Replica> replica_;  // guarded by core_mutex_; created once the storage answers
+  Clock::time_point next_checksum_{};   // guarded by core_mutex_
+  std::uint64_t own_tags_ = 0;            // guarded by core_mutex_
+  static constexpr core::ClientTag kOwnTagBit = core::ClientTag{1} << 63;
   std::deque<EarlyWrite> early_;            // guarded by core_mutex_: writes that came before the replica
 
   // The executor's queue, the results propose() produced, and stopping.

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "node/checksum.hpp"
 #include "node/snapshot.hpp"
 #include "util/log_internal.hpp"
 
@@ -19,18 +20,27 @@ using core::EntryId;
 using core::StatementOutcome;
 using core::StorageDone;
 
+// The log row's statements: [sql, ok, code] each, then the automatic id
+// and the checksum digest when there is either ([sql, ok, code, id, digest]).
 std::string encode_statements(const Entry& entry, const std::vector<StatementOutcome>& outcomes) {
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   w.StartArray();
   for (std::size_t i = 0; i < entry.statements.size(); ++i) {
+    const core::LoggedStatement& st = entry.statements[i];
+    const bool known = i < outcomes.size();
     w.StartArray();
-    w.String(entry.statements[i].sql.data(),
-             static_cast<rapidjson::SizeType>(entry.statements[i].sql.size()));
-    const bool ok = i < outcomes.size() ? outcomes[i].ok : entry.statements[i].expect_ok;
-    const int code = i < outcomes.size() ? outcomes[i].code : entry.statements[i].expect_code;
+    w.String(st.sql.data(), static_cast<rapidjson::SizeType>(st.sql.size()));
+    const bool ok = known ? outcomes[i].ok : st.expect_ok;
+    const int code = known ? outcomes[i].code : st.expect_code;
+    const std::uint64_t insert_id = known ? outcomes[i].last_insert_id : st.expect_insert_id;
+    const std::string& digest = known ? outcomes[i].digest : st.expect_digest;
     w.Bool(ok);
     w.Int(code);
+    if (insert_id != 0 || !digest.empty()) {
+      w.Uint64(insert_id);
+      w.String(digest.data(), static_cast<rapidjson::SizeType>(digest.size()));
+    }
     w.EndArray();
   }
   w.EndArray();
@@ -39,14 +49,21 @@ std::string encode_statements(const Entry& entry, const std::vector<StatementOut
 
 bool decode_statements(std::string_view text, Entry& entry) {
   rapidjson::Document doc;
-  doc.Parse(text.data(), text.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
   if (doc.HasParseError() || !doc.IsArray()) return false;
   for (const auto& item : doc.GetArray()) {
-    if (!item.IsArray() || item.Size() != 3 || !item[0].IsString() || !item[1].IsBool() || !item[2].IsInt()) {
+    if (!item.IsArray() || (item.Size() != 3 && item.Size() != 5) || !item[0].IsString() || !item[1].IsBool() ||
+        !item[2].IsInt()) {
       return false;
     }
-    entry.statements.push_back(
-        {std::string(item[0].GetString(), item[0].GetStringLength()), item[1].GetBool(), item[2].GetInt()});
+    core::LoggedStatement st{std::string(item[0].GetString(), item[0].GetStringLength()), item[1].GetBool(),
+                             item[2].GetInt()};
+    if (item.Size() == 5) {
+      if (!item[3].IsUint64() || !item[4].IsString()) return false;
+      st.expect_insert_id = item[3].GetUint64();
+      st.expect_digest.assign(item[4].GetString(), item[4].GetStringLength());
+    }
+    entry.statements.push_back(std::move(st));
   }
   return true;
 }
@@ -292,7 +309,12 @@ bool ReplicationExecutor::store_entry(const TxnId& txn, const Entry& entry, bool
         return false;
       }
       bool usable = true;
-      StatementOutcome outcome = outcome_of(storage_.execute_in(txn, st.sql), usable, error);
+      StatementOutcome outcome;
+      if (is_checksum_statement(st.sql)) {
+        if (!checksum_outcome(txn, entry, outcome, error)) return false;
+      } else {
+        outcome = outcome_of(storage_.execute_in(txn, st.sql), usable, error);
+      }
       if (!usable) return false;
       if (!outcome.ok) {
         if (auto back = storage_.execute_in(txn, "ROLLBACK TO SAVEPOINT distdb_statement"); !back) {
@@ -300,7 +322,8 @@ bool ReplicationExecutor::store_entry(const TxnId& txn, const Entry& entry, bool
           return false;
         }
       }
-      if (expected && (outcome.ok != st.expect_ok || outcome.code != st.expect_code)) {
+      if (expected && !st.expected(outcome)) {
+        note_divergence(entry, st, outcome);
         diverged = true;
         return true;
       }
@@ -325,13 +348,31 @@ bool ReplicationExecutor::store_entry(const TxnId& txn, const Entry& entry, bool
   // every outcome before it is known and as written.
   const std::size_t count = entry.statements.size();
   for (std::size_t next = outcomes.size();;) {
-    const std::vector<std::string> bookkeeping = record_statements(entry, outcomes);
+    // A checksum statement is not SQL for the server: it is taken here,
+    // between two batches, in the same transaction.
+    if (next < count && is_checksum_statement(entry.statements[next].sql)) {
+      StatementOutcome outcome;
+      if (!checksum_outcome(txn, entry, outcome, error)) return false;
+      const auto& st = entry.statements[next];
+      if (expected && !st.expected(outcome)) {
+        note_divergence(entry, st, outcome);
+        diverged = true;
+        return true;
+      }
+      outcomes.push_back(std::move(outcome));
+      ++next;
+      continue;
+    }
+    std::size_t stop = next;
+    while (stop < count && !is_checksum_statement(entry.statements[stop].sql)) ++stop;
+    const bool last = stop == count;  // the bookkeeping (and the prepare) go with the last batch
+    const std::vector<std::string> bookkeeping = last ? record_statements(entry, outcomes) : std::vector<std::string>{};
     std::vector<std::string_view> batch;
-    batch.reserve(count - next + bookkeeping.size());
-    for (std::size_t i = next; i < count; ++i) batch.push_back(entry.statements[i].sql);
+    batch.reserve(stop - next + bookkeeping.size());
+    for (std::size_t i = next; i < stop; ++i) batch.push_back(entry.statements[i].sql);
     for (const auto& sql : bookkeeping) batch.push_back(sql);
-    const auto results = prepared != nullptr ? storage_.execute_batch_and_prepare(txn, batch, *prepared)
-                                             : storage_.execute_batch_in(txn, batch);
+    const auto results = last && prepared != nullptr ? storage_.execute_batch_and_prepare(txn, batch, *prepared)
+                                                     : storage_.execute_batch_in(txn, batch);
     if (results.empty()) {
       error = Error(ErrorKind::internal, "the storage answered an empty batch");
       return false;
@@ -349,15 +390,48 @@ bool ReplicationExecutor::store_entry(const TxnId& txn, const Entry& entry, bool
       StatementOutcome outcome = outcome_of(results[k], usable, error);
       if (!usable) return false;
       const auto& st = entry.statements[index];
-      if (expected && (outcome.ok != st.expect_ok || outcome.code != st.expect_code)) {
+      if (expected && !st.expected(outcome)) {
+        note_divergence(entry, st, outcome);
         diverged = true;
         return true;
       }
       outcomes.push_back(std::move(outcome));
     }
-    if (results.size() == batch.size() && results.back()) return true;
+    if (results.size() == batch.size() && results.back()) {
+      if (last) return true;
+      next = stop;
+      continue;
+    }
     next += results.size();
   }
+}
+
+bool ReplicationExecutor::checksum_outcome(const TxnId& txn, const Entry& entry, StatementOutcome& outcome,
+                                           Error& error) {
+  auto digest = database_digest(storage_, txn);
+  if (!digest) {
+    error = digest.error();
+    error.message = "taking the checksum of entry " + std::to_string(entry.id.seq) + ": " + error.message;
+    return false;
+  }
+  outcome = StatementOutcome{};
+  outcome.digest = std::move(*digest);
+  return true;
+}
+
+void ReplicationExecutor::note_divergence(const Entry& entry, const core::LoggedStatement& st,
+                                          const StatementOutcome& got) const {
+  if (is_checksum_statement(st.sql)) {
+    DISTDB_LOG(error) << "[!] DIVERGED: this member's data differs from the cluster's at entry " << entry.id.seq
+                      << " (epoch " << entry.id.origin << "): checksum " << got.digest << ", the cluster's "
+                      << st.expect_digest << ". It takes a full copy of the data.";
+    return;
+  }
+  DISTDB_LOG(warn) << "[!] replaying entry " << entry.id.seq << " (epoch " << entry.id.origin
+                   << ") gave another outcome than the cluster's (" << (got.ok ? "OK" : "error " + std::to_string(got.code))
+                   << ", automatic id " << got.last_insert_id << "; expected "
+                   << (st.expect_ok ? "OK" : "error " + std::to_string(st.expect_code)) << ", automatic id "
+                   << st.expect_insert_id << "): this member diverged and takes a full copy";
 }
 
 std::vector<std::string> ReplicationExecutor::record_statements(
@@ -427,6 +501,12 @@ StorageDone ReplicationExecutor::prepare_autocommit(const Entry& entry) {
   StorageDone done;
   for (const auto& st : entry.statements) {
     StatementOutcome outcome;
+    if (is_checksum_statement(st.sql)) {
+      Error error;
+      if (!checksum_outcome({}, entry, outcome, error)) return failed(error);
+      done.outcomes.push_back(std::move(outcome));
+      continue;
+    }
     auto rs = storage_.execute(st.sql);
     if (rs) {
       outcome.rows_affected = rs->rows_affected;
@@ -571,10 +651,20 @@ StorageDone ReplicationExecutor::apply_entries(const core::ApplyEntries& op) {
       // DDL commits by itself on MariaDB: what came before goes first.
       if (!apply_run()) return done.diverged ? done : fail(error);
       for (const auto& st : entry.statements) {
-        auto rs = storage_.execute(st.sql);
-        const bool ok = rs.ok();
-        if (!ok && rs.error().kind != ErrorKind::sql) return fail(rs.error());
-        if (ok != st.expect_ok || (!ok && rs.error().code != st.expect_code)) {
+        StatementOutcome outcome;
+        if (is_checksum_statement(st.sql)) {
+          Error checksum_error;
+          if (!checksum_outcome({}, entry, outcome, checksum_error)) return fail(checksum_error);
+        } else {
+          bool usable = true;
+          Error statement_error;
+          outcome = outcome_of(storage_.execute(st.sql), usable, statement_error);
+          if (!usable) return fail(statement_error);
+        }
+        // DDL reports no automatic id: only the error and the digest count.
+        outcome.last_insert_id = st.expect_insert_id;
+        if (!st.expected(outcome)) {
+          note_divergence(entry, st, outcome);
           done.diverged = true;
           return done;
         }
@@ -618,21 +708,38 @@ bool ReplicationExecutor::replay_run(const TxnId& txn, const std::vector<const E
   // The batch: the stale-tail DELETE, then each entry's statements and log
   // row, then the position (and trim). `expect[i]` is the outcome statement
   // i must have, or null for bookkeeping.
+  // `owner[i]` is the entry statement i belongs to.
   std::vector<std::string_view> batch;
   std::vector<const core::LoggedStatement*> expect;
-  auto add = [&](std::string_view sql, const core::LoggedStatement* st) {
+  std::vector<const Entry*> owner;
+  auto add = [&](std::string_view sql, const core::LoggedStatement* st, const Entry* entry) {
     batch.push_back(sql);
     expect.push_back(st);
+    owner.push_back(entry);
   };
-  add(bookkeeping[0], nullptr);
+  add(bookkeeping[0], nullptr, run.front());
   for (std::size_t e = 0; e < run.size(); ++e) {
-    for (const auto& st : run[e]->statements) add(st.sql, &st);
-    add(bookkeeping[1 + e], nullptr);
+    for (const auto& st : run[e]->statements) add(st.sql, &st, run[e]);
+    add(bookkeeping[1 + e], nullptr, run[e]);
   }
-  for (std::size_t b = 1 + run.size(); b < bookkeeping.size(); ++b) add(bookkeeping[b], nullptr);
+  for (std::size_t b = 1 + run.size(); b < bookkeeping.size(); ++b) add(bookkeeping[b], nullptr, run.back());
 
   for (std::size_t next = 0; next < batch.size();) {
-    const std::vector<std::string_view> rest(batch.begin() + static_cast<std::ptrdiff_t>(next), batch.end());
+    if (expect[next] != nullptr && is_checksum_statement(expect[next]->sql)) {
+      StatementOutcome outcome;
+      if (!checksum_outcome(txn, *owner[next], outcome, error)) return false;
+      if (!expect[next]->expected(outcome)) {
+        note_divergence(*owner[next], *expect[next], outcome);
+        diverged = true;
+        return true;
+      }
+      ++next;
+      continue;
+    }
+    std::size_t stop = next;
+    while (stop < batch.size() && !(expect[stop] != nullptr && is_checksum_statement(expect[stop]->sql))) ++stop;
+    const std::vector<std::string_view> rest(batch.begin() + static_cast<std::ptrdiff_t>(next),
+                                             batch.begin() + static_cast<std::ptrdiff_t>(stop));
     const auto results = storage_.execute_batch_in(txn, rest);
     if (results.empty()) {
       error = Error(ErrorKind::internal, "the storage answered an empty batch");
@@ -650,7 +757,8 @@ bool ReplicationExecutor::replay_run(const TxnId& txn, const std::vector<const E
       bool usable = true;
       const StatementOutcome outcome = outcome_of(results[k], usable, error);
       if (!usable) return false;
-      if (outcome.ok != st->expect_ok || outcome.code != st->expect_code) {
+      if (!st->expected(outcome)) {
+        note_divergence(*owner[next + k], *st, outcome);
         diverged = true;
         return true;
       }

@@ -79,6 +79,14 @@ class ReplicationExecutor {
   // A statement's outcome; `usable` false (and `error` set) when the
   // failure is the storage's or takes the whole transaction with it.
   core::StatementOutcome outcome_of(const Result<ResultSet>& rs, bool& usable, Error& error) const;
+  // A checksum statement's outcome (node/checksum.hpp): the digest of the
+  // database as transaction `txn` (empty: autocommit) sees it. False, with
+  // `error`, when it could not be taken.
+  bool checksum_outcome(const TxnId& txn, const core::Entry& entry, core::StatementOutcome& outcome, Error& error);
+  // Logs that replaying `st` of `entry` gave `got` instead of what the
+  // cluster decided: the member diverged (loudly, for a checksum).
+  void note_divergence(const core::Entry& entry, const core::LoggedStatement& st,
+                       const core::StatementOutcome& got) const;
   // The bookkeeping statements that record `entry` as applied.
   std::vector<std::string> record_statements(const core::Entry& entry,
                                              const std::vector<core::StatementOutcome>& outcomes) const;

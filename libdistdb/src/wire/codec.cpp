@@ -252,8 +252,9 @@ Result<RequestBody> decode_body(const JsonValue& root) {
   if (name == "STATUS") return RequestBody{StatusRequest{}};
   if (name == "PING") return RequestBody{Ping{}};
   if (name == "AUTH") return decode_auth(root);
+  if (name == "CHECK") return RequestBody{ChecksumRequest{}};
   return invalid("unknown message type " + quote_for_message(name) +
-                 " in field 'type' (expected CLIENT_QUERY, STATUS, PING or AUTH)");
+                 " in field 'type' (expected CLIENT_QUERY, STATUS, PING, AUTH or CHECK)");
 }
 
 // ---------------------------------------------------------------- replies
@@ -527,6 +528,8 @@ std::string encode_request(const Request& request) {
     w.EndObject();
   } else if (std::holds_alternative<StatusRequest>(request.body)) {
     w.String("STATUS");
+  } else if (std::holds_alternative<ChecksumRequest>(request.body)) {
+    w.String("CHECK");
   } else if (const auto* a = std::get_if<AuthRequest>(&request.body)) {
     w.String("AUTH");
     put_key(w, "payload");

@@ -5,6 +5,10 @@
 //   {"type": "CLIENT_QUERY", "payload": {"query": "SELECT 1", "redirect": false}, "id": 7}
 //   {"type": "STATUS", "id": 8}          this node and the cluster as it sees it
 //   {"type": "PING", "id": 9}
+//   {"type": "CHECK", "id": 10}          every member takes a checksum of its data at the same log
+//                                        position; one that differs takes a full copy. The OK reply
+//                                        carries the coordinator's checksum in "message" and as the
+//                                        one row of a "checksum" column.
 //   {"type": "AUTH", "id": 1, "payload": {"mechanism": "SCRAM-SHA-256", "message": "n,,n=app,r=..."}}
 //                                        a client's login, before anything else on the connection
 //                                        (with security.client_auth "users" or "database"):
@@ -49,6 +53,7 @@ struct ClientQuery {
 };
 struct StatusRequest {};
 struct Ping {};
+struct ChecksumRequest {};
 // A login step; which fields are used depends on the mechanism (see the top).
 struct AuthRequest {
   std::string mechanism;  // "SCRAM-SHA-256" or "PLAIN"
@@ -63,7 +68,7 @@ inline constexpr std::size_t kMaxAuthMessageBytes = 1024;
 inline constexpr std::size_t kMaxAuthUserBytes = 128;
 inline constexpr std::size_t kMaxAuthPasswordBytes = 1024;
 
-using RequestBody = std::variant<ClientQuery, StatusRequest, Ping, AuthRequest>;
+using RequestBody = std::variant<ClientQuery, StatusRequest, Ping, AuthRequest, ChecksumRequest>;
 
 struct Request {
   std::optional<std::uint64_t> id;

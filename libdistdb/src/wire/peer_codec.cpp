@@ -134,6 +134,15 @@ void put_entry(JsonWriter& w, const core::Entry& entry) {
     w.Bool(s.expect_ok);
     w.Key("expect_code");
     w.Int(s.expect_code);
+    // Optional (absent: 0 and empty), so that most entries carry nothing more.
+    if (s.expect_insert_id != 0) {
+      w.Key("expect_insert_id");
+      w.Uint64(s.expect_insert_id);
+    }
+    if (!s.expect_digest.empty()) {
+      w.Key("expect_digest");
+      put_text(w, s.expect_digest);
+    }
     w.EndObject();
   }
   w.EndArray();
@@ -152,6 +161,10 @@ void put_outcome(JsonWriter& w, const core::StatementOutcome& o) {
   w.Uint64(o.rows_affected);
   w.Key("last_insert_id");
   w.Uint64(o.last_insert_id);
+  if (!o.digest.empty()) {
+    w.Key("digest");
+    put_text(w, o.digest);
+  }
   w.EndObject();
 }
 
@@ -210,6 +223,9 @@ void put_fields(JsonWriter& w, const core::CatchUpRequest& m) {
   put_u64(w, "epoch", m.epoch);
   put_entry_id(w, "applied", m.applied);
   put_bool(w, "join", m.join);
+  // Without it a member that diverged would be sent the same entries again
+  // and again, never the full copy it asks for.
+  put_bool(w, "snapshot", m.snapshot);
 }
 
 void put_fields(JsonWriter& w, const core::CatchUpReply& m) {
@@ -409,6 +425,12 @@ class Reader {
       if (auto st = text(s, fields, "sql", statement.sql); !st) return st;
       if (auto st = boolean(s, fields, "expect_ok", statement.expect_ok); !st) return st;
       if (auto st = i32(s, fields, "expect_code", statement.expect_code); !st) return st;
+      if (s.HasMember("expect_insert_id")) {
+        if (auto st = u64(s, fields, "expect_insert_id", statement.expect_insert_id); !st) return st;
+      }
+      if (s.HasMember("expect_digest")) {
+        if (auto st = text(s, fields, "expect_digest", statement.expect_digest); !st) return st;
+      }
       out.statements.push_back(std::move(statement));
     }
     return {};
@@ -421,7 +443,9 @@ class Reader {
     if (auto st = i32(v, inner, "code", out.code); !st) return st;
     if (auto st = text(v, inner, "message", out.message); !st) return st;
     if (auto st = u64(v, inner, "rows_affected", out.rows_affected); !st) return st;
-    return u64(v, inner, "last_insert_id", out.last_insert_id);
+    if (auto st = u64(v, inner, "last_insert_id", out.last_insert_id); !st) return st;
+    if (v.HasMember("digest")) return text(v, inner, "digest", out.digest);
+    return {};
   }
 
  private:
@@ -497,7 +521,8 @@ Status read_fields(const Reader& r, const JsonValue& root, core::DecideReply& m)
 Status read_fields(const Reader& r, const JsonValue& root, core::CatchUpRequest& m) {
   if (auto st = r.u64(root, "", "epoch", m.epoch); !st) return st;
   if (auto st = r.entry_id(root, "", "applied", m.applied); !st) return st;
-  return r.boolean(root, "", "join", m.join);
+  if (auto st = r.boolean(root, "", "join", m.join); !st) return st;
+  return r.boolean(root, "", "snapshot", m.snapshot);
 }
 
 Status read_fields(const Reader& r, const JsonValue& root, core::CatchUpReply& m) {

@@ -25,9 +25,12 @@
 // Shapes:
 //   EntryId           {"seq": u64, "origin": u64}
 //   Entry             {"id": EntryId, "statements": [LoggedStatement...]}
-//   LoggedStatement   {"sql": text, "expect_ok": bool, "expect_code": i32}
+//   LoggedStatement   {"sql": text, "expect_ok": bool, "expect_code": i32,
+//                      "expect_insert_id": u64 (optional, 0), "expect_digest":
+//                      text (optional, empty)}
 //   StatementOutcome  {"ok": bool, "code": i32, "message": text,
-//                      "rows_affected": u64, "last_insert_id": u64}
+//                      "rows_affected": u64, "last_insert_id": u64,
+//                      "digest": text (optional, empty)}
 //   epochs, seqs, tags, promised: integers 0 to 2^64-1; from, to: node ids
 //   1 to 2^32-1; coordinator and view members: node ids (coordinator 0 =
 //   none; view members 1 to 2^32-1); ForwardedReply.result: a

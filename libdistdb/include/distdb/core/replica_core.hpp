@@ -277,6 +277,11 @@ class DISTDB_API ReplicaCore {
   Epoch catch_up_epoch_ = 0;               // our promise when the request went out
   std::uint64_t next_catch_up_at_ = 0;     // no request before this tick
   std::set<NodeId> serving_;               // askers whose log/snapshot read is queued
+  // Members whose outcomes for an entry differed from ours (coordinator):
+  // their data differs from the cluster's, so their next catch-up gets a
+  // full copy, whatever they ask for (replaying the log could succeed with
+  // their own values, e.g. another automatic id, and keep the difference).
+  std::set<NodeId> diverged_members_;
   bool needs_snapshot_ = false;
 
   // Failed attempts to run entries here (catch_up.cpp, note_apply_failure):

@@ -36,26 +36,41 @@ inline bool more_up_to_date(const EntryId& a, const EntryId& b) {
 }
 
 // What one statement did. Replicas run the same statements in the same order
-// from the same state, so outcomes must match everywhere; `ok` and `code` are
-// what is compared.
+// from the same state, so outcomes must match everywhere. Compared: whether
+// it succeeded and its error code, the rows it touched, the automatic id it
+// took (an auto-increment counter ahead on one member, e.g. after an entry
+// it prepared was rolled back, gives its rows other ids), and a checksum
+// entry's digest (node/checksum.hpp).
 struct StatementOutcome {
   bool ok = true;
   int code = 0;                 // the backend's error code when !ok
   std::string message;          // the error message when !ok
   std::uint64_t rows_affected = 0;
   std::uint64_t last_insert_id = 0;
+  std::string digest;           // a checksum statement's digest of the database; empty otherwise
   bool same_effect(const StatementOutcome& o) const {
-    return ok == o.ok && code == o.code && rows_affected == o.rows_affected;
+    return ok == o.ok && code == o.code && rows_affected == o.rows_affected && last_insert_id == o.last_insert_id &&
+           digest == o.digest;
   }
 };
 
-// One replicated statement. `expected` is filled once the entry is decided
+// One replicated statement. `expect_*` are filled once the entry is decided
 // (in the log, for catch-up): a replica replaying the entry must see the
 // same outcome, or it has diverged.
 struct LoggedStatement {
   std::string sql;
   bool expect_ok = true;
   int expect_code = 0;
+  std::uint64_t expect_insert_id = 0;  // the automatic id it took (0: none)
+  std::string expect_digest;           // a checksum statement's digest (empty: not one)
+  // Whether `o` is the outcome this statement was decided with. The
+  // automatic id is compared where the log knows it (not 0: a MariaDB entry
+  // records its log row in the same round trip as its statements, before
+  // their ids are known); a checksum's digest always.
+  bool expected(const StatementOutcome& o) const {
+    return o.ok == expect_ok && o.code == expect_code &&
+           (expect_insert_id == 0 || o.last_insert_id == expect_insert_id) && o.digest == expect_digest;
+  }
 };
 
 // A batch of writes at one log position.
