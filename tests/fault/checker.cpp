@@ -59,9 +59,176 @@ std::string cluster_status(test::ClusterProcesses& cluster) {
   return out;
 }
 
+// The SQL workload's checks (checker.hpp), same-databases included.
+std::vector<CheckResult> sql_checks(const std::vector<Operation>& ops,
+                                    const std::vector<NodeSnapshot>& snaps) {
+  std::vector<CheckResult> out;
+  std::map<std::int64_t, const Operation*> inserts;  // auto_insert and seq_insert, by key
+  struct Updates {
+    std::int64_t ok = 0;
+    std::int64_t unknown = 0;
+  };
+  std::map<std::int64_t, Updates> updates;
+  std::size_t acked = 0, failed = 0, acked_updates = 0;
+  for (const auto& op : ops) {
+    if (op.kind == OpKind::auto_insert || op.kind == OpKind::seq_insert) {
+      inserts[op.key] = &op;
+      acked += op.outcome == Outcome::ok;
+      failed += op.outcome == Outcome::failed;
+    } else if (op.kind == OpKind::audit_update) {
+      if (op.outcome == Outcome::ok) {
+        ++updates[op.key].ok;
+        ++acked_updates;
+      } else if (op.outcome == Outcome::unknown) {
+        ++updates[op.key].unknown;
+      }
+    }
+  }
+  auto holds = [](const NodeSnapshot& s, const Operation& op) {
+    return op.kind == OpKind::auto_insert ? s.auto_rows.count(op.key) > 0 : s.seq_rows.count(op.key) > 0;
+  };
+  auto table_of = [](const Operation& op) {
+    return std::string(op.kind == OpKind::auto_insert ? "fault_auto" : "fault_seqrows");
+  };
+  {
+    std::vector<std::string> missing;
+    for (const auto& [key, op] : inserts) {
+      if (op->outcome != Outcome::ok) continue;
+      bool other_id = false;
+      std::string ids;
+      for (const auto& s : snaps) {
+        if (!holds(s, *op)) {
+          missing.push_back("key " + std::to_string(key) + " missing from " + table_of(*op) + " on node " +
+                            std::to_string(s.node) + " (" + describe_op(*op) + ")");
+        } else if (op->kind == OpKind::auto_insert) {
+          const std::int64_t id = s.auto_rows.at(key).id;
+          other_id = other_id || (op->value != 0 && id != op->value);
+          ids += " node " + std::to_string(s.node) + ": " + std::to_string(id) + ";";
+        }
+      }
+      if (other_id) {
+        missing.push_back("key " + std::to_string(key) + ": its reply said id " + std::to_string(op->value) +
+                          ", the nodes hold" + ids + " (" + describe_op(*op) + ")");
+      }
+    }
+    out.push_back({"sql-acked-present", missing.empty(),
+                   missing.empty()
+                       ? std::to_string(acked) + " acknowledged auto-id and sequence inserts on all " +
+                             std::to_string(snaps.size()) + " nodes, with the ids they were told"
+                       : list(missing)});
+  }
+  {
+    std::vector<std::string> wrong;
+    for (const auto& [key, op] : inserts) {
+      if (op->outcome != Outcome::failed) continue;
+      for (const auto& s : snaps) {
+        if (holds(s, *op))
+          wrong.push_back("key " + std::to_string(key) + " present in " + table_of(*op) + " on node " +
+                          std::to_string(s.node) + " (" + describe_op(*op) + ")");
+      }
+    }
+    for (const auto& s : snaps) {
+      for (const auto& [key, row] : s.auto_rows) {
+        const auto it = inserts.find(key);
+        if (it == inserts.end() || it->second->kind != OpKind::auto_insert)
+          wrong.push_back("key " + std::to_string(key) + " in fault_auto on node " + std::to_string(s.node) +
+                          " was never attempted");
+      }
+      for (const auto& [key, v] : s.seq_rows) {
+        const auto it = inserts.find(key);
+        if (it == inserts.end() || it->second->kind != OpKind::seq_insert)
+          wrong.push_back("key " + std::to_string(key) + " in fault_seqrows on node " +
+                          std::to_string(s.node) + " was never attempted");
+      }
+    }
+    out.push_back({"sql-failed-absent", wrong.empty(),
+                   wrong.empty() ? std::to_string(failed) +
+                                       " failed inserts on no node; every key present was attempted"
+                                 : list(wrong)});
+  }
+  {
+    std::vector<std::string> wrong;
+    for (const auto& s : snaps) {
+      for (const auto& [key, row] : s.auto_rows) {
+        const auto it = updates.find(key);
+        const Updates u = it == updates.end() ? Updates{} : it->second;
+        if (row.n < u.ok || row.n > u.ok + u.unknown) {
+          wrong.push_back("node " + std::to_string(s.node) + " key " + std::to_string(key) +
+                          ": n = " + std::to_string(row.n) + ", but " + std::to_string(u.ok) +
+                          " acknowledged and " + std::to_string(u.unknown) + " unknown updates");
+        }
+      }
+      for (const auto& [key, u] : updates) {
+        if (u.ok > 0 && !s.auto_rows.count(key))
+          wrong.push_back("node " + std::to_string(s.node) + " key " + std::to_string(key) +
+                          ": updated (acknowledged) but absent");
+      }
+    }
+    out.push_back({"sql-updates-explained", wrong.empty(),
+                   wrong.empty() ? "every row's n explained by " + std::to_string(acked_updates) +
+                                       " acknowledged updates and some unknown ones"
+                                 : list(wrong)});
+  }
+  {
+    std::vector<std::string> wrong;
+    std::size_t rows = 0;
+    for (const auto& s : snaps) {
+      for (const auto& [key, row] : s.auto_rows) {
+        ++rows;
+        const auto it = s.audit.find(key);
+        const NodeSnapshot::Audit a = it == s.audit.end() ? NodeSnapshot::Audit{} : it->second;
+        std::vector<std::int64_t> expected;
+        for (std::int64_t i = 1; i <= row.n; ++i) expected.push_back(i);
+        if (a.inserts != 1 || a.updates != expected || a.others != 0) {
+          std::string seen;
+          for (const auto n : a.updates) seen += (seen.empty() ? "" : ",") + std::to_string(n);
+          wrong.push_back("node " + std::to_string(s.node) + " key " + std::to_string(key) +
+                          " (n = " + std::to_string(row.n) + "): " + std::to_string(a.inserts) +
+                          " 'insert' audit rows, " + "'update' rows for n = [" + seen + "]" +
+                          (a.others ? ", " + std::to_string(a.others) + " others" : ""));
+        }
+      }
+      for (const auto& [key, a] : s.audit) {
+        if (!s.auto_rows.count(key))
+          wrong.push_back("node " + std::to_string(s.node) + ": audit rows for key " + std::to_string(key) +
+                          ", which fault_auto does not hold");
+      }
+    }
+    out.push_back({"trigger-audit", wrong.empty(),
+                   wrong.empty()
+                       ? "every row's audit trail matches (" + std::to_string(rows) + " rows checked)"
+                       : list(wrong)});
+  }
+  {
+    std::vector<std::string> wrong;
+    for (const auto& s : snaps) {
+      std::map<std::int64_t, std::int64_t> seen;  // v -> key
+      for (const auto& [key, v] : s.seq_rows) {
+        if (auto [it, fresh] = seen.emplace(v, key); !fresh)
+          wrong.push_back("node " + std::to_string(s.node) + ": NEXTVAL value " + std::to_string(v) +
+                          " stored for keys " + std::to_string(it->second) + " and " + std::to_string(key));
+      }
+      const auto pos = s.fingerprint.facets.find("sequence `fault_seq`: next_not_cached_value");
+      const std::int64_t next =
+          pos == s.fingerprint.facets.end() ? -1 : value_as_int(Value(pos->second)).value_or(-1);
+      if (next < 0) {
+        wrong.push_back("node " + std::to_string(s.node) + ": the position of fault_seq was not read");
+      } else if (!seen.empty() && seen.rbegin()->first >= next) {
+        wrong.push_back("node " + std::to_string(s.node) + ": value " + std::to_string(seen.rbegin()->first) +
+                        " stored, but fault_seq's next value is " + std::to_string(next));
+      }
+    }
+    out.push_back({"sequence-values", wrong.empty(),
+                   wrong.empty() ? "NEXTVAL values distinct and below the sequence's position on every node"
+                                 : list(wrong)});
+  }
+  out.push_back(compare_databases(snaps));
+  return out;
+}
+
 }  // namespace
 
-NodeSnapshot read_snapshot(int id, const std::string& database, bool position_only) {
+NodeSnapshot read_snapshot(int id, const std::string& database, bool position_only, bool sql_workload) {
   NodeSnapshot snap;
   snap.node = id;
   StorageConfig sc;
@@ -118,7 +285,66 @@ NodeSnapshot read_snapshot(int id, const std::string& database, bool position_on
       snap.log[value_as_int(r.at(0)).value_or(-1)] = {value_as_int(r.at(1)).value_or(-1), as_text(r.at(2))};
     }
   }
+  if (!sql_workload) return snap;
+  if (auto rs = query("SELECT k, id, n FROM fault_auto")) {
+    for (const Row& r : rs->rows) {
+      snap.auto_rows[value_as_int(r.at(0)).value_or(-1)] = {value_as_int(r.at(1)).value_or(-1),
+                                                            value_as_int(r.at(2)).value_or(-1)};
+    }
+  }
+  if (auto rs = query("SELECT k, op, n FROM fault_audit ORDER BY k, n")) {
+    for (const Row& r : rs->rows) {
+      auto& a = snap.audit[value_as_int(r.at(0)).value_or(-1)];
+      const std::string op = as_text(r.at(1));
+      if (op == "insert")
+        ++a.inserts;
+      else if (op == "update")
+        a.updates.push_back(value_as_int(r.at(2)).value_or(-1));
+      else
+        ++a.others;
+    }
+  }
+  if (auto rs = query("SELECT k, v FROM fault_seqrows")) {
+    for (const Row& r : rs->rows)
+      snap.seq_rows[value_as_int(r.at(0)).value_or(-1)] = value_as_int(r.at(1)).value_or(-1);
+  }
+  if (auto rs = query("SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+                      "DATABASE() AND AUTO_INCREMENT IS NOT NULL AND TABLE_NAME NOT LIKE 'distdb\\_%'")) {
+    for (const Row& r : rs->rows) snap.auto_increment[as_text(r.at(0))] = as_text(r.at(1));
+  }
+  // The fingerprint, on a connection of its own (DbInspector's, database
+  // `mysql`, every query naming the database).
+  test::DbInspector inspector;
+  snap.fingerprint = inspector.fingerprint(static_cast<std::size_t>(id - 1), database);
+  if (!snap.fingerprint.ok() && snap.error.empty()) snap.error = "fingerprint: " + snap.fingerprint.error;
   return snap;
+}
+
+CheckResult compare_databases(const std::vector<NodeSnapshot>& snaps) {
+  // The counters join the fingerprints as facets of their own, so that one
+  // diff shows every difference the same way.
+  std::vector<test::DbFingerprint> prints;
+  std::vector<std::string> labels;
+  std::size_t facets = 0;
+  for (const auto& s : snaps) {
+    test::DbFingerprint p = s.fingerprint;
+    if (p.ok() && p.facets.empty()) p.error = "not taken";
+    for (const auto& [table, counter] : s.auto_increment) {
+      p.facets["table `" + table + "`: AUTO_INCREMENT counter (information_schema.TABLES)"] = counter;
+    }
+    facets = std::max(facets, p.facets.size());
+    prints.push_back(std::move(p));
+    labels.push_back("node " + std::to_string(s.node));
+  }
+  const std::string diff = test::fingerprint_diff(prints, labels);
+  if (snaps.empty()) return {"same-databases", false, "no database read"};
+  if (!diff.empty()) return {"same-databases", false, "the databases differ:\n" + diff};
+  std::string counters;
+  for (const auto& [table, counter] : snaps[0].auto_increment)
+    counters += (counters.empty() ? "" : ", ") + table + " " + counter;
+  return {"same-databases", true,
+          std::to_string(facets) + " facets identical on all " + std::to_string(snaps.size()) +
+              " nodes (AUTO_INCREMENT counters: " + (counters.empty() ? "none" : counters) + ")"};
 }
 
 bool wait_for_convergence(test::ClusterProcesses& cluster, const std::string& database,
@@ -359,6 +585,10 @@ std::vector<CheckResult> run_checks(const CheckInputs& in) {
                    wrong.empty() ? std::to_string(reads) + " reads during the run, all " +
                                        std::to_string(expected_total)
                                  : list(wrong)});
+  }
+
+  if (in.sql_workload) {
+    for (auto& c : sql_checks(ops, snaps)) out.push_back(std::move(c));
   }
 
   // --- replicas agree ---

@@ -19,6 +19,21 @@
 //                     identical entry (epoch and statements), and each
 //                     node's log is gap-free, epoch-monotonic and ends at
 //                     its applied position
+//   sql-acked-present every acknowledged auto_insert and seq_insert is on
+//                     every node (auto_insert: with the id its reply gave)
+//   sql-failed-absent no auto_insert or seq_insert reported as failed is on
+//                     any node, and every key on a node was attempted
+//   sql-updates-explained  each row's update count (n) is its acknowledged
+//                     updates plus some of the unknown ones
+//   trigger-audit     on every node, each fault_auto row has exactly one
+//                     'insert' audit row and one 'update' row per update
+//                     (n = 1..its n), and no audit row lacks its row
+//   sequence-values   on every node, no NEXTVAL value was stored twice, and
+//                     all are below the sequence's position
+//   same-databases    the nodes' databases have identical fingerprints
+//                     (db_fingerprint.hpp: every table's checksum and
+//                     definition, sequences' positions, triggers' and
+//                     routines' definitions) and AUTO_INCREMENT counters
 //   none-prepared     once converged, no server holds a prepared (XA)
 //                     transaction of distdb's, nor any transaction no
 //                     session owns: a leftover one holds its row locks for ever
@@ -38,6 +53,7 @@
 #include <vector>
 
 #include "cluster_fixture.hpp"
+#include "db_fingerprint.hpp"
 #include "history.hpp"
 #include "nemesis.hpp"
 
@@ -70,12 +86,39 @@ struct NodeSnapshot {
     bool operator==(const LogEntry&) const = default;
   };
   std::map<std::int64_t, LogEntry> log;  // seq -> entry
+
+  // The SQL-rich workload's tables (read with `sql_workload` only).
+  struct AutoRow {
+    std::int64_t id = 0;
+    std::int64_t n = 0;
+  };
+  std::map<std::int64_t, AutoRow> auto_rows;  // fault_auto: k -> (id, n)
+  struct Audit {
+    std::int64_t inserts = 0;
+    std::vector<std::int64_t> updates;  // the n of each 'update' row, sorted
+    std::int64_t others = 0;            // rows with any other op
+  };
+  std::map<std::int64_t, Audit> audit;            // fault_audit, by k
+  std::map<std::int64_t, std::int64_t> seq_rows;  // fault_seqrows: k -> v
+  // The whole database as the fingerprint helper sees it, and the
+  // AUTO_INCREMENT counter of every table that has one (information_schema
+  // .TABLES: SHOW CREATE TABLE's AUTO_INCREMENT=N is left out of the
+  // fingerprint, but a counter that differs makes the next automatic id differ).
+  test::DbFingerprint fingerprint;
+  std::map<std::string, std::string> auto_increment;  // table -> counter
 };
 
 // Reads node `id`'s database (MariaDB server id-1, database `database`);
 // with `position_only`, just its applied position and barrier rows (cheap
-// enough to poll).
-NodeSnapshot read_snapshot(int id, const std::string& database, bool position_only = false);
+// enough to poll); with `sql_workload`, also the SQL workload's tables and
+// the database's fingerprint.
+NodeSnapshot read_snapshot(int id, const std::string& database, bool position_only = false,
+                           bool sql_workload = false);
+
+// The same-databases check alone: the snapshots' fingerprints and
+// AUTO_INCREMENT counters compared, each difference in the detail (one
+// facet per line, every node's value). Also used by run_checks.
+CheckResult compare_databases(const std::vector<NodeSnapshot>& snapshots);
 
 struct Availability {
   double share = 1.0;  // windows with a successful write / windows with a majority up
@@ -101,6 +144,7 @@ struct CheckInputs {
   std::string convergence_detail;
   int accounts = 0;
   std::int64_t initial_balance = 0;
+  bool sql_workload = false;  // run the SQL workload's checks
 };
 
 std::vector<CheckResult> run_checks(const CheckInputs& in);

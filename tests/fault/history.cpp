@@ -10,6 +10,12 @@ const char* op_name(OpKind kind) {
       return "transfer";
     case OpKind::read_total:
       return "read-total";
+    case OpKind::auto_insert:
+      return "auto-insert";
+    case OpKind::seq_insert:
+      return "seq-insert";
+    case OpKind::audit_update:
+      return "audit-update";
   }
   return "?";
 }

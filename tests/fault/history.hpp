@@ -28,7 +28,11 @@ namespace distdb::fault {
 
 using Clock = std::chrono::steady_clock;
 
-enum class OpKind { append, transfer, read_total };
+// The SQL-rich workload (workload.hpp) adds auto_insert (an INSERT that
+// takes an AUTO_INCREMENT id, firing an audit trigger), seq_insert (a value
+// from NEXTVAL of a NOCACHE sequence) and audit_update (an UPDATE of an
+// auto_insert row, firing the other audit trigger).
+enum class OpKind { append, transfer, read_total, auto_insert, seq_insert, audit_update };
 enum class Outcome { ok, failed, unknown };
 
 const char* op_name(OpKind kind);
@@ -38,10 +42,11 @@ struct Operation {
   OpKind kind = OpKind::append;
   int worker = 0;
   int node = 0;          // the node the client sent it to
-  std::int64_t key = 0;  // append: the unique key inserted
+  std::int64_t key =
+      0;  // append, auto_insert, seq_insert: the unique key inserted; audit_update: the key updated
   int from = 0, to = 0;  // transfer: accounts
   std::int64_t amount = 0;
-  std::int64_t value = 0;       // read_total: the total read
+  std::int64_t value = 0;  // read_total: the total read; auto_insert: the id the reply reported (0: none)
   std::int64_t invoked_ms = 0;  // since the start of the workload
   std::int64_t completed_ms = 0;
   Outcome outcome = Outcome::unknown;

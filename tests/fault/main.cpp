@@ -2,10 +2,11 @@
 //
 //   distdb-fault [--mode short|long] [--seed N] [--duration SECONDS]
 //                [--min-availability FRACTION] [--keep-logs DIR]
+//                [--database NAME] [--sql-workload on|off]
 //
 // Starts three distdb-node processes on the three MariaDB test servers
 // (DISTDB_TEST_MARIADB, started by scripts/test.sh or by hand with
-// scripts/mariadb-sandbox.sh), runs the append and bank workloads through
+// scripts/mariadb-sandbox.sh), runs the append, bank and SQL workloads through
 // distdb::Client while the nemesis kills, pauses and partitions nodes and
 // kills their database servers on a seeded schedule, heals everything, waits
 // for convergence, checks the history against the final state of every
@@ -63,6 +64,7 @@ struct Options {
   std::optional<double> min_availability;
   std::string keep_logs;
   std::string database = "distdb_fault";
+  bool sql_workload = true;
 };
 
 [[noreturn]] void usage(const std::string& problem, int status = kExitSetup) {
@@ -71,6 +73,7 @@ struct Options {
                "%s"
                "usage: distdb-fault [--mode short|long] [--seed N] [--duration SECONDS]\n"
                "                    [--min-availability FRACTION] [--keep-logs DIR] [--database NAME]\n"
+               "                    [--sql-workload on|off]\n"
                "  short: 50 s of workload (CI); long: 600 s. Needs DISTDB_TEST_MARIADB (3 servers),\n"
                "  DISTDB_TEST_MARIADB_CTL and DISTDB_NODE_BIN; see docs/fault-testing.md.\n",
                head.c_str());
@@ -100,6 +103,10 @@ Options parse(int argc, char** argv) {
         o.keep_logs = value();
       } else if (arg == "--database") {
         o.database = value();
+      } else if (arg == "--sql-workload") {
+        const std::string v = value();
+        if (v != "on" && v != "off") usage("--sql-workload must be on or off");
+        o.sql_workload = v == "on";
       } else if (arg == "--help" || arg == "-h") {
         usage("", 0);
       } else {
@@ -204,6 +211,7 @@ bool run_setup(const test::ClusterProcesses& cluster, const std::vector<std::str
 std::string repro_command(const char* argv0, const Options& o, std::uint64_t seed) {
   std::string cmd = std::string(argv0) + " --mode " + o.mode + " --seed " + std::to_string(seed);
   if (o.duration_s) cmd += " --duration " + std::to_string(*o.duration_s);
+  if (!o.sql_workload) cmd += " --sql-workload off";
   return cmd;
 }
 
@@ -310,6 +318,7 @@ int main(int argc, char** argv) {
       WorkloadOptions wo;
       wo.ports = {cluster->port(1), cluster->port(2), cluster->port(3)};
       wo.seed = seed;
+      if (!options.sql_workload) wo.sql_workers = 0;
       std::string error;
       if (!run_setup(*cluster, workload_setup_statements(wo), error)) {
         throw std::runtime_error("creating the workload's tables failed: " + error);
@@ -334,7 +343,8 @@ int main(int argc, char** argv) {
       nemesis->check_for_crashes();
 
       std::vector<NodeSnapshot> snapshots;
-      for (int id = 1; id <= kNodes; ++id) snapshots.push_back(read_snapshot(id, options.database));
+      for (int id = 1; id <= kNodes; ++id)
+        snapshots.push_back(read_snapshot(id, options.database, false, options.sql_workload));
       const std::vector<Operation> ops = history->snapshot();
       CheckInputs in;
       in.ops = &ops;
@@ -347,6 +357,7 @@ int main(int argc, char** argv) {
       in.convergence_detail = convergence;
       in.accounts = wo.accounts;
       in.initial_balance = wo.initial_balance;
+      in.sql_workload = options.sql_workload;
       const std::vector<CheckResult> checks = run_checks(in);
       bool passed = true;
       for (const auto& c : checks) passed = passed && c.passed;

@@ -41,10 +41,12 @@ void print_report(std::ostream& out, const ReportInputs& in) {
   std::map<OpKind, std::map<Outcome, std::size_t>> counts;
   for (const auto& op : ops) ++counts[op.kind][op.outcome];
   out << "operations (" << ops.size() << "):\n";
-  for (const auto kind : {OpKind::append, OpKind::transfer, OpKind::read_total}) {
+  for (const auto kind : {OpKind::append, OpKind::transfer, OpKind::read_total, OpKind::auto_insert,
+                          OpKind::seq_insert, OpKind::audit_update}) {
+    if (kind >= OpKind::auto_insert && !counts.count(kind)) continue;  // the SQL workload was off
     auto& c = counts[kind];
     char buf[160];
-    std::snprintf(buf, sizeof buf, "  %-11s ok %6zu   failed %5zu   unknown %5zu\n", op_name(kind),
+    std::snprintf(buf, sizeof buf, "  %-12s ok %6zu   failed %5zu   unknown %5zu\n", op_name(kind),
                   c[Outcome::ok], c[Outcome::failed], c[Outcome::unknown]);
     out << buf;
   }

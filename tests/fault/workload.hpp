@@ -25,6 +25,24 @@
 //   reads are local, but each node's committed state must still be a
 //   consistent set of whole transfers.
 //
+// - sql (on by default; --sql-workload off leaves it out): what makes a
+//   statement mean more than its text, each of which a member could
+//   evaluate differently. Setup creates, through the cluster, fault_auto
+//   (an AUTO_INCREMENT primary key, columns with constant DEFAULTs),
+//   fault_audit (its own AUTO_INCREMENT key) filled by two triggers with
+//   BEGIN ... END bodies (AFTER INSERT and AFTER UPDATE on fault_auto), a
+//   NOCACHE sequence fault_seq and fault_seqrows. Each operation is one of
+//     auto_insert   INSERT INTO fault_auto (k, w) VALUES (<unique>, <worker>)
+//                   -- the id is the server's, n and note their defaults;
+//     seq_insert    INSERT INTO fault_seqrows (k, v, w)
+//                   VALUES (<unique>, NEXTVAL(fault_seq), <worker>);
+//     audit_update  UPDATE fault_auto SET n = n + 1, note = 'updated'
+//                   WHERE k = <a key this worker inserted>.
+//   Unique keys make each write checkable as the appends are; the
+//   checker also compares the databases as a whole (table checksums,
+//   sequence position, trigger definitions, AUTO_INCREMENT counters) and
+//   checks that the audit rows match what the triggers were asked to do.
+//
 // Clients connect to a random node's real port for every operation (one
 // cached connection per node per thread), so writes arrive at the
 // coordinator and at followers (which forward them), on both sides of
@@ -37,6 +55,7 @@
 #include <vector>
 
 #include "history.hpp"
+#include "rng.hpp"
 
 namespace distdb::fault {
 
@@ -45,6 +64,7 @@ struct WorkloadOptions {
   int append_workers = 3;
   int bank_workers = 2;
   int bank_readers = 1;
+  int sql_workers = 2;  // 0: no SQL-rich workload (nor its tables)
   int accounts = 8;
   std::int64_t initial_balance = 1000;
   int connect_timeout_ms = 1000;
@@ -69,6 +89,10 @@ class Workload {
 
  private:
   void run_worker(int worker, OpKind kind);
+  // The SQL statement for `op` (whose kind, worker and node are set); may
+  // choose the kind (sql workers) and fill in the key. `inserted` holds the
+  // keys this worker's auto_inserts were acknowledged for.
+  std::string make_statement(Operation& op, sim::Rng& rng, const std::vector<std::int64_t>& inserted);
 
   WorkloadOptions options_;
   History& history_;
