@@ -53,7 +53,7 @@ bool same(const Entry& a, const Entry& b) {
 }
 bool same(const Heartbeat& a, const Heartbeat& b) {
   return a.epoch == b.epoch && a.coordinator == b.coordinator && a.is_coordinator == b.is_coordinator &&
-         same(a.applied, b.applied) && same(a.view, b.view);
+         same(a.applied, b.applied) && same(a.view, b.view) && a.eligible == b.eligible;
 }
 bool same(const VoteRequest& a, const VoteRequest& b) {
   return a.epoch == b.epoch;
@@ -138,6 +138,7 @@ StatementOutcome sample_outcome() {
 std::vector<Message> full_messages() {
   std::vector<Message> out;
   out.push_back(Heartbeat{kMax64, kMaxNode, true, {kMax64, kMax64}, {1, 2, kMaxNode}});
+  out.push_back(Heartbeat{3, 0, false, {2, 1}, {}, false});  // waits for a full copy
   out.push_back(VoteRequest{kMax64});
   out.push_back(VoteReply{kMax64, true, {3, kMax64}, kMax64 - 1});
   out.push_back(Prepare{kMax64, {41, 2}, sample_entry(42)});
@@ -265,7 +266,7 @@ TEST_CASE("peer codec: the frame's shape") {
   const Envelope e{3, 4, Heartbeat{7, 3, true, {42, 7}, {3, 4, 5}}};
   CHECK(encode_peer(e) ==
         R"({"type":"PEER","from":3,"to":4,"msg":"Heartbeat","epoch":7,"coordinator":3,"is_coordinator":true,)"
-        R"("applied":{"seq":42,"origin":7},"view":[3,4,5]})");
+        R"("applied":{"seq":42,"origin":7},"view":[3,4,5],"eligible":true})");
   CHECK(std::string(peer_message_name(Message{CatchUpReply{}})) == "CatchUpReply");
 }
 
@@ -362,7 +363,7 @@ TEST_CASE("peer codec: every field is required, and the error names it") {
       // The few optional fields (absent: 0 or empty) decode without them.
       const bool base64_inside = contains(paths[k], ".base64");
       if (!base64_inside && (contains(paths[k], "expect_insert_id") || contains(paths[k], "expect_digest") ||
-                             contains(paths[k], ".digest") || paths[k] == "digest")) {
+                             contains(paths[k], ".digest") || paths[k] == "digest" || paths[k] == "eligible")) {
         auto optional = decode_peer(serialize(copy));
         CHECK_MESSAGE(optional.ok(), (optional.ok() ? "" : optional.error().message));
         continue;

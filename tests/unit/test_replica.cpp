@@ -180,6 +180,31 @@ TEST_CASE("a member whose outcomes differ from the coordinator's leaves the view
   CHECK(h.tasks[2]["InstallSnapshot"] == 0);
 }
 
+TEST_CASE("a coordinator outvoted on outcomes steps down, gets a full copy, and only then leads again") {
+  Harness h(3);
+  h.run(40);
+  REQUIRE(h.r(3).role() == Role::coordinator);
+  h.digest_of[3] = "other data";  // the coordinator's own data differs from the two others'
+  h.r(3).propose(7, "/* checksum */");
+  h.run(2);
+  // Members 1 and 2 agree with each other: node 3 steps down, and is not
+  // elected while it waits for its copy; node 2 takes over.
+  CHECK(h.r(3).role() != Role::coordinator);
+  h.digest_of.erase(3);
+  h.run(80);
+  CHECK(h.tasks[3]["InstallSnapshot"] >= 1);
+  CHECK(h.tasks[2]["ReadSnapshot"] >= 1);
+  // Once repaired it is the highest eligible member again and takes over.
+  h.run(200);
+  CHECK(h.r(3).role() == Role::coordinator);
+  h.r(3).propose(8, "INSERT 2");
+  h.run(10);
+  bool committed = false;
+  for (const auto& r : h.results) committed = committed || (r.tag == 8 && r.kind == WriteResult::committed);
+  CHECK(committed);
+  for (NodeId id : {1u, 2u}) CHECK(h.r(id).applied() == h.r(3).applied());
+}
+
 TEST_CASE("a write sent to a follower is forwarded to the coordinator") {
   Harness h(3);
   h.run(40);

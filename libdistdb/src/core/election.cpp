@@ -24,6 +24,7 @@ void Coordinator::send_heartbeats() {
   hb.coordinator = coordinator_;
   hb.is_coordinator = role_ == Role::coordinator;
   hb.applied = applied_;
+  hb.eligible = !needs_snapshot_;
   if (hb.is_coordinator) hb.view.assign(view_.begin(), view_.end());
   broadcast(hb);
 }
@@ -73,7 +74,9 @@ void Coordinator::maybe_start_election() {
   if (role_ == Role::coordinator || now_ < election_not_before_) return;
   const std::vector<NodeId> alive = alive_members();
   if (alive.size() < majority()) return;
-  if (alive.back() != config_.id) return;  // a higher member is up: it is the one to run
+  // A member whose data diverged waits for its full copy first.
+  const std::vector<NodeId> eligible = eligible_members();
+  if (eligible.empty() || eligible.back() != config_.id) return;  // a higher member is up: it is the one to run
   const bool coordinator_alive =
       coordinator_ != 0 && now_ - last_coordinator_contact_ <= static_cast<std::uint64_t>(config_.heartbeat_timeout_ticks);
   if (coordinator_alive) {
@@ -130,8 +133,9 @@ void Coordinator::on_vote_request(NodeId from, const VoteRequest& m) {
     send(from, refusal);
     return;
   }
-  // Highest id wins: refuse a candidate when a higher member is up.
-  const std::vector<NodeId> alive = alive_members();
+  // Highest id wins: refuse a candidate when a higher member is up (one
+  // that waits for a full copy does not count).
+  const std::vector<NodeId> alive = eligible_members();
   if (!alive.empty() && alive.back() > from) {
     send(from, refusal);
     return;
@@ -194,7 +198,8 @@ void Coordinator::become_coordinator() {
   view_.clear();
   view_.insert(config_.id);
   for (const auto& [voter, vote] : votes_) {
-    if (vote.applied == best) view_.insert(voter);
+    // Not one that waits for a full copy: it would refuse our rounds.
+    if (vote.applied == best && ineligible_.count(voter) == 0) view_.insert(voter);
   }
   recovery_target_ = best;
   recovery_source_ = best_holder;
@@ -233,6 +238,11 @@ void Coordinator::step_down(NodeId new_coordinator, const char* reason) {
 
 void Coordinator::on_heartbeat(NodeId from, const Heartbeat& m) {
   reported_applied_[from] = m.applied;
+  if (m.eligible) {
+    ineligible_.erase(from);
+  } else {
+    ineligible_.insert(from);
+  }
   highest_seen_epoch_ = std::max(highest_seen_epoch_, m.epoch);
   if (m.epoch > promised_ && m.is_coordinator) {
     // The coordinator of a newer epoch (it had a majority): follow it.

@@ -51,6 +51,12 @@ void TwoPhaseCommit::on_prepare(NodeId from, const Prepare& m) {
     if (role_ != Role::follower) step_down(from, "a coordinator of a newer epoch took over");
   }
   if (!accept_from_coordinator(from, m)) return;
+  if (needs_snapshot_) {
+    // Our data diverged: nothing we prepare can be trusted to match. Out of
+    // the view, we catch up with the full copy we wait for.
+    send(from, refuse(m.epoch, m.entry.id, "diverged: waits for a full copy of the data"));
+    return;
+  }
   if (applied_.seq >= m.entry.id.seq) {
     // Already past this position: a duplicate, or a conflicting log here.
     if (!(applied_ == m.entry.id)) send(from, refuse(m.epoch, m.entry.id, "conflict: a different entry is applied here"));

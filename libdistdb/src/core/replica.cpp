@@ -157,6 +157,15 @@ std::vector<NodeId> ReplicaCore::alive_members() const {
   return alive;
 }
 
+std::vector<NodeId> ReplicaCore::eligible_members() const {
+  std::vector<NodeId> out;
+  for (NodeId m : alive_members()) {
+    const bool waits_for_copy = m == config_.id ? needs_snapshot_ : ineligible_.count(m) > 0;
+    if (!waits_for_copy) out.push_back(m);
+  }
+  return out;
+}
+
 std::uint64_t ReplicaCore::next_random() {
   // splitmix64: small, and deterministic for a given seed.
   std::uint64_t z = (rng_ += 0x9E3779B97F4A7C15ull);

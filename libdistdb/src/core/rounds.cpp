@@ -105,7 +105,32 @@ void TwoPhaseCommit::on_prepare_reply(NodeId from, const PrepareReply& m) {
   if (role_ != Role::coordinator || !round_ || round_->decided) return;
   if (m.epoch != promised_ || !(m.entry == round_->entry.id) || round_->members.count(from) == 0) return;
   round_->votes[from] = m;
+  round_->all_votes[from] = m;
   check_round();
+}
+
+namespace {
+
+bool same_outcomes(const PrepareReply& a, const PrepareReply& b) {
+  if (!a.yes || !b.yes || a.outcomes.size() != b.outcomes.size()) return false;
+  for (std::size_t i = 0; i < a.outcomes.size(); ++i) {
+    if (!a.outcomes[i].same_effect(b.outcomes[i])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool TwoPhaseCommit::outvoted(const Round& r, const PrepareReply& self) const {
+  for (const auto& [voter, vote] : r.all_votes) {
+    if (voter == config_.id || same_outcomes(vote, self)) continue;
+    std::size_t agreeing = 0;
+    for (const auto& [other, other_vote] : r.all_votes) {
+      if (other != config_.id && same_outcomes(other_vote, vote)) ++agreeing;
+    }
+    if (agreeing >= majority()) return true;
+  }
+  return false;
 }
 
 void TwoPhaseCommit::check_round() {
@@ -116,6 +141,16 @@ void TwoPhaseCommit::check_round() {
     if (self != r.votes.end() && !self->second.yes) {
       // Our own storage refused: we cannot order writes.
       step_down(0, "its own storage refused the entry");
+      return;
+    }
+    // Our own outcomes against a majority that agrees on others: our data
+    // is the one that differs (e.g. an auto-increment counter moved by an
+    // entry we prepared alone, then rolled back). Ordering writes from it
+    // would push every other member out; instead step down, wait for a
+    // full copy, and stay out of elections until it is installed.
+    if (self != r.votes.end() && outvoted(r, self->second)) {
+      needs_snapshot_ = true;
+      step_down(0, "its outcomes differ from those of a majority: its data diverged, and it takes a full copy");
       return;
     }
     // Members that voted no, or whose outcomes differ from ours, leave the view.

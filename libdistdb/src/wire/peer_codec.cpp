@@ -177,6 +177,7 @@ void put_fields(JsonWriter& w, const core::Heartbeat& m) {
   w.StartArray();
   for (const NodeId id : m.view) w.Uint(id);
   w.EndArray();
+  put_bool(w, "eligible", m.eligible);
 }
 
 void put_fields(JsonWriter& w, const core::VoteRequest& m) {
@@ -469,7 +470,10 @@ Status read_fields(const Reader& r, const JsonValue& root, core::Heartbeat& m) {
     }
     m.view.push_back(static_cast<NodeId>(id));
   }
-  return {};
+  // Optional: absent, the sender may be elected (as every sender before
+  // the field existed).
+  if (!root.HasMember("eligible")) return {};
+  return r.boolean(root, "", "eligible", m.eligible);
 }
 
 Status read_fields(const Reader& r, const JsonValue& root, core::VoteRequest& m) {

@@ -9,14 +9,14 @@
 //    "is_coordinator":true,"applied":{"seq":42,"origin":7},"view":[1,2,3]}
 //
 //   msg               fields
-//   Heartbeat         epoch, coordinator, is_coordinator, applied, view
+//   Heartbeat         epoch, coordinator, is_coordinator, applied, view, eligible
 //   VoteRequest       epoch
 //   VoteReply         epoch, granted, applied, promised
 //   Prepare           epoch, previous, entry (an Entry)
 //   PrepareReply      epoch, entry (an EntryId), yes, reason, outcomes
 //   Decide            epoch, entry (an EntryId)
 //   DecideReply       epoch, entry (an EntryId), ok
-//   CatchUpRequest    epoch, applied, join
+//   CatchUpRequest    epoch, applied, join, snapshot
 //   CatchUpReply      epoch, entries, conflict, snapshot, snapshot_applied,
 //                     snapshot_data, joined, last
 //   ForwardedWrite    epoch, tag, sql

@@ -20,6 +20,9 @@ struct Heartbeat {
   bool is_coordinator = false;
   EntryId applied;            // the sender's last committed entry
   std::vector<NodeId> view;   // when is_coordinator: the members of its view
+  // False while the sender waits for a full copy of the data (it diverged):
+  // the others then elect among themselves, whatever its id.
+  bool eligible = true;
 };
 
 // A candidate asks for `epoch`.

@@ -160,6 +160,10 @@ class DISTDB_API ReplicaCore {
   std::size_t majority() const { return config_.members.size() / 2 + 1; }
   bool is_alive(NodeId id) const;
   std::vector<NodeId> alive_members() const;
+  // The alive members that may become coordinator: not one that waits for
+  // a full copy of the data (its own, or as its heartbeats say), since its
+  // data is not the cluster's. The highest of these is the one to run.
+  std::vector<NodeId> eligible_members() const;
   std::uint64_t next_random();
   bool in_view_now() const;
   bool can_commit_now() const;
@@ -194,6 +198,7 @@ class DISTDB_API ReplicaCore {
   NodeId coordinator_ = 0;
   std::map<NodeId, std::uint64_t> last_heard_;   // tick of the last message from each member
   std::map<NodeId, EntryId> reported_applied_;
+  std::set<NodeId> ineligible_;                  // members whose last heartbeat said they wait for a full copy
   std::set<NodeId> announced_view_;              // the view as the coordinator last announced it
   bool joined_ = false;                          // joined (or took part in a round) since we started
   std::uint64_t last_coordinator_contact_ = 0;
@@ -218,6 +223,7 @@ class DISTDB_API ReplicaCore {
     std::vector<Pending> writes;
     std::set<NodeId> members;            // the view when it started
     std::map<NodeId, PrepareReply> votes;
+    std::map<NodeId, PrepareReply> all_votes;  // every vote received, kept when its member leaves the round
     std::vector<StatementOutcome> reference;  // the coordinator's own outcomes
     bool decided = false;
     std::set<NodeId> committed;          // members that reported the commit durable

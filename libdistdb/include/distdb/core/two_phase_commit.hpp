@@ -21,6 +21,9 @@ class DISTDB_API TwoPhaseCommit : public virtual ReplicaCore {
   void on_prepare_reply(NodeId from, const PrepareReply& m);
   void on_decide_reply(NodeId from, const DecideReply& m);
   void check_round() override;
+  // Whether a majority of the other voters agree on outcomes other than
+  // ours (`self`): then our data is the one that differs.
+  bool outvoted(const Round& r, const PrepareReply& self) const;
   void round_timeout();
   void fail_pending(WriteResult::Kind kind, const std::string& why) override;
   void finish_write(const Pending& p, WriteResult::Kind kind, const StatementOutcome& outcome,
