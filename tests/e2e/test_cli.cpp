@@ -22,6 +22,7 @@
 #include <optional>
 #include <regex>
 #include <stdexcept>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -519,6 +520,28 @@ TEST_SUITE("cli") {
     CHECK(r.err.empty());
   }
 
+  TEST_CASE(":check prints the members' checksum, then the members") {
+    NodeProcess node;
+    REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
+    REQUIRE(wait_for_coordinator(node.port()));
+    const CliRun r = run_cli({"-P", port_arg(node.port()), "-e", "CREATE TABLE t (a INT);\n:check\n:timer off\n"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.err.empty());
+    // The checksum: one row of 32 hex digits.
+    const auto at = r.out.find("| checksum");
+    REQUIRE_MESSAGE(at != std::string::npos, r.out);
+    bool hex_row = false;
+    std::istringstream lines(r.out.substr(at));
+    for (std::string line; std::getline(lines, line);) {
+      if (line.size() == 36 && line.front() == '|' &&
+          line.find_first_not_of("0123456789abcdef", 2) == 34) {
+        hex_row = true;
+      }
+    }
+    CHECK_MESSAGE(hex_row, r.out);
+    CHECK(r.out.find("| coordinator |") != std::string::npos);  // then :status
+  }
+
   TEST_CASE(":timer off hides the timings, :timer on shows them again; bad arguments get the usage") {
     NodeProcess node;
     REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
@@ -542,7 +565,8 @@ TEST_SUITE("cli") {
     REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
     const CliRun r = run_cli({"-P", port_arg(node.port()), "--force"}, ":help\n:bogus\n");
     CHECK(r.exit_code == 1);
-    for (const char* command : {":node [HOST PORT]", ":info", ":status", ":leader", ":timer on|off", ":help", ":exit"}) {
+    for (const char* command :
+         {":node [HOST PORT]", ":info", ":status", ":leader", ":check", ":timer on|off", ":help", ":exit"}) {
       CHECK_MESSAGE(r.out.find(std::string("\n  ") + command) != std::string::npos, command);
     }
     CHECK(r.err == "unknown command ':bogus'; type :help for the list of commands (SQL never starts with ':')\n");

@@ -26,7 +26,7 @@ constexpr std::array kMessages{
   Entry{Msg::no_password, N_("no password for user '{0}': set DISTDB_PASSWORD, or run on a terminal to be asked for it")},
 
   Entry{Msg::banner_title, N_("distdb-cli {0}. SQL statements end with ';' and may span lines.")},
-  Entry{Msg::banner_hint, N_("Commands: :node [HOST PORT], :info, :status, :leader, :timer on|off, :help, :exit (or Ctrl-D).")},
+  Entry{Msg::banner_hint, N_("Commands: :node [HOST PORT], :info, :status, :leader, :check, :timer on|off, :help, :exit (or Ctrl-D).")},
   Entry{Msg::help_text,
         N_("Commands (a line starting with ':'):\n"
         "  :node [HOST PORT]  connect to another node (asks for it without arguments)\n"
@@ -34,6 +34,8 @@ constexpr std::array kMessages{
         "  :status            every member: id, address, role, alive, in view, applied\n"
         "                     sequence number and lag behind the coordinator; the epoch\n"
         "  :leader            the coordinator's id and address\n"
+        "  :check             every member compares a checksum of its data; one that\n"
+        "                     differs takes a full copy (then :status shows it)\n"
         "  :timer on|off      show or hide the time statements take (on by default)\n"
         "  :help              this list\n"
         "  :exit, :quit       leave (also exit, quit, \\q and Ctrl-D)\n"

@@ -262,4 +262,13 @@ Result<Reply> Session::status() {
   return reply;
 }
 
+Result<Reply> Session::check() {
+  auto client = open(node_);
+  if (!client) return client.error();
+  auto reply = (*client)->check();
+  node_.last_used = Clock::now();
+  if (!reply) return Error(reply.error().kind, describe_transport_error(reply.error(), address()));
+  return reply;
+}
+
 }  // namespace distdb::cli

@@ -76,6 +76,8 @@ class Session {
 
   // The node's STATUS reply (members, roles), or a readable error.
   Result<Reply> status();
+  // A CHECK request (every member's checksum at one log position) on the current node.
+  Result<Reply> check();
 
   // Members learned from the last STATUS answer (empty before one).
   const std::vector<PeerConfig>& members() const { return members_; }

@@ -330,6 +330,7 @@ Shell::Flow Shell::run_command(std::string_view line) {
   if (name == ":info") return command_info();
   if (name == ":status") return command_status();
   if (name == ":leader") return command_leader();
+  if (name == ":check") return command_check();
   if (name == ":timer") return command_timer(args);
   if (name == ":node") return command_node(args);
   out_.flush();
@@ -403,6 +404,25 @@ Shell::Flow Shell::command_leader() {
   if (options_.interactive) out_ << '\n';
   out_.flush();
   return Flow::go_on;
+}
+
+// The checksum round's answer as any reply is printed (its one row is the
+// checksum), then the members, which show whoever left the view.
+Shell::Flow Shell::command_check() {
+  auto reply = [&] {
+    const Running running;
+    return session_.check();
+  }();
+  Outcome outcome;
+  if (reply) {
+    outcome.reply = std::move(*reply);
+  } else {
+    outcome.failure = reply.error();
+  }
+  ReplyPrinter(out_, err_, printer_.options()).print(outcome);
+  const bool ok = outcome.reply && outcome.reply->status == ReplyStatus::ok;
+  if (!ok) return after_failure(outcome.connection_failed());
+  return command_status();
 }
 
 Shell::Flow Shell::command_timer(const std::vector<std::string>& args) {

@@ -61,6 +61,7 @@ class Shell {
   Flow command_info();
   Flow command_status();
   Flow command_leader();
+  Flow command_check();
   Flow command_timer(const std::vector<std::string>& args);
   // The node's STATUS answer; nullopt after printing why there is none.
   std::optional<Reply> fetch_status();
