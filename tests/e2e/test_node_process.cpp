@@ -218,6 +218,47 @@ TEST_CASE("distdb::Client: queries, pipelining, status, typed values") {
   CHECK(status->result.rows.size() == 1);
 }
 
+TEST_CASE("CHECK: a checksum, shared by requests that come close together; the reserved text is refused") {
+  NodeProcess node("", 1, NodeAuth::users);
+  REQUIRE_MESSAGE(node.wait_ready(), node.process().output());
+  auto client = Client::connect("127.0.0.1", static_cast<std::uint16_t>(node.port()), test_client_options());
+  REQUIRE(client.ok());
+  REQUIRE(client->query("CREATE TABLE c (a INTEGER PRIMARY KEY, b TEXT)")->status == ReplyStatus::ok);
+  REQUIRE(client->query("INSERT INTO c VALUES (1, 'x')")->status == ReplyStatus::ok);
+  auto first = client->check();
+  REQUIRE(first.ok());
+  REQUIRE(first->status == ReplyStatus::ok);
+  const std::string digest = std::get<std::string>(first->result.rows.at(0).at(0));
+  CHECK(digest.size() == 32);
+  // Ten clients at once: they share rounds rather than queue ten.
+  std::vector<Client> others;
+  for (int i = 0; i < 10; ++i) {
+    auto c = Client::connect("127.0.0.1", static_cast<std::uint16_t>(node.port()), test_client_options());
+    REQUIRE(c.ok());
+    others.push_back(std::move(*c));
+  }
+  for (auto& c : others) REQUIRE(c.send_check().ok());
+  for (auto& c : others) {
+    auto r = c.receive();
+    REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
+    CHECK(r->status == ReplyStatus::ok);
+    CHECK(std::get<std::string>(r->result.rows.at(0).at(0)) == digest);
+  }
+  auto rounds = client->query("SELECT COUNT(*) FROM distdb_log WHERE statements LIKE '%distdb_checksum%'");
+  REQUIRE(rounds.ok());
+  CHECK(std::get<std::int64_t>(rounds->result.rows.at(0).at(0)) < 11);
+  // The data changed: a new checksum.
+  REQUIRE(client->query("UPDATE c SET b = 'y'")->status == ReplyStatus::ok);
+  auto changed = client->check();
+  REQUIRE(changed.ok());
+  CHECK(std::get<std::string>(changed->result.rows.at(0).at(0)) != digest);
+  // Only distdb writes the checksum statement.
+  auto forged = client->query("/* distdb_checksum */");
+  REQUIRE(forged.ok());
+  CHECK(forged->status == ReplyStatus::error);
+  CHECK(forged->message.find("reserved") != std::string::npos);
+}
+
 TEST_CASE("startup lines, and a clean stop on SIGTERM and SIGINT") {
   for (int sig : {SIGTERM, SIGINT}) {
     NodeProcess node;

@@ -139,6 +139,8 @@ class DISTDB_API Client {
   // Pipelining: send() queues a request and returns its id; receive()
   // returns the next reply, in request order.
   Result<std::uint64_t> send(std::string_view sql, bool redirect = false);
+  // A CHECK request (see check()), pipelined like send().
+  Result<std::uint64_t> send_check();
   Result<Reply> receive();
 
   // The node this client is (or will next be) connected to.

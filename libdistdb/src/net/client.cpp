@@ -907,6 +907,13 @@ Result<Reply> Client::status() {
   return receive();
 }
 
+Result<std::uint64_t> Client::send_check() {
+  wire::Request request;
+  request.id = impl_->next_id++;
+  request.body = wire::ChecksumRequest{};
+  return impl_->send(request);
+}
+
 Result<Reply> Client::check() {
   if (impl_->cluster) return impl_->cluster_request(wire::ChecksumRequest{});
   wire::Request request;

@@ -599,13 +599,41 @@ struct Node::Impl final : TransportHandler {
   // A CHECK request: a checksum entry, replicated like a write (a member
   // that is not the coordinator forwards it); its reply is the
   // coordinator's checksum (node/checksum.hpp).
+  //
+  // A checksum reads the whole database on every member, inside the write
+  // path, so requests that arrive while one is running share its answer
+  // rather than queue rounds of their own. (One after another, each costs a
+  // round, as a write that touches every row would.)
+  struct ChecksumWaiter {
+    ConnectionId conn;
+    std::optional<std::uint64_t> id;
+  };
+  std::mutex checksum_mutex;
+  std::optional<core::ClientTag> checksum_tag;   // guarded by checksum_mutex: the one running
+  std::vector<ChecksumWaiter> checksum_waiters;  // guarded by checksum_mutex
+
+  // Called from pump(), with the session's mutex held.
   void start_checksum(ConnectionId conn, std::optional<std::uint64_t> id) {
-    const core::ClientTag tag = next_tag++;
+    core::ClientTag tag = 0;
     {
-      std::lock_guard lock(writes_mutex);
-      waiting_writes[tag] = WaitingWrite{conn, id, nullptr};
+      std::lock_guard lock(checksum_mutex);
+      checksum_waiters.push_back({conn, id});
+      if (checksum_tag) return;
+      tag = next_tag++;
+      checksum_tag = tag;
     }
     replication->propose(tag, std::string(kChecksumStatement));
+  }
+
+  // The answer to the running checksum (any thread; no lock of ours held).
+  void finish_checksum(const core::WriteResult& result) {
+    std::vector<ChecksumWaiter> waiters;
+    {
+      std::lock_guard lock(checksum_mutex);
+      waiters.swap(checksum_waiters);
+      checksum_tag.reset();
+    }
+    for (const auto& w : waiters) finish_query(w.conn, wire::encode_reply(write_reply(w.id, result)));
   }
 
   // Answers the request of `conn` that pump() just started, without running
@@ -663,6 +691,14 @@ struct Node::Impl final : TransportHandler {
   // The replication core answered a write (network, executor or ticker
   // thread; never with a lock of ours held).
   void on_write_result(core::WriteResult result) {
+    {
+      std::unique_lock lock(checksum_mutex);
+      if (checksum_tag && *checksum_tag == result.tag) {
+        lock.unlock();
+        finish_checksum(result);
+        return;
+      }
+    }
     WaitingWrite waiting;
     {
       std::lock_guard lock(writes_mutex);
