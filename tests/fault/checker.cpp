@@ -1,6 +1,7 @@
 #include "checker.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <regex>
 #include <sstream>
 
@@ -351,31 +352,35 @@ bool wait_for_convergence(test::ClusterProcesses& cluster, const std::string& da
                           std::chrono::milliseconds timeout, std::string& detail) {
   const auto deadline = Clock::now() + timeout;
   auto left = [&] { return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()); };
-  // 1. A write succeeds again. connect_cluster retries refusals and
-  // no_quorum for us; an unknown outcome is retried with a new row, since
-  // only an acknowledged barrier proves the cluster is back.
   std::vector<std::pair<std::string, std::uint16_t>> seeds;
   for (int id = 1; id <= cluster.size(); ++id)
     seeds.emplace_back("127.0.0.1", static_cast<std::uint16_t>(cluster.port(id)));
-  bool written = false;
   std::string last;
-  for (int attempt = 1; !written && left().count() > 0; ++attempt) {
-    ClientOptions o = test::ClusterProcesses::client_options();
-    o.connect_timeout_ms = 1000;
-    o.request_timeout_ms = 5000;
-    o.retry_for_ms = static_cast<int>(std::max<std::int64_t>(left().count(), 100));
-    auto client = Client::connect_cluster(seeds, o);
-    if (!client) {
-      last = client.error().message;
-      continue;
-    }
-    auto r = client->query("INSERT INTO fault_barrier (id) VALUES (" + std::to_string(attempt) + ")");
-    if (r && r->status == ReplyStatus::ok)
-      written = true;
-    else
+  // Sends `request` (attempt number) through a cluster client until one is
+  // answered OK or the deadline passes. connect_cluster retries refusals
+  // and no_quorum for us.
+  auto until_ok = [&](const std::function<Result<Reply>(Client&, int)>& request) {
+    for (int attempt = 1; left().count() > 0; ++attempt) {
+      ClientOptions o = test::ClusterProcesses::client_options();
+      o.connect_timeout_ms = 1000;
+      o.request_timeout_ms = 5000;
+      o.retry_for_ms = static_cast<int>(std::max<std::int64_t>(left().count(), 100));
+      auto client = Client::connect_cluster(seeds, o);
+      if (!client) {
+        last = client.error().message;
+        continue;
+      }
+      auto r = request(*client, attempt);
+      if (r && r->status == ReplyStatus::ok) return true;
       last = r ? r->message : r.error().message;
-  }
-  if (!written) {
+    }
+    return false;
+  };
+  // 1. A write succeeds again; an unknown outcome is retried with a new
+  // row, since only an acknowledged barrier proves the cluster is back.
+  if (!until_ok([](Client& c, int attempt) {
+        return c.query("INSERT INTO fault_barrier (id) VALUES (" + std::to_string(attempt) + ")");
+      })) {
     detail = "no write succeeded within " + std::to_string(timeout.count() / 1000) +
              " s after the heal (last: " + last + "); " + cluster_status(cluster);
     return false;
@@ -385,25 +390,7 @@ bool wait_for_convergence(test::ClusterProcesses& cluster, const std::string& da
   // sequence moved by an entry it prepared and then rolled back) takes a
   // full copy. This is distdb repairing itself, which the run relies on;
   // the comparison below stays the checker's own.
-  bool checked = false;
-  for (int attempt = 1; !checked && left().count() > 0; ++attempt) {
-    ClientOptions o = test::ClusterProcesses::client_options();
-    o.connect_timeout_ms = 1000;
-    o.request_timeout_ms = 5000;
-    o.retry_for_ms = static_cast<int>(std::max<std::int64_t>(left().count(), 100));
-    auto client = Client::connect_cluster(seeds, o);
-    if (!client) {
-      last = client.error().message;
-      continue;
-    }
-    auto r = client->check();
-    if (r && r->status == ReplyStatus::ok) {
-      checked = true;
-    } else {
-      last = r ? r->message : r.error().message;
-    }
-  }
-  if (!checked) {
+  if (!until_ok([](Client& c, int) { return c.check(); })) {
     detail = "no checksum round succeeded within " + std::to_string(timeout.count() / 1000) +
              " s after the heal (last: " + last + "); " + cluster_status(cluster);
     return false;
