@@ -429,7 +429,7 @@ std::vector<Case> executable_comments() {
 }
 
 std::vector<Case> reads_with_side_effects() {
-  const std::vector<std::string> seq = {"CREATE SEQUENCE s", "CREATE TABLE t2 (a BIGINT)",
+  const std::vector<std::string> seq = {"CREATE SEQUENCE s NOCACHE", "CREATE TABLE t2 (a BIGINT)",
                                         "CREATE FUNCTION f() RETURNS BIGINT RETURN NEXTVAL(s)"};
   const std::vector<std::string> probe = {"INSERT INTO t2 VALUES (NEXTVAL(s))"};
   std::vector<Case> cases;
@@ -592,7 +592,7 @@ std::vector<Case> session_state() {
   add("procedure setting auto_increment_increment, then inserts", ai,
       {"CREATE PROCEDURE ps() SET SESSION auto_increment_increment = 7", "CALL ps()",
        "INSERT INTO ai (a) VALUES (1)", "INSERT INTO ai (a) VALUES (2)"});
-  const std::vector<std::string> s = {"CREATE SEQUENCE s", "CREATE TABLE t2 (a BIGINT)"};
+  const std::vector<std::string> s = {"CREATE SEQUENCE s NOCACHE", "CREATE TABLE t2 (a BIGINT)"};
   add("LASTVAL(s) after NEXTVAL on the member", s,
       {"SELECT NEXTVAL(s)", "INSERT INTO t2 VALUES (LASTVAL(s))"});
   add("PREVIOUS VALUE FOR s", s, {"INSERT INTO t2 VALUES (PREVIOUS VALUE FOR s)"});
@@ -1025,7 +1025,9 @@ TEST_CASE("fidelity: a checksum finds a member that differs, and a full copy rep
     std::this_thread::sleep_for(200ms);
   }
   CHECK_MESSAGE(diff.empty(), diff);
-  CHECK(log_mentions(h.cluster(), 2, "DIVERGED"));
+  // Said loudly by the coordinator, and member 2 installed a full copy.
+  CHECK(log_mentions(h.cluster(), kCoordinator, "DIVERGED: the outcomes of node 2"));
+  CHECK(log_mentions(h.cluster(), 2, "Installed a full copy"));
   CHECK(is_ok(h.cluster().check(2)));
 }
 

@@ -120,6 +120,17 @@ TEST_CASE("oracle: a read-only connection refuses every write a read could hide,
   CHECK(state(*rw) == before);
 }
 
+TEST_CASE("oracle: no connection of a node reads the node's own files (LOAD DATA LOCAL)") {
+  auto rw = fresh();
+  must(rw->execute("CREATE TABLE lf (v TEXT)"));
+  for (auto access : {StorageAccess::read_write, StorageAccess::read_only}) {
+    auto s = open_db(access);
+    const auto r = s->execute("LOAD DATA LOCAL INFILE '/etc/hostname' INTO TABLE lf (v)");
+    CHECK_FALSE(r.ok());
+  }
+  CHECK(cell(*rw, "SELECT COUNT(*) FROM lf") == "0");
+}
+
 TEST_CASE("oracle: a reconnected read-only connection is read-only again") {
   auto rw = fresh();
   const std::string before = state(*rw);

@@ -892,6 +892,13 @@ TEST_CASE("statement: writes to another database are refused, naming it") {
       {"RENAME TABLE t TO other.t", "other"},
       {"UPDATE t SET a = other.u.b", "other"},
       {"INSERT INTO APP.t VALUES (1)", "APP"},  // MariaDB names are case-sensitive
+      {"INSERT INTO t (v) SELECT VARIABLE_VALUE FROM (information_schema.GLOBAL_STATUS) WHERE 1", "information_schema"},
+      {"INSERT INTO t (v) SELECT 1 FROM t, (information_schema.PROCESSLIST)", "information_schema"},
+      {"INSERT INTO t SELECT (SELECT COUNT(*) FROM mysql.user)", "mysql"},
+      {"UPDATE t SET v = (SELECT MAX(ID) FROM `information_schema`.`PROCESSLIST`)", "information_schema"},
+      {"CREATE VIEW v AS SELECT * FROM (performance_schema.threads)", "performance_schema"},
+      {"ALTER TABLE t RENAME other.t9", "other"},
+      {"DELETE FROM t WHERE a IN (SELECT a FROM ((other.u)))", "other"},
   };
   for (const auto& [sql, db] : refused) {
     CAPTURE(sql);
@@ -939,5 +946,69 @@ TEST_CASE("statement: events and cached sequences are refused") {
                                      "CREATE TABLE t (sequence INT, cache INT)", "DROP SEQUENCE s", "DROP EVENT e"}) {
     CAPTURE(sql);
     CHECK_FALSE(classify(sql, Dialect::mariadb, kMariaDb1011).unreplicable.has_value());
+  }
+}
+
+TEST_CASE("statement: a routine or trigger body may SET its own variables only") {
+  for (const std::string_view sql : {
+           "CREATE FUNCTION f_rw() RETURNS INT BEGIN SET tx_read_only = 0; RETURN 1; END",
+           "CREATE PROCEDURE p_tz() SET time_zone = '+05:00'",
+           "CREATE PROCEDURE p() BEGIN SET autocommit = 0; INSERT INTO t VALUES (1); END",
+           "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET foreign_key_checks = 0",
+           "CREATE PROCEDURE p(a INT) BEGIN DECLARE b INT; SET b = a, sql_mode = ''; END",
+           "CREATE PROCEDURE p() BEGIN SET NAMES latin1; END",
+           "BEGIN NOT ATOMIC SET time_zone = '+01:00'; INSERT INTO t VALUES (NOW()); END",
+       }) {
+    CAPTURE(sql);
+    const auto got = classify(sql, Dialect::mariadb, kMariaDb1011);
+    REQUIRE(replication_refusal(got).has_value());
+  }
+  for (const std::string_view sql : {
+           "CREATE PROCEDURE p(IN a INT, OUT b INT) BEGIN DECLARE c, d INT DEFAULT 0; SET c = a + 1, d = c; "
+           "SET b = d; END",
+           "CREATE FUNCTION f(x INT) RETURNS INT DETERMINISTIC BEGIN DECLARE y INT; SET y = x * 2; RETURN y; END",
+           "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.a = NEW.b + 1",
+           "CREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW BEGIN SET NEW.a = OLD.a, NEW.b = 2; END",
+           "CREATE PROCEDURE p() BEGIN FOR i IN 1..3 DO INSERT INTO t VALUES (i); END FOR; END",
+           "CREATE PROCEDURE p(Aa INT) BEGIN DECLARE Bb INT; SET bb = aa; INSERT INTO t VALUES (bB); END",
+       }) {
+    CAPTURE(sql);
+    const auto got = classify(sql, Dialect::mariadb, kMariaDb1011);
+    CHECK_MESSAGE(!replication_refusal(got).has_value(), replication_refusal(got).value_or(""));
+  }
+}
+
+TEST_CASE("statement: statements that administer one server are refused wherever they stand") {
+  for (const std::string_view sql :
+       {"KILL QUERY 142", "KILL 7", "SHUTDOWN", "FLUSH TABLES", "FLUSH TABLES WITH READ LOCK", "RESET MASTER",
+        "PURGE BINARY LOGS BEFORE NOW()", "CHANGE MASTER TO MASTER_HOST='x'", "START SLAVE", "STOP REPLICA",
+        "INSTALL SONAME 'x'", "UNINSTALL PLUGIN x", "BINLOG 'abc'", "HANDLER t OPEN", "CACHE INDEX t IN k",
+        "BACKUP STAGE START", "LOAD DATA LOCAL INFILE '/proc/self/stat' INTO TABLE t (v)",
+        "LOAD DATA INFILE '/etc/passwd' INTO TABLE t", "LOAD XML INFILE 'x' INTO TABLE t",
+        "CREATE PROCEDURE p() BEGIN KILL 5; END", "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO FLUSH LOGS"}) {
+    CAPTURE(sql);
+    const auto got = classify(sql, Dialect::mariadb, kMariaDb1011);
+    REQUIRE(got.unreplicable.has_value());
+    CHECK(replication_refusal(got) == got.unreplicable);
+  }
+  for (const std::string_view sql : {"ALTER TABLE t CHANGE a b INT", "INSERT INTO t (kill, load) VALUES (1, 2)",
+                                     "START TRANSACTION", "UPDATE t SET flush = 1"}) {
+    CAPTURE(sql);
+    CHECK_FALSE(classify(sql, Dialect::mariadb, kMariaDb1011).unreplicable.has_value());
+  }
+}
+
+TEST_CASE("statement: DDL is found wherever it stands") {
+  for (const std::string_view sql :
+       {"CREATE TABLE t (a INT)", "drop table t", "SET STATEMENT sql_mode='' FOR CREATE TABLE ty (a INT)",
+        "BEGIN NOT ATOMIC CREATE TABLE bna (a INT); END", "IF 1 THEN DROP TABLE t; END IF",
+        "BEGIN NOT ATOMIC INSERT INTO t VALUES (1); ALTER TABLE t ADD COLUMN b INT; END"}) {
+    CAPTURE(sql);
+    CHECK(classify(sql, Dialect::mariadb, kMariaDb1011).ddl);
+  }
+  for (const std::string_view sql : {"INSERT INTO t (create, drop) VALUES (1, 2)", "UPDATE t SET alter = 1",
+                                     "BEGIN NOT ATOMIC INSERT INTO t VALUES (1); END", "SELECT 1"}) {
+    CAPTURE(sql);
+    CHECK_FALSE(classify(sql, Dialect::mariadb, kMariaDb1011).ddl);
   }
 }

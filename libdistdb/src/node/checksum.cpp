@@ -126,6 +126,9 @@ Result<std::string> mariadb_digest(Storage& storage, const TxnId& txn) {
     const std::string name = text_at(row, 0);
     const std::string type = text_at(row, 1);
     if (is_ours(name)) continue;
+    // An invalid view (its table dropped) is not carried by full copies
+    // (node/snapshot.cpp): leave it out here too.
+    if (type == "VIEW" && !view_is_valid(storage, txn, name)) continue;
     digest.line("object|" + type + "|" + name + "|auto_increment=" + text_at(row, 2));
     const std::string q = quote(name, '`');
     if (type == "VIEW") {

@@ -39,17 +39,11 @@ core::ReplicaConfig replica_config(const Config& config) {
   return rc;
 }
 
-// Statements MariaDB cannot run inside an XA transaction.
-bool is_ddl(const std::string& sql) {
-  const auto c = sql::classify(sql);
-  static const char* const ddl[] = {"CREATE", "ALTER",   "DROP",     "TRUNCATE", "RENAME",
-                                    "GRANT",  "REVOKE",  "ANALYZE",  "OPTIMIZE", "REPAIR",
-                                    "FLUSH",  "INSTALL", "UNINSTALL"};
-  for (const char* k : ddl) {
-    if (c.first_keyword == k) return true;
-  }
-  return false;
-}
+// Statements MariaDB cannot run inside an XA transaction: DDL wherever it
+// stands in the text (first, in a BEGIN NOT ATOMIC body, after SET
+// STATEMENT ... FOR). Read the way MariaDB reads it (the replicated text has
+// its executable comments resolved already).
+bool is_ddl(const std::string& sql) { return sql::classify(sql, sql::Dialect::mariadb, 999999).ddl; }
 
 // Whether the completion of `op` is one the core counts as an attempt to
 // apply entries here (catch_up.cpp, note_apply_failure), which this driver
@@ -382,6 +376,17 @@ void ReplicationDriver::refresh_status_locked() {
   s.staleness = catch_up.staleness;
   s.failed_applies = catch_up.failed_attempts;
   s.needs_full_copy = catch_up.needs_snapshot;
+  // Loudly, once per member and finding: a member's data differs.
+  for (const NodeId m : replica_->diverged_members()) {
+    if (reported_diverged_.insert(m).second) {
+      DISTDB_LOG(error) << "[!] DIVERGED: the outcomes of node " << m
+                        << " (an automatic id, a checksum of its data, ...) differ from the coordinator's: it "
+                           "leaves the view and takes a full copy of the data";
+    }
+  }
+  for (auto it = reported_diverged_.begin(); it != reported_diverged_.end();) {
+    it = replica_->diverged_members().count(*it) == 0 ? reported_diverged_.erase(it) : std::next(it);
+  }
   std::lock_guard lock(status_mutex_);
   // The transitions an operator wants to see, in the seed's words.
   if (s.coordinator != status_.coordinator || s.epoch != status_.epoch) {

@@ -138,6 +138,7 @@ class ReplicationDriver {
   std::mutex core_mutex_;
   std::unique_ptr<core::Replica> replica_;  // guarded by core_mutex_; created once the storage answers
   Clock::time_point next_checksum_{};   // guarded by core_mutex_
+  std::set<NodeId> reported_diverged_;    // guarded by core_mutex_: logged diverged members
   std::uint64_t own_tags_ = 0;            // guarded by core_mutex_
   static constexpr core::ClientTag kOwnTagBit = core::ClientTag{1} << 63;
   std::deque<EarlyWrite> early_;            // guarded by core_mutex_: writes that came before the replica

@@ -34,6 +34,11 @@ Result<std::string> make_snapshot(Storage& storage);
 // history-insert setting are what they were before, whatever happens.
 Status restore_snapshot(Storage& storage, const std::string& snapshot);
 
+// Whether `view` can be read (false: its table or function was dropped
+// since, and the view cannot be created again). Through transaction `txn`,
+// or in autocommit mode when it is empty.
+bool view_is_valid(Storage& storage, const TxnId& txn, const std::string& view);
+
 // `text` as an SQL string literal (MariaDB also escapes backslashes).
 std::string sql_string_literal(const std::string& text, bool mariadb);
 

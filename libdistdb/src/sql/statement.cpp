@@ -519,6 +519,8 @@ constexpr std::string_view kFunctions[] = {
     "UUID_V4", "UUID_V7", "SYS_GUID", "CONNECTION_ID", "USER", "SESSION_USER", "SYSTEM_USER", "VERSION",
     "FOUND_ROWS", "ROW_COUNT", "LOAD_FILE", "GET_LOCK", "RELEASE_LOCK", "RELEASE_ALL_LOCKS", "IS_FREE_LOCK",
     "IS_USED_LOCK", "BENCHMARK", "MASTER_POS_WAIT", "MASTER_GTID_WAIT",
+    // A salt of its own on every call; the database's name, which members may not share.
+    "ENCRYPT", "DATABASE", "SCHEMA",
     // SQLite
     "CHANGES", "TOTAL_CHANGES", "SQLITE_VERSION", "SQLITE_SOURCE_ID",
 };
@@ -812,6 +814,164 @@ std::optional<SessionState> find_session_state(Tokens st) {
   return std::nullopt;
 }
 
+// Whether a statement starts at st[i]: the first token, or after a token
+// that ends a statement or opens a compound body.
+// A routine's or trigger's body may also follow its header directly: after
+// the parameter list's ')', a characteristic (DETERMINISTIC, NO SQL, SQL
+// SECURITY INVOKER, COMMENT '...') or FOR EACH ROW. (A ')' also ends
+// expressions, so a statement may be seen where there is none, never the
+// other way round: the checks made at statement starts only refuse more.)
+bool statement_starts_at(Tokens st, std::size_t i) {
+  if (i == 0) return true;
+  const Token& prev = st[i - 1];
+  return is_punct(prev, ";") || is_punct(prev, ":") || is_punct(prev, ")") || prev.kind == Tok::string ||
+         is_word_in(prev, {"BEGIN", "THEN", "ELSE", "DO", "LOOP", "REPEAT", "ATOMIC", "DETERMINISTIC", "SQL",
+                           "DATA", "DEFINER", "INVOKER", "ROW"});
+}
+
+// Statements that act on one database server rather than on the data:
+// its sessions, files, logs, plugins, caches and replication. Run through
+// distdb they would act differently on every member (or read the node's
+// own files), so they are refused wherever they stand, in a routine body
+// too.
+std::optional<std::string> find_server_administration(Tokens st) {
+  for (std::size_t i = 0; i < st.size(); ++i) {
+    if (st[i].kind != Tok::word || !statement_starts_at(st, i)) continue;
+    const Token& t = st[i];
+    std::string what;
+    if (is_word_in(t, {"KILL", "SHUTDOWN", "FLUSH", "RESET", "PURGE", "BINLOG", "HANDLER", "BACKUP", "INSTALL",
+                       "UNINSTALL"})) {
+      what = upper(t.text);
+    } else if (is_word(t, "CHANGE") && word_at(st, i + 1, "MASTER")) {
+      what = "CHANGE MASTER";
+    } else if (is_word_in(t, {"START", "STOP"}) &&
+               i + 1 < st.size() && is_word_in(st[i + 1], {"SLAVE", "REPLICA", "ALL"})) {
+      what = upper(t.text) + " " + upper(st[i + 1].text);
+    } else if (is_word(t, "CACHE") && word_at(st, i + 1, "INDEX")) {
+      what = "CACHE INDEX";
+    } else if (is_word(t, "LOAD")) {
+      return "LOAD reads a file on each member's own host (or on the node's), which differs from member to "
+             "member and may not be shown to clients: send the rows as INSERT statements.";
+    } else {
+      continue;
+    }
+    return "'" + what + "' acts on one database server (its sessions, files, logs, plugins or replication), "
+           "which is not the same on every member: run it on each server directly, not through distdb.";
+  }
+  return std::nullopt;
+}
+
+// The names a routine body may assign with SET: its parameters, the
+// variables it DECLAREs, FOR loop variables (lower-cased: local names are
+// case-insensitive).
+std::vector<std::string> local_names(Tokens all) {
+  std::vector<std::string> names;
+  auto lower = [](std::string_view v) {
+    std::string out(v);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+  };
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    // CREATE ... PROCEDURE|FUNCTION name ( [IN|OUT|INOUT] p type, ... )
+    if (is_word_in(all[i], {"PROCEDURE", "FUNCTION"}) && i + 2 < all.size() && !name_of(all[i + 1]).empty()) {
+      std::size_t j = i + 2;
+      if (punct_at(all, j, ".") && j + 2 < all.size()) j += 2;  // db.name
+      if (!punct_at(all, j, "(")) continue;
+      int depth = 0;
+      bool expect_name = true;
+      for (++j; j < all.size(); ++j) {
+        if (is_punct(all[j], "(")) ++depth;
+        if (is_punct(all[j], ")")) {
+          if (depth == 0) break;
+          --depth;
+        }
+        if (depth == 0 && is_punct(all[j], ",")) {
+          expect_name = true;
+          continue;
+        }
+        if (expect_name && is_word_in(all[j], {"IN", "OUT", "INOUT"})) continue;
+        if (expect_name && !name_of(all[j]).empty()) {
+          names.push_back(lower(name_of(all[j])));
+          expect_name = false;
+        }
+      }
+    }
+    // DECLARE a, b type
+    if (is_word(all[i], "DECLARE")) {
+      for (std::size_t j = i + 1; j < all.size() && !name_of(all[j]).empty(); j += 2) {
+        if (is_word_in(all[j], {"CONTINUE", "EXIT", "UNDO"})) break;  // a handler
+        names.push_back(lower(name_of(all[j])));
+        if (!punct_at(all, j + 1, ",")) break;
+      }
+    }
+    // FOR v IN ...
+    if (is_word(all[i], "FOR") && word_at(all, i + 2, "IN") && i + 1 < all.size() && !name_of(all[i + 1]).empty()) {
+      names.push_back(lower(name_of(all[i + 1])));
+    }
+  }
+  return names;
+}
+
+// A SET inside a compound body whose target is not one of the body's local
+// variables (nor NEW.x / OLD.x in a trigger) sets a variable of the
+// connection: time_zone, sql_mode, autocommit, tx_read_only, ... It would
+// change how every later entry runs on each member's replication
+// connection (and be lost at a restart), or lift a read connection's
+// READ ONLY, so it is refused.
+std::optional<SessionState> find_session_setting(Tokens all, Tokens st, bool in_body) {
+  std::vector<std::string> locals;
+  bool locals_read = false;
+  // A top-level SET (the first token of a statement that is not part of a
+  // body) is a session statement, refused as such.
+  for (std::size_t i = in_body ? 0 : 1; i < st.size(); ++i) {
+    if (!is_word(st[i], "SET") || !statement_starts_at(st, i)) continue;
+    if (!locals_read) {
+      locals = local_names(all);
+      locals_read = true;
+    }
+    // Targets: name [. name] = expression, separated by top-level commas.
+    std::size_t j = i + 1;
+    while (j < st.size()) {
+      const Token& target = st[j];
+      if (target.kind == Tok::user_var || target.kind == Tok::system_var) break;  // flagged elsewhere
+      const std::string_view name = name_of(target);
+      const bool row_field = !name.empty() && punct_at(st, j + 1, ".") && is_word_in(target, {"NEW", "OLD"});
+      std::string lowered(name);
+      for (char& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      const bool local = std::find(locals.begin(), locals.end(), lowered) != locals.end();
+      if (!row_field && !local) {
+        return SessionState{"SET " + std::string(name.empty() ? target.text : name) + " in a routine or trigger body",
+                            SessionState::setting};
+      }
+      // Skip to the next top-level comma.
+      int depth = 0;
+      for (++j; j < st.size(); ++j) {
+        if (is_punct(st[j], "(")) ++depth;
+        if (is_punct(st[j], ")")) depth = std::max(0, depth - 1);
+        if (depth == 0 && is_punct(st[j], ",")) break;
+      }
+      if (j < st.size()) ++j;
+    }
+  }
+  return std::nullopt;
+}
+
+// Whether `st` holds a statement MariaDB runs only outside a transaction
+// (DDL: it commits by itself), wherever it stands: first, in a compound
+// body, or after SET STATEMENT ... FOR.
+bool has_ddl(Tokens st) {
+  static constexpr std::string_view kDdl[] = {"CREATE", "ALTER", "DROP",     "TRUNCATE", "RENAME",
+                                              "GRANT",  "REVOKE", "ANALYZE", "OPTIMIZE", "REPAIR"};
+  for (std::size_t i = 0; i < st.size(); ++i) {
+    if (!is_word_in(st[i], std::span<const std::string_view>(kDdl))) continue;
+    if (statement_starts_at(st, i) || (i > 0 && is_word(st[i - 1], "FOR") && word_at(st, 0, "SET") &&
+                                       word_at(st, 1, "STATEMENT"))) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // Objects whose state would differ between members however identically
 // they were created: an event runs on each member's own clock, outside the
 // log; a sequence with a cache hands out numbers from memory ahead of its
@@ -889,6 +1049,13 @@ std::optional<std::string> find_other_database(Tokens st, std::string_view datab
   bool seen_on = false;
   for (std::size_t i = 0; i < st.size(); ++i) {
     const Token& t = st[i];
+    // The server's own schemas differ from member to member wherever they
+    // are named (FROM (information_schema.X), a subquery, a function's
+    // argument): x.y with x one of them is never a table alias.
+    if (name_in(t, {"information_schema", "performance_schema", "mysql", "sys"}) && punct_at(st, i + 1, ".") &&
+        (i == 0 || !is_punct(st[i - 1], "."))) {
+      if (auto db = other(t)) return db;
+    }
     // a.b.c: a is a database.
     if (!name_of(t).empty() && punct_at(st, i + 1, ".") && i + 3 < st.size() && !name_of(st[i + 2]).empty() &&
         punct_at(st, i + 3, ".") && (i == 0 || !is_punct(st[i - 1], "."))) {
@@ -905,21 +1072,25 @@ std::optional<std::string> find_other_database(Tokens st, std::string_view datab
     const bool opens_table =
         is_word_in(t, {"FROM", "INTO", "INSERT", "REPLACE", "UPDATE", "JOIN", "TABLE", "TABLES", "REFERENCES",
                        "VIEW", "TRIGGER", "PROCEDURE", "FUNCTION", "EVENT", "SEQUENCE", "CALL", "TO"}) ||
-        (is_word(t, "ON") && definition && !seen_on) || (is_word(t, "LIKE") && definition);
+        (is_word(t, "ON") && definition && !seen_on) || (is_word_in(t, {"LIKE", "RENAME"}) && definition);
     if (is_word(t, "ON")) seen_on = true;
     if (opens_table) {
       table_list = true;
       std::size_t j = i + 1;
+      while (punct_at(st, j, "(")) ++j;  // FROM (db.t), JOIN ((db.t))
       if (word_at(st, j, "IF")) j += word_at(st, j + 1, "NOT") ? 3 : 2;  // IF [NOT] EXISTS
       if (j + 1 < st.size() && !name_of(st[j]).empty() && punct_at(st, j + 1, ".")) {
         if (auto db = other(st[j])) return db;
       }
       continue;
     }
-    if (table_list && is_punct(t, ",") && i + 2 < st.size() && !name_of(st[i + 1]).empty() &&
-        punct_at(st, i + 2, ".")) {
-      // FROM a, db.b / DROP TABLE a, db.b
-      if (auto db = other(st[i + 1])) return db;
+    if (table_list && is_punct(t, ",")) {
+      // FROM a, db.b / DROP TABLE a, db.b / FROM a, (db.b)
+      std::size_t j = i + 1;
+      while (punct_at(st, j, "(")) ++j;
+      if (j + 1 < st.size() && !name_of(st[j]).empty() && punct_at(st, j + 1, ".")) {
+        if (auto db = other(st[j])) return db;
+      }
     }
     // The list of tables ends at any other punctuation, or at the keyword
     // of the next clause; names and aliases (AS x) continue it.
@@ -964,6 +1135,7 @@ Reading read_as(std::string_view sql, const LexRules& rules, const Context& cont
   r.c.kind = kind_of(first, 0);
 
   // Every statement, those of a compound body too, not only the first.
+  const bool compound = starts_compound(all);
   std::size_t begin = 0;
   for (std::size_t i = 0; i <= all.size(); ++i) {
     if (i == all.size() || is_punct(all[i], ";")) {
@@ -975,6 +1147,9 @@ Reading read_as(std::string_view sql, const LexRules& rules, const Context& cont
       }
       if (!r.c.session_state) r.c.session_state = find_session_state(part);
       if (!r.c.unreplicable) r.c.unreplicable = find_unreplicable(part);
+      if (!r.c.unreplicable) r.c.unreplicable = find_server_administration(part);
+      r.c.ddl = r.c.ddl || has_ddl(part);
+      if (!r.c.session_state) r.c.session_state = find_session_setting(all, part, compound && begin > 0);
       if (!r.c.other_database) {
         // Database names are case-sensitive on MariaDB (on Linux), schema
         // names are not on SQLite.
@@ -1009,6 +1184,7 @@ Classification classify(std::string_view sql, const Context& context) {
   c.reserved_name = m.c.reserved_name ? std::move(m.c.reserved_name) : std::move(s.c.reserved_name);
   c.other_database = m.c.other_database ? std::move(m.c.other_database) : std::move(s.c.other_database);
   c.unreplicable = m.c.unreplicable ? std::move(m.c.unreplicable) : std::move(s.c.unreplicable);
+  c.ddl = m.c.ddl || s.c.ddl;
   c.version_unknown = m.c.version_unknown;
   c.malformed = m.c.malformed;
   // Only a MariaDB server resolves executable comments; one text for both

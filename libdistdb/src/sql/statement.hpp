@@ -115,6 +115,10 @@ struct Classification {
   // An object whose state would differ between members however it was
   // created (an event, a sequence with a cache), with why and what to do.
   std::optional<std::string> unreplicable;
+  // A statement MariaDB runs only outside a transaction (DDL) stands
+  // anywhere in the text: first, in a compound body, after SET STATEMENT
+  // ... FOR. Such an entry is applied in autocommit mode.
+  bool ddl = false;
   // MariaDB: an executable comment whose meaning depends on the server's
   // version, which the caller did not know (server_version 0).
   bool version_unknown = false;

@@ -102,7 +102,11 @@ void set_session_options(MYSQL* conn, const DbConfig& config, StorageAccess acce
   mysql_options(conn, MYSQL_OPT_READ_TIMEOUT, &kReadTimeoutS);
   mysql_options(conn, MYSQL_OPT_WRITE_TIMEOUT, &kWriteTimeoutS);
   mysql_options(conn, MYSQL_OPT_RECONNECT, &no);  // see the top of mariadb_storage.cpp
-  mysql_options(conn, MYSQL_OPT_LOCAL_INFILE, &no);
+  // LOAD DATA LOCAL would read a file of the node's own host: never. The
+  // connector reads this option as an unsigned int (a my_bool here would
+  // leave three bytes of whatever follows it, and switch it on).
+  const unsigned int no_local_infile = 0;
+  mysql_options(conn, MYSQL_OPT_LOCAL_INFILE, &no_local_infile);
   // The server then refuses, with error 1792, anything that would change
   // data: a stored function that writes, NEXTVAL/SETVAL, DDL, EXECUTE
   // IMMEDIATE, temporary tables. A statement cannot switch it back: SET

@@ -53,6 +53,9 @@ class DISTDB_API Replica final : public Coordinator, public TwoPhaseCommit {
   // The above, with the catch-up's failure count and back-off (for the
   // driver's status and log).
   CatchUpStatus catch_up_status() const;
+  // Coordinator: the members whose outcomes for an entry differed from
+  // ours and that get a full copy at their next catch-up (for the log).
+  const std::set<NodeId>& diverged_members() const { return diverged_members_; }
   // Why this replica last stopped being coordinator (for the log).
   const std::string& last_step_down_reason() const { return last_step_down_reason_; }
 
