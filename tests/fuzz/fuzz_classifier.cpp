@@ -29,7 +29,8 @@ void check(bool ok) {
 
 void check_refusal(const Classification& c) {
   const auto refusal = replication_refusal(c);
-  if (c.multiple_statements) {
+  if (c.multiple_statements || c.malformed || c.version_unknown) {
+    // Refused whatever the kind (the text's meaning is not known).
     check(refusal.has_value());
     return;
   }
@@ -42,9 +43,14 @@ void check_refusal(const Classification& c) {
       check(refusal.has_value());
       break;
     case StatementKind::write:
-      check(refusal.has_value() == c.nondeterministic.has_value());
+      // Refused exactly when something found makes it unsafe to replicate.
+      check(refusal.has_value() == (c.nondeterministic.has_value() || c.session_state.has_value() ||
+                                    c.reserved_name.has_value() || c.other_database.has_value() ||
+                                    c.unreplicable.has_value()));
       break;
   }
+  // A refusal is one line that ends with a full stop.
+  if (refusal) check(!refusal->empty() && refusal->find('\n') == std::string::npos && refusal->back() == '.');
 }
 
 void check_single_statement(std::string_view sql) {
