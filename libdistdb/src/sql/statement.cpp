@@ -55,6 +55,15 @@ std::string upper(std::string_view s) {
   return out;
 }
 
+// A name taken from the client's text, fit for a one-line message: control
+// characters shown as '?', and at most 64 bytes.
+std::string printable(std::string_view text) {
+  std::string out;
+  for (const char c : text.substr(0, 64)) out.push_back(is_control(static_cast<unsigned char>(c)) ? '?' : c);
+  if (text.size() > 64) out += "...";
+  return out;
+}
+
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
@@ -618,7 +627,7 @@ std::optional<std::string> find_nondeterministic(Tokens st, bool with_defaults =
       open.pop_back();
       // strftime('%s') and the like: a format and no time value means now.
       if (!o.exempt && o.commas == 0 && call_of(o.at, kStrftime)) {
-        return "STRFTIME(" + std::string(i == o.at + 2 ? st[o.at + 1].text : "...") + ")";
+        return "STRFTIME(" + printable(i == o.at + 2 ? st[o.at + 1].text : "...") + ")";
       }
       continue;
     }
@@ -776,7 +785,7 @@ std::optional<SessionState> find_session_state(Tokens st) {
   for (std::size_t i = 0; i < st.size(); ++i) {
     const Token& t = st[i];
     if (t.kind == Tok::user_var && t.text.size() > 1 && t.text[0] == '@' && !is_account_host(st, i)) {
-      return SessionState{"the user variable " + std::string(t.text), SessionState::variable};
+      return SessionState{"the user variable " + printable(t.text), SessionState::variable};
     }
     if (t.kind != Tok::word) continue;
     const Token* prev = i > 0 ? &st[i - 1] : nullptr;
@@ -940,7 +949,7 @@ std::optional<SessionState> find_session_setting(Tokens all, Tokens st, bool in_
       for (char& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       const bool local = std::find(locals.begin(), locals.end(), lowered) != locals.end();
       if (!row_field && !local) {
-        return SessionState{"SET " + std::string(name.empty() ? target.text : name) + " in a routine or trigger body",
+        return SessionState{"SET " + printable(name.empty() ? target.text : name) + " in a routine or trigger body",
                             SessionState::setting};
       }
       // Skip to the next top-level comma.
@@ -1043,7 +1052,7 @@ std::optional<std::string> find_other_database(Tokens st, std::string_view datab
   auto other = [&](const Token& t) -> std::optional<std::string> {
     const std::string_view name = name_of(t);
     if (name.empty() || (case_sensitive ? name == database : iequals(name, database))) return std::nullopt;
-    return std::string(name);
+    return printable(name);
   };
   bool table_list = false;  // after a keyword that lists tables, until something else
   bool seen_on = false;
