@@ -971,6 +971,9 @@ TEST_CASE("statement: a routine or trigger body may SET its own variables only")
            "CREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW BEGIN SET NEW.a = OLD.a, NEW.b = 2; END",
            "CREATE PROCEDURE p() BEGIN FOR i IN 1..3 DO INSERT INTO t VALUES (i); END FOR; END",
            "CREATE PROCEDURE p(Aa INT) BEGIN DECLARE Bb INT; SET bb = aa; INSERT INTO t VALUES (bB); END",
+           // Not a body: an UPDATE's SET after a parenthesis.
+           "UPDATE t1 JOIN t2 USING (id) SET t1.b = t2.b",
+           "UPDATE t1 JOIN t2 ON (t1.a = t2.a) SET t1.b = 1",
        }) {
     CAPTURE(sql);
     const auto got = classify(sql, Dialect::mariadb, kMariaDb1011);

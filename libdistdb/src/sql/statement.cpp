@@ -1158,7 +1158,9 @@ Reading read_as(std::string_view sql, const LexRules& rules, const Context& cont
       if (!r.c.unreplicable) r.c.unreplicable = find_unreplicable(part);
       if (!r.c.unreplicable) r.c.unreplicable = find_server_administration(part);
       r.c.ddl = r.c.ddl || has_ddl(part);
-      if (!r.c.session_state) r.c.session_state = find_session_setting(all, part, compound && begin > 0);
+      // Only compound statements have bodies (elsewhere "... USING (id) SET"
+      // is an UPDATE's SET, not a statement).
+      if (!r.c.session_state && compound) r.c.session_state = find_session_setting(all, part, begin > 0);
       if (!r.c.other_database) {
         // Database names are case-sensitive on MariaDB (on Linux), schema
         // names are not on SQLite.
