@@ -988,7 +988,8 @@ TEST_CASE("statement: statements that administer one server are refused wherever
         "INSTALL SONAME 'x'", "UNINSTALL PLUGIN x", "BINLOG 'abc'", "HANDLER t OPEN", "CACHE INDEX t IN k",
         "BACKUP STAGE START", "LOAD DATA LOCAL INFILE '/proc/self/stat' INTO TABLE t (v)",
         "LOAD DATA INFILE '/etc/passwd' INTO TABLE t", "LOAD XML INFILE 'x' INTO TABLE t",
-        "CREATE PROCEDURE p() BEGIN KILL 5; END", "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO FLUSH LOGS"}) {
+        "CREATE PROCEDURE p() BEGIN KILL 5; END", "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO FLUSH LOGS",
+        "SELECT * FROM t INTO OUTFILE '/tmp/t.csv'", "SELECT a FROM t INTO DUMPFILE '/tmp/a'"}) {
     CAPTURE(sql);
     const auto got = classify(sql, Dialect::mariadb, kMariaDb1011);
     REQUIRE(got.unreplicable.has_value());

@@ -171,15 +171,21 @@ struct Node::Impl final : TransportHandler {
   // The database server's version (Storage::server_version()), learned
   // from the pool's connections; 0 until one has opened.
   std::atomic<unsigned long> server_version{0};
+  std::atomic<bool> learning_version{false};  // a pool job is learning it
 
   sql::Classification classify(std::string_view sql) {
     const bool mariadb = config.storage.backend == StorageBackend::mariadb;
     sql::Classification c = sql::classify(
         sql, sql::Context{dialect(), server_version.load(std::memory_order_relaxed),
                           mariadb ? std::string_view(config.storage.db.database) : std::string_view("main")});
-    if (c.version_unknown && pool) {
-      // Learn it for the next request (this one is refused, and says so).
-      pool->submit([this](Result<Storage*> storage) { note_server_version(storage); });
+    if (c.version_unknown && pool && !learning_version.exchange(true)) {
+      // Learn it for the next request (this one is refused, and says so);
+      // one such job at a time, however many requests ask.
+      const bool queued = pool->submit([this](Result<Storage*> storage) {
+        note_server_version(storage);
+        learning_version = false;
+      });
+      if (!queued) learning_version = false;
     }
     return c;
   }
@@ -536,11 +542,10 @@ struct Node::Impl final : TransportHandler {
   // now (an entry it fails to apply, a full copy it waits for, a decided
   // entry it fails to commit). Nullopt when it may serve reads.
   std::optional<std::string> broken_replica() const {
-    const ReplicationDriver::Status st = replication->status();
-    switch (st.staleness) {
+    switch (replication->staleness()) {
       case core::Staleness::apply_failed:
-        return "this member failed to apply the entries after position " + std::to_string(st.applied.seq) +
-               " and retries after a back-off";
+        return "this member failed to apply the entries after position " +
+               std::to_string(replication->applied_seq()) + " and retries after a back-off";
       case core::Staleness::needs_snapshot:
         return "this member diverged or keeps failing to apply entries, and waits for a full copy of the data";
       case core::Staleness::commit_failed:
@@ -548,6 +553,15 @@ struct Node::Impl final : TransportHandler {
       default:
         return std::nullopt;
     }
+  }
+
+  // The error a read gets while broken_replica() holds.
+  std::optional<Error> read_refusal() const {
+    auto why = broken_replica();
+    if (!why) return std::nullopt;
+    return Error(ErrorKind::unavailable, "read refused: " + *why +
+                                             ", so its data is behind the cluster; read from another member, or "
+                                             "retry shortly");
   }
 
   void start_query(ConnectionId conn, Session& s, std::optional<std::uint64_t> id, wire::ClientQuery query) {
@@ -561,12 +575,8 @@ struct Node::Impl final : TransportHandler {
     }
     sql::Classification c = classify(query.query);
     if (c.kind == sql::StatementKind::read && !c.multiple_statements) {
-      if (auto why = broken_replica()) {
-        answer_running_request(
-            conn, s,
-            error_reply(id, Error(ErrorKind::unavailable,
-                                  "read refused: " + *why + ", so its data is behind the cluster; read from "
-                                                            "another member, or retry shortly")));
+      if (auto refused = read_refusal()) {
+        answer_running_request(conn, s, error_reply(id, *refused));
         return;
       }
       start_read(conn, id, std::move(query.query));
@@ -931,6 +941,9 @@ Result<ResultSet> Node::execute(std::string_view sql) {
     return Error(ErrorKind::invalid_request, "this text is reserved for distdb's checksum entries");
   }
   sql::Classification c = impl_->classify(sql);
+  if (c.kind == sql::StatementKind::read && !c.multiple_statements) {
+    if (auto refused = impl_->read_refusal()) return *refused;
+  }
   if (c.kind != sql::StatementKind::read || c.multiple_statements) {
     if (auto refusal = sql::replication_refusal(c)) return Error(ErrorKind::invalid_request, *refusal);
     // A write: replicated like a client's, and answered once committed.

@@ -387,6 +387,8 @@ void ReplicationDriver::refresh_status_locked() {
   for (auto it = reported_diverged_.begin(); it != reported_diverged_.end();) {
     it = replica_->diverged_members().count(*it) == 0 ? reported_diverged_.erase(it) : std::next(it);
   }
+  staleness_.store(s.staleness, std::memory_order_relaxed);
+  applied_seq_.store(s.applied.seq, std::memory_order_relaxed);
   std::lock_guard lock(status_mutex_);
   // The transitions an operator wants to see, in the seed's words.
   if (s.coordinator != status_.coordinator || s.epoch != status_.epoch) {

@@ -106,6 +106,10 @@ class ReplicationDriver {
   void on_peer_message(const core::Envelope& envelope);
   void propose(core::ClientTag tag, std::string sql);
   Status status() const;
+  // The `staleness` (and `applied` seq) of status(), without its copy and
+  // lock: read on every local read.
+  core::Staleness staleness() const { return staleness_.load(std::memory_order_relaxed); }
+  core::Seq applied_seq() const { return applied_seq_.load(std::memory_order_relaxed); }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -156,6 +160,8 @@ class ReplicationDriver {
 
   mutable std::mutex status_mutex_;
   Status status_;  // guarded by status_mutex_
+  std::atomic<core::Staleness> staleness_{core::Staleness::no_coordinator};  // status_.staleness
+  std::atomic<core::Seq> applied_seq_{0};                                    // status_.applied.seq
 
   static constexpr std::chrono::milliseconds kEarlyWriteWait{5000};
 

@@ -845,6 +845,11 @@ bool statement_starts_at(Tokens st, std::size_t i) {
 // too.
 std::optional<std::string> find_server_administration(Tokens st) {
   for (std::size_t i = 0; i < st.size(); ++i) {
+    if (is_word_in(st[i], {"OUTFILE", "DUMPFILE"}) && i > 0 && is_word(st[i - 1], "INTO")) {
+      return "SELECT ... INTO " + upper(st[i].text) +
+             " writes a file on each member's database server, outside the data: run it on one server "
+             "directly, not through distdb.";
+    }
     if (st[i].kind != Tok::word || !statement_starts_at(st, i)) continue;
     const Token& t = st[i];
     std::string what;
