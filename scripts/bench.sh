@@ -24,6 +24,7 @@
 #   --failover-runs N [3]   coordinator kills (0: none)
 #   --catchup-writes N [100000]  single-row INSERTs a stopped participant misses (0: no catch-up test)
 #   --soak MINUTES [0]      mixed load for MINUTES, sampling each node's RSS every 30 s
+#   --replication MODE [statements]  the nodes' storage.replication: statements or rows
 #   --db-port P [27306]     MariaDB server N listens on P+N
 #   --node-port P [27400]   distdb node N (1..3) listens on P+N
 #   --out DIR [docs/benchmarks]   results.json and the charts; the page goes to DIR.md
@@ -46,6 +47,7 @@ catchup_writes=100000
 soak_minutes=0
 db_port=27306
 node_port=27400
+replication=statements
 out_dir=docs/benchmarks
 quick=false
 
@@ -65,6 +67,7 @@ while [[ $# -gt 0 ]]; do
     --failover-runs) failover_runs=$2; shift ;;
     --catchup-writes) catchup_writes=$2; shift ;;
     --soak) soak_minutes=$2; shift ;;
+    --replication) replication=$2; shift ;;
     --db-port) db_port=$2; shift ;;
     --node-port) node_port=$2; shift ;;
     --out) out_dir=$2; shift ;;
@@ -162,7 +165,7 @@ source "$root/scripts/lib/node-config.sh"
 security="{\"users\": [$(client_user_json "$bench_user" "$DISTDB_PASSWORD")]}"
 write_config() {  # the prototype's format; default timeouts
   write_node_config "$run_dir/config$1.json" "$1" \
-    "\"db_config\": {\"user\": \"root\", \"password\": \"\", \"host\": \"127.0.0.1\", \"port\": $(db_of "$1"), \"database\": \"distdb_bench_node\"}" \
+    "\"db_config\": {\"user\": \"root\", \"password\": \"\", \"host\": \"127.0.0.1\", \"port\": $(db_of "$1"), \"database\": \"distdb_bench_node\"}, \"storage\": {\"backend\": \"mariadb\", \"replication\": \"$replication\"}" \
     "$security"
 }
 

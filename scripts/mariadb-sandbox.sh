@@ -15,6 +15,12 @@
 #   DISTDB_SANDBOX_DIR        (required) where server N lives: $DISTDB_SANDBOX_DIR/server-N
 #   DISTDB_SANDBOX_BASE_PORT  (default 23306) server N listens on BASE_PORT+N
 #
+# Each server writes a binary log in row format (server-id N+1), which
+# distdb's row capture reads (libdistdb/src/storage/mariadb_row_events.hpp);
+# binlogs older than an hour are purged at rotation. With a binary log,
+# CREATE FUNCTION without DETERMINISTIC/NO SQL/READS SQL DATA is refused
+# (1418) unless log_bin_trust_function_creators is on (safe in row format).
+#
 # Root has an empty password over TCP; the servers bind to 127.0.0.1 only.
 # Nothing here is fit for anything but tests.
 set -euo pipefail
@@ -108,6 +114,8 @@ initialize() {
   dir="$(server_dir "$n")"
   [[ -d "$dir/data/mysql" ]] && return 0
   mkdir -p "$dir/data"
+  # A binary log left from an earlier data dir would be recovered into this one.
+  rm -f "$dir"/binlog.*
   local user_args=()
   [[ "$(id -u)" == 0 ]] && user_args=(--user=root)
   # --auth-root-authentication-method=normal: root gets a password (empty)
@@ -146,6 +154,9 @@ cmd_start() {
       --innodb-log-file-size=48M \
       --skip-name-resolve \
       --max-connections=500 \
+      --log-bin="$dir/binlog" --binlog-format=ROW --binlog-row-image=FULL \
+      --server-id=$((n + 1)) --sync-binlog=1 --binlog-expire-logs-seconds=3600 \
+      --log-bin-trust-function-creators=1 \
       "${user_args[@]}" \
       </dev/null >>"$dir/stdout.log" 2>&1 &
   fi

@@ -6,6 +6,7 @@
 CREATE TABLE IF NOT EXISTS distdb_meta (name VARCHAR(64) PRIMARY KEY, value VARCHAR(255) NOT NULL);
 CREATE TABLE IF NOT EXISTS distdb_applied (id INT PRIMARY KEY, epoch BIGINT NOT NULL, seq BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS distdb_log (seq BIGINT PRIMARY KEY, epoch BIGINT NOT NULL, statements LONGTEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS distdb_effects (seq BIGINT PRIMARY KEY, epoch BIGINT NOT NULL, effects LONGBLOB);
 INSERT INTO distdb_meta (name, value) VALUES ('schema_version', '1');
 INSERT INTO distdb_meta (name, value) VALUES ('promised_epoch', '0');
 INSERT INTO distdb_applied (id, epoch, seq) VALUES (1, 0, 0);

@@ -30,6 +30,10 @@ const char* to_string(StorageBackend backend) {
   return "sqlite";
 }
 
+const char* to_string(Replication replication) {
+  return replication == Replication::rows ? "rows" : "statements";
+}
+
 const char* to_string(LogLevel level) {
   switch (level) {
     case LogLevel::trace: return "trace";
@@ -387,7 +391,7 @@ Check ConfigReader::read_db_config(const JsonValue& v, const std::string& path, 
 
 Check ConfigReader::read_storage(const JsonValue& v, const std::string& path, StorageConfig& storage) const {
   if (auto e = expect_object(v, path)) return e;
-  if (auto e = check_keys(v, path, {"backend", "path", "pool_size"})) return e;
+  if (auto e = check_keys(v, path, {"backend", "path", "pool_size", "replication"})) return e;
   std::string backend;
   if (auto e = read_string(v, path, "backend", Need::optional, false, backend)) return e;
   if (backend == "sqlite") {
@@ -398,6 +402,16 @@ Check ConfigReader::read_storage(const JsonValue& v, const std::string& path, St
     return error(join(path, "backend"), "must be \"sqlite\" or \"mariadb\" (got \"" + printable(backend) + "\")");
   }
   if (auto e = read_string(v, path, "path", Need::optional, true, storage.sqlite_path)) return e;
+  std::string replication;
+  if (auto e = read_string(v, path, "replication", Need::optional, false, replication)) return e;
+  if (replication == "rows") {
+    storage.replication = Replication::rows;
+  } else if (replication == "statements") {
+    storage.replication = Replication::statements;
+  } else if (find(v, "replication") != nullptr) {
+    return error(join(path, "replication"),
+                 "must be \"rows\" or \"statements\" (got \"" + printable(replication) + "\")");
+  }
   return read_number(v, path, "pool_size", 1, 256, Need::optional, storage.pool_size);
 }
 
@@ -724,6 +738,11 @@ Result<Config> ConfigReader::read(std::string_view text) {
   }
   if (auto e = check_members(cfg)) return *e;
   if (auto e = read_client_auth(doc, cfg)) return *e;
+  if (cfg.storage.replication == Replication::rows && cfg.storage.backend != StorageBackend::mariadb) {
+    return error("local_node.storage.replication",
+                 "\"rows\" needs MariaDB storage (the rows are read from the server's binary log); "
+                 "use \"statements\" with SQLite");
+  }
   warn_unknown_top_level(doc);
   cfg.warnings = std::move(warnings_);
   return cfg;

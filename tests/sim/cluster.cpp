@@ -97,6 +97,7 @@ Cluster::Cluster(ClusterOptions options)
     n.id = id;
     SimStorageOptions so;
     so.prepare_durable = options_.prepare_durable;
+    so.nondeterministic = options_.nondeterministic;
     so.log_retention = options_.log_retention;
     so.failure_ppm = options_.storage_failure_ppm;
     n.storage = std::make_unique<SimStorage>(id, so);

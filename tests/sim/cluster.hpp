@@ -36,6 +36,7 @@ struct ClusterOptions {
   std::size_t nodes = 3;             // ids 1..nodes
   std::uint64_t seed = 1;
   bool prepare_durable = false;      // MariaDB XA (true) or SQLite (false) crash semantics
+  bool nondeterministic = false;     // SimStorageOptions::nondeterministic
   std::size_t log_retention = 200;
   std::uint64_t storage_failure_ppm = 0;
   std::uint64_t storage_min_latency = 1;  // ticks per storage task

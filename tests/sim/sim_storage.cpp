@@ -95,7 +95,8 @@ std::string to_string(const EntryId& id) {
   return std::to_string(id.origin) + "." + std::to_string(id.seq);
 }
 
-core::StatementOutcome run_statement(const std::string& sql, const KeyValues& data, Writes& writes) {
+core::StatementOutcome run_statement(const std::string& sql, const KeyValues& data, Writes& writes,
+                                     const std::string* stamp) {
   const auto words = split_words(sql);
   core::StatementOutcome o;
   if (words.size() == 3 && words[0] == "INSERT") {
@@ -103,6 +104,7 @@ core::StatementOutcome run_statement(const std::string& sql, const KeyValues& da
       return sql_error(1062, "Duplicate entry '" + words[1] + "' for key 'PRIMARY'");
     }
     writes[words[1]] = words[2];
+    if (stamp != nullptr) writes[words[1] + "#at"] = *stamp;
     o.rows_affected = 1;
     return o;
   }
@@ -121,8 +123,36 @@ core::StatementOutcome run_statement(const std::string& sql, const KeyValues& da
   return sql_error(1064, "You have an error in your SQL syntax near '" + sql + "'");
 }
 
+std::string encode_effects(const Writes& writes) {
+  std::string out;
+  put(out, writes.size());
+  for (const auto& [key, value] : writes) {
+    put(out, key);
+    put(out, value ? 1 : 0);
+    if (value) put(out, *value);
+  }
+  return out;
+}
+
+bool decode_effects(const std::string& text, Writes& writes) {
+  Reader r(text);
+  std::uint64_t n = 0;
+  Writes w;
+  if (!r.get(n)) return false;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    std::string key, value;
+    std::uint64_t present = 0;
+    if (!r.get(key) || !r.get(present)) return false;
+    if (present != 0 && !r.get(value)) return false;
+    w[key] = present != 0 ? std::optional<std::string>(value) : std::nullopt;
+  }
+  if (!r.done()) return false;
+  writes = std::move(w);
+  return true;
+}
+
 std::string encode_snapshot(const KeyValues& data, const EntryId& applied, const std::map<core::Seq, Entry>& log) {
-  std::string out = "distdb-sim-snapshot-1;";
+  std::string out = "distdb-sim-snapshot-2;";
   put(out, applied.seq);
   put(out, applied.origin);
   put(out, data.size());
@@ -140,12 +170,14 @@ std::string encode_snapshot(const KeyValues& data, const EntryId& applied, const
       put(out, s.expect_ok ? 1 : 0);
       put(out, static_cast<std::uint64_t>(static_cast<std::int64_t>(s.expect_code)));
     }
+    put(out, entry.effects ? 1 : 0);
+    if (entry.effects) put(out, *entry.effects);
   }
   return out;
 }
 
 bool decode_snapshot(const std::string& text, KeyValues& data, EntryId& applied, std::map<core::Seq, Entry>& log) {
-  static const std::string magic = "distdb-sim-snapshot-1;";
+  static const std::string magic = "distdb-sim-snapshot-2;";
   if (text.compare(0, magic.size(), magic) != 0) return false;
   const std::string body = text.substr(magic.size());
   Reader r(body);
@@ -171,6 +203,13 @@ bool decode_snapshot(const std::string& text, KeyValues& data, EntryId& applied,
       s.expect_ok = ok != 0;
       s.expect_code = static_cast<int>(static_cast<std::int64_t>(code));
       e.statements.push_back(std::move(s));
+    }
+    std::uint64_t has_effects = 0;
+    if (!r.get(has_effects)) return false;
+    if (has_effects != 0) {
+      std::string effects;
+      if (!r.get(effects)) return false;
+      e.effects = std::move(effects);
     }
     l[e.id.seq] = std::move(e);
   }
@@ -265,15 +304,50 @@ core::StorageDone SimStorage::do_prepare(const core::PrepareEntry& op) {
   }
   Prepared p;
   p.entry = op.entry;
-  for (const auto& s : op.entry.statements) {
-    Writes attempt = p.writes;  // savepoint
-    auto outcome = run_statement(s.sql, data_, attempt);
-    if (outcome.ok) p.writes = std::move(attempt);
-    p.outcomes.push_back(outcome);
+  if (!run_entry(op.entry, &op.outcomes, p.writes, p.outcomes)) {
+    note("PrepareEntry " + to_string(op.entry.id) + ": unreadable effects");
+    done.ok = false;
+    done.error = Error(ErrorKind::internal, "unreadable effects");
+    return done;
+  }
+  if (op.capture_effects && !op.entry.effects) {
+    p.entry.effects = encode_effects(p.writes);
+    done.effects = p.entry.effects;
   }
   done.outcomes = p.outcomes;
   prepared_ = std::move(p);
   return done;
+}
+
+bool SimStorage::run_entry(const Entry& entry, const std::vector<core::StatementOutcome>* effects_outcomes,
+                           Writes& writes, std::vector<core::StatementOutcome>& outcomes) {
+  writes.clear();
+  outcomes.clear();
+  if (entry.effects) {
+    // The coordinator ran the statements; we store what it changed. The
+    // outcomes are its own: those it sent, or (catch-up) the log's.
+    if (!decode_effects(*entry.effects, writes)) return false;
+    for (std::size_t i = 0; i < entry.statements.size(); ++i) {
+      core::StatementOutcome o;
+      if (effects_outcomes != nullptr && i < effects_outcomes->size()) {
+        o = (*effects_outcomes)[i];
+      } else {
+        o.ok = entry.statements[i].expect_ok;
+        o.code = entry.statements[i].expect_code;
+      }
+      outcomes.push_back(o);
+    }
+    return true;
+  }
+  for (const auto& s : entry.statements) {
+    Writes attempt = writes;  // savepoint
+    std::string stamp;
+    if (options_.nondeterministic) stamp = "n" + std::to_string(node_) + "." + std::to_string(++stamps_);
+    auto outcome = run_statement(s.sql, data_, attempt, options_.nondeterministic ? &stamp : nullptr);
+    if (outcome.ok) writes = std::move(attempt);
+    outcomes.push_back(outcome);
+  }
+  return true;
 }
 
 core::StorageDone SimStorage::do_commit(const core::CommitEntry& op) {
@@ -314,13 +388,9 @@ core::StorageDone SimStorage::do_apply(const core::ApplyEntries& op) {
   for (const auto& entry : op.entries) {
     Writes writes;
     std::vector<core::StatementOutcome> outcomes;
-    bool same = true;
-    for (const auto& s : entry.statements) {
-      Writes attempt = writes;
-      auto outcome = run_statement(s.sql, data_, attempt);
-      if (outcome.ok) writes = std::move(attempt);
-      if (!matches_expected(s, outcome)) same = false;
-      outcomes.push_back(outcome);
+    bool same = run_entry(entry, nullptr, writes, outcomes);
+    for (std::size_t i = 0; same && i < entry.statements.size(); ++i) {
+      same = i < outcomes.size() && matches_expected(entry.statements[i], outcomes[i]);
     }
     if (!same) {
       done.diverged = true;

@@ -3,10 +3,16 @@
 //
 // Data model: a key -> value map. The workload's "SQL" is a tiny language:
 //   INSERT k v   fails with 1062 (duplicate key) if k exists; rows_affected 1
+//                (with `nondeterministic`, also writes k#at, see below)
 //   UPSERT k v   rows_affected 1
 //   DELETE k     rows_affected 0 or 1
 // anything else fails with 1064 (syntax error). Each statement runs under its
 // own savepoint: a failing statement changes nothing and the entry goes on.
+//
+// Effects (ReplicaConfig::ship_effects): a PrepareEntry with
+// capture_effects reports the prepared writes as the entry's effects; an
+// entry that carries effects is applied by writing them, not by running its
+// statements (as MariaDB applies the coordinator's row events).
 //
 // What is durable is exactly what storage_ops.hpp promises: the committed
 // data, the applied entry id, the log window and the promise. A prepared
@@ -37,6 +43,11 @@ struct SimStorageOptions {
   bool prepare_durable = false;   // true: MariaDB XA, false: SQLite
   std::size_t log_retention = 200;  // committed entries kept for ReadLog
   std::uint64_t failure_ppm = 0;  // injected storage_unavailable per task
+  // Every INSERT k v also writes "k#at" with a value of this node's own (as
+  // a NOW(6) or UUID() column would): members that run the statements
+  // themselves store different data; members that apply the coordinator's
+  // effects store the same (ReplicaConfig::ship_effects).
+  bool nondeterministic = false;
 };
 
 using KeyValues = std::map<std::string, std::string>;
@@ -105,6 +116,12 @@ class SimStorage {
   void commit_entry(const Entry& entry, const std::vector<core::StatementOutcome>& outcomes,
                     const std::map<std::string, std::optional<std::string>>& writes);
   void note(const std::string& text) const;
+  // Runs `entry`'s statements (or writes its effects) over the committed
+  // data, as one transaction would: its writes and one outcome per
+  // statement. False when the effects cannot be read.
+  bool run_entry(const Entry& entry, const std::vector<core::StatementOutcome>* effects_outcomes,
+                 std::map<std::string, std::optional<std::string>>& writes,
+                 std::vector<core::StatementOutcome>& outcomes);
 
   NodeId node_;
   SimStorageOptions options_;
@@ -121,12 +138,19 @@ class SimStorage {
   bool refuse_entries_ = false;
   bool refuse_installs_ = false;
   std::uint64_t refused_ = 0;
+  std::uint64_t stamps_ = 0;  // nondeterministic: values handed out so far (not durable: a clock)
 };
 
 // Runs one statement of the tiny language against `view` (the committed data
 // overlaid with `writes`), recording its writes there. Exposed for tests.
+// `stamp`, when not null, is what INSERT writes to k#at (nondeterministic).
 core::StatementOutcome run_statement(const std::string& sql, const KeyValues& data,
-                                     std::map<std::string, std::optional<std::string>>& writes);
+                                     std::map<std::string, std::optional<std::string>>& writes,
+                                     const std::string* stamp = nullptr);
+
+// The effects format: the writes, length-prefixed (a deleted key has no value).
+std::string encode_effects(const std::map<std::string, std::optional<std::string>>& writes);
+bool decode_effects(const std::string& text, std::map<std::string, std::optional<std::string>>& writes);
 
 // The snapshot format (data, applied id and log window), also used by tests.
 std::string encode_snapshot(const KeyValues& data, const EntryId& applied, const std::map<core::Seq, Entry>& log);

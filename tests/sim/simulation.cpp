@@ -7,12 +7,13 @@ namespace distdb::sim {
 
 std::string FaultParams::describe() const {
   auto s = [](std::uint64_t v) { return std::to_string(v); };
-  return "nodes=" + s(nodes) + " prepare_durable=" + s(prepare_durable ? 1 : 0) + " log_retention=" +
-         s(log_retention) + " delay=" + s(network.min_delay) + ".." + s(network.max_delay) +
-         " loss_ppm=" + s(network.loss_ppm) + " dup_ppm=" + s(network.duplicate_ppm) + " crash_ppm=" + s(crash_ppm) +
-         " down=" + s(restart_min) + ".." + s(restart_max) + " partition_ppm=" + s(partition_ppm) +
-         " partition_len=" + s(partition_min) + ".." + s(partition_max) + " burst_ppm=" + s(burst_ppm) +
-         " burst_loss_ppm=" + s(burst_loss_ppm) + " burst_len=" + s(burst_min) + ".." + s(burst_max) +
+  return "nodes=" + s(nodes) + " prepare_durable=" + s(prepare_durable ? 1 : 0) +
+         " ship_effects=" + s(ship_effects ? 1 : 0) + " log_retention=" + s(log_retention) +
+         " delay=" + s(network.min_delay) + ".." + s(network.max_delay) + " loss_ppm=" + s(network.loss_ppm) +
+         " dup_ppm=" + s(network.duplicate_ppm) + " crash_ppm=" + s(crash_ppm) + " down=" + s(restart_min) +
+         ".." + s(restart_max) + " partition_ppm=" + s(partition_ppm) + " partition_len=" + s(partition_min) +
+         ".." + s(partition_max) + " burst_ppm=" + s(burst_ppm) + " burst_loss_ppm=" + s(burst_loss_ppm) +
+         " burst_len=" + s(burst_min) + ".." + s(burst_max) +
          " storage_failure_ppm=" + s(storage_failure_ppm) + " client_ppm=" + s(client_ppm) +
          " duplicate_ppm=" + s(duplicate_ppm);
 }
@@ -43,13 +44,17 @@ FaultParams derive_faults(const SimParams& params, Rng& rng) {
   f.storage_failure_ppm = rng.below(3) == 0 ? 0 : rng.below(20'000);
   f.client_ppm = rng.between(50'000, 600'000);
   f.duplicate_ppm = rng.between(50'000, 200'000);
+  // Drawn last, so that the choices above stay what they were for a seed.
+  const bool ship = rng.below(2) == 1;
+  f.ship_effects = params.ship_effects >= 0 ? params.ship_effects != 0 : ship;
   return f;
 }
 
 std::string repro_command(const std::string& program, const SimParams& params, const FaultParams& faults) {
   return program + " --seed " + std::to_string(params.seed) + " --nodes " + std::to_string(faults.nodes) +
-         " --prepare-durable " + std::to_string(faults.prepare_durable ? 1 : 0) + " --ticks " +
-         std::to_string(params.ticks) + (params.no_duplicates ? " --no-duplicates" : "");
+         " --prepare-durable " + std::to_string(faults.prepare_durable ? 1 : 0) + " --ship-effects " +
+         std::to_string(faults.ship_effects ? 1 : 0) + " --ticks " + std::to_string(params.ticks) +
+         (params.no_duplicates ? " --no-duplicates" : "");
 }
 
 namespace {
@@ -105,6 +110,8 @@ class Run {
     o.nodes = f.nodes;
     o.seed = seed;
     o.prepare_durable = f.prepare_durable;
+    o.nondeterministic = f.ship_effects;
+    o.replica.ship_effects = f.ship_effects;
     o.log_retention = f.log_retention;
     o.storage_failure_ppm = f.storage_failure_ppm;
     o.network = f.network;

@@ -14,6 +14,7 @@ struct SimParams {
   std::uint64_t seed = 1;
   std::size_t nodes = 0;        // 0: chosen by the seed (3 or 5)
   int prepare_durable = -1;     // -1: chosen by the seed
+  int ship_effects = -1;        // -1: chosen by the seed
   std::uint64_t ticks = 3000;   // length of the safety phase
   bool verbose = false;
   bool no_duplicates = false;   // no message duplication (to look past a known duplication bug)
@@ -23,6 +24,10 @@ struct SimParams {
 struct FaultParams {
   std::size_t nodes = 3;
   bool prepare_durable = false;
+  // The coordinator ships effects (ReplicaConfig::ship_effects); the
+  // storages are then non-deterministic (SimStorageOptions): a member that
+  // ran a statement itself would store other values.
+  bool ship_effects = false;
   std::size_t log_retention = 200;
   NetworkOptions network;
   std::uint64_t crash_ppm = 0;           // per live node, per tick

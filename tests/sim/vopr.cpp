@@ -1,6 +1,6 @@
 // distdb-sim: the deterministic simulator's command line (VOPR-style).
 //
-//   distdb-sim --seed S [--nodes 3|5] [--ticks T] [--prepare-durable 0|1] [--verbose]
+//   distdb-sim --seed S [--nodes 3|5] [--ticks T] [--prepare-durable 0|1] [--ship-effects 0|1] [--verbose]
 //   distdb-sim --seeds N [--from S] [...]
 //
 // Every fault rate comes from the seed (printed on failure with the exact
@@ -38,7 +38,7 @@ void set_abort_message(const std::string& text) {
 void usage() {
   std::fprintf(stderr,
                "usage: distdb-sim (--seed S | --seeds N [--from S]) [--nodes 3|5] [--ticks T]\n"
-               "                  [--prepare-durable 0|1] [--verbose] [--twice]\n"
+               "                  [--prepare-durable 0|1] [--ship-effects 0|1] [--verbose] [--twice]\n"
                "                  [--no-duplicates]\n"
                "  --twice          run each seed twice and compare the trace hashes (determinism)\n"
                "  --no-duplicates  the network never duplicates a message\n");
@@ -89,6 +89,9 @@ int main(int argc, char** argv) {
     } else if (arg == "--prepare-durable") {
       value(v);
       base.prepare_durable = v != 0 ? 1 : 0;
+    } else if (arg == "--ship-effects") {
+      value(v);
+      base.ship_effects = v != 0 ? 1 : 0;
     } else if (arg == "--verbose") {
       base.verbose = true;
     } else if (arg == "--no-duplicates") {

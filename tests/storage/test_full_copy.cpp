@@ -11,9 +11,13 @@
 #include "mariadb_env.hpp"
 #include "node/snapshot.hpp"
 #include "storage/mariadb_storage.hpp"
+#include "storage_text.hpp"
 
 using namespace distdb;
 using distdb::test::mariadb_db_config;
+using distdb::test::must;
+using distdb::test::rows_text;
+using distdb::test::value_text;
 
 namespace {
 
@@ -21,34 +25,6 @@ std::unique_ptr<Storage> open_db(const std::string& database) {
   auto s = open_mariadb_storage(mariadb_db_config(0, database));
   REQUIRE_MESSAGE(s.ok(), (s.ok() ? "" : s.error().message));
   return std::move(s).value();
-}
-
-ResultSet must(Result<ResultSet> r) {
-  REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
-  return std::move(r).value();
-}
-
-std::string text(const Value& v) {
-  if (const auto* i = std::get_if<std::int64_t>(&v)) return std::to_string(*i);
-  if (const auto* d = std::get_if<double>(&v)) return std::to_string(*d);
-  if (const auto* s = std::get_if<std::string>(&v)) return *s;
-  if (is_null(v)) return "NULL";
-  std::string hex = "0x";
-  for (const std::uint8_t b : std::get<Blob>(v).bytes) {
-    hex += "0123456789abcdef"[b >> 4];
-    hex += "0123456789abcdef"[b & 15];
-  }
-  return hex;
-}
-
-// Every row of `sql`, one line each.
-std::string rows(Storage& s, const std::string& sql) {
-  std::string out;
-  for (const Row& row : must(s.execute(sql)).rows) {
-    for (const Value& v : row) out += text(v) + "|";
-    out += "\n";
-  }
-  return out;
 }
 
 // What a logical dump would show of the database: every object's
@@ -61,43 +37,52 @@ std::string fingerprint(Storage& s) {
       "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
       "AND TABLE_NAME NOT LIKE 'distdb\\_%' ORDER BY TABLE_NAME"));
   for (const Row& row : tables.rows) {
-    const std::string name = text(row[0]);
-    const std::string type = text(row[1]);
+    const std::string name = value_text(row[0]);
+    const std::string type = value_text(row[1]);
     out += "== " + type + " " + name + "\n";
     if (type == "VIEW") {
-      out += rows(s, "SELECT VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() AND "
-                     "TABLE_NAME = '" + name + "'");
-      out += rows(s, "SELECT * FROM `" + name + "`");
+      out += rows_text(
+          s,
+          "SELECT VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() AND "
+          "TABLE_NAME = '" +
+              name + "'");
+      out += rows_text(s, "SELECT * FROM `" + name + "`");
       continue;
     }
     if (type == "SEQUENCE") {
-      out += rows(s, "SELECT * FROM `" + name + "`");
+      out += rows_text(s, "SELECT * FROM `" + name + "`");
       continue;
     }
-    out += rows(s, "SHOW CREATE TABLE `" + name + "`");
-    const std::string checksum = rows(s, "CHECKSUM TABLE `" + name + "`");
+    out += rows_text(s, "SHOW CREATE TABLE `" + name + "`");
+    const std::string checksum = rows_text(s, "CHECKSUM TABLE `" + name + "`");
     out += checksum.substr(checksum.find('|'));  // without the database's name
     std::string columns;
     std::string order;
     for (const Row& c : must(s.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
                                        "DATABASE() AND TABLE_NAME = '" + name + "' ORDER BY ORDINAL_POSITION"))
                             .rows) {
-      columns += (columns.empty() ? "`" : ", `") + text(c[0]) + "`";
+      columns += (columns.empty() ? "`" : ", `") + value_text(c[0]) + "`";
       order += (order.empty() ? "" : ", ") + std::to_string(order.empty() ? 1 : std::count(order.begin(), order.end(), ',') + 2);
     }
     const std::string history = type == "SYSTEM VERSIONED" ? ", ROW_START, ROW_END" : "";
     const std::string all = type == "SYSTEM VERSIONED" ? " FOR SYSTEM_TIME ALL" : "";
-    out += rows(s, "SELECT " + columns + history + " FROM `" + name + "`" + all + " ORDER BY " + order);
+    out += rows_text(s, "SELECT " + columns + history + " FROM `" + name + "`" + all + " ORDER BY " + order);
   }
-  out += rows(s, "SELECT ROUTINE_TYPE, ROUTINE_NAME, ROUTINE_DEFINITION, IS_DETERMINISTIC, SQL_DATA_ACCESS, "
-                 "SQL_MODE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE() ORDER BY 1, 2");
-  out += rows(s, "SELECT TRIGGER_NAME, EVENT_MANIPULATION, EVENT_OBJECT_TABLE, ACTION_TIMING, ACTION_ORDER, "
-                 "ACTION_STATEMENT, SQL_MODE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() "
-                 "ORDER BY 1");
-  out += rows(s, "SELECT EVENT_NAME, EVENT_DEFINITION, INTERVAL_VALUE, INTERVAL_FIELD, STATUS FROM "
-                 "information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE() ORDER BY 1");
+  out +=
+      rows_text(s,
+                "SELECT ROUTINE_TYPE, ROUTINE_NAME, ROUTINE_DEFINITION, IS_DETERMINISTIC, SQL_DATA_ACCESS, "
+                "SQL_MODE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE() ORDER BY 1, 2");
+  out += rows_text(
+      s,
+      "SELECT TRIGGER_NAME, EVENT_MANIPULATION, EVENT_OBJECT_TABLE, ACTION_TIMING, ACTION_ORDER, "
+      "ACTION_STATEMENT, SQL_MODE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() "
+      "ORDER BY 1");
+  out += rows_text(s,
+                   "SELECT EVENT_NAME, EVENT_DEFINITION, INTERVAL_VALUE, INTERVAL_FIELD, STATUS FROM "
+                   "information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE() ORDER BY 1");
   // A view's definition names its database; the copy is in another one.
-  const std::string qualifier = "`" + text(must(s.execute("SELECT DATABASE()")).rows.at(0).at(0)) + "`.";
+  const std::string qualifier =
+      "`" + value_text(must(s.execute("SELECT DATABASE()")).rows.at(0).at(0)) + "`.";
   for (std::size_t at = out.find(qualifier); at != std::string::npos; at = out.find(qualifier, at)) {
     out.erase(at, qualifier.size());
   }
@@ -157,7 +142,7 @@ TEST_CASE("full copy: every object kind, with generated, invisible and system-ve
                                 "CREATE PROCEDURE old() SELECT 1"}) {
     must(dst->execute(sql));
   }
-  const std::string mode_before = rows(*dst, "SELECT @@SESSION.sql_mode, @@SESSION.foreign_key_checks");
+  const std::string mode_before = rows_text(*dst, "SELECT @@SESSION.sql_mode, @@SESSION.foreign_key_checks");
 
   auto snapshot = make_snapshot(*src);
   REQUIRE_MESSAGE(snapshot.ok(), (snapshot.ok() ? "" : snapshot.error().message));
@@ -170,16 +155,18 @@ TEST_CASE("full copy: every object kind, with generated, invisible and system-ve
   CHECK(expected.find("SYSTEM VERSIONED sv") != std::string::npos);
   CHECK(expected.find("SEQUENCE s") != std::string::npos);
   CHECK(fingerprint(*dst) == expected);
-  CHECK(rows(*dst, "SELECT @@SESSION.sql_mode, @@SESSION.foreign_key_checks") == mode_before);
+  CHECK(rows_text(*dst, "SELECT @@SESSION.sql_mode, @@SESSION.foreign_key_checks") == mode_before);
   // The copy behaves as the original: counters, sequences, triggers, routines.
   for (Storage* s : {src.get(), dst.get()}) {
     must(s->execute("CALL add_parent('z')"));
     must(s->execute("INSERT INTO child (id) VALUES (3)"));
   }
-  CHECK(rows(*dst, "SELECT id, name FROM parent ORDER BY id") == rows(*src, "SELECT id, name FROM parent ORDER BY id"));
-  CHECK(rows(*dst, "SELECT NEXTVAL(s)") == rows(*src, "SELECT NEXTVAL(s)"));
-  CHECK(rows(*dst, "SELECT COUNT(*), SUM(n) FROM audit") == rows(*src, "SELECT COUNT(*), SUM(n) FROM audit"));
-  CHECK(rows(*dst, "SELECT parent_id FROM child WHERE id = 3") == "1|\n");
+  CHECK(rows_text(*dst, "SELECT id, name FROM parent ORDER BY id") ==
+        rows_text(*src, "SELECT id, name FROM parent ORDER BY id"));
+  CHECK(rows_text(*dst, "SELECT NEXTVAL(s)") == rows_text(*src, "SELECT NEXTVAL(s)"));
+  CHECK(rows_text(*dst, "SELECT COUNT(*), SUM(n) FROM audit") ==
+        rows_text(*src, "SELECT COUNT(*), SUM(n) FROM audit"));
+  CHECK(rows_text(*dst, "SELECT parent_id FROM child WHERE id = 3") == "1|\n");
 
   // A copy of the copy is the same again (installing over every kind of object).
   auto again = make_snapshot(*dst);

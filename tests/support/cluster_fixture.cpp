@@ -51,8 +51,14 @@ std::string ClusterProcesses::config_json(int id) const {
   out << "{\n  \"local_node\": {\"id\": " << id << ", \"ip\": \"127.0.0.1\", \"port\": " << port(id) << ",\n";
   if (backend_ == Backend::mariadb) {
     const DbConfig db = mariadb_db_config(static_cast<std::size_t>(id - 1), database_);
-    out << "    \"db_config\": {\"host\": \"" << db.host << "\", \"port\": " << db.port << ", \"user\": \"" << db.user
-        << "\", \"password\": \"" << db.password << "\", \"database\": \"" << db.database << "\"}\n";
+    out << "    \"db_config\": {\"host\": \"" << db.host << "\", \"port\": " << db.port << ", \"user\": \""
+        << db.user << "\", \"password\": \"" << db.password << "\", \"database\": \"" << db.database << "\"}";
+    // The same tests run once per replication mode (tests/meson.build sets
+    // DISTDB_TEST_REPLICATION for the "rows" runs).
+    if (const char* mode = std::getenv("DISTDB_TEST_REPLICATION"); mode != nullptr && *mode != '\0') {
+      out << ",\n    \"storage\": {\"backend\": \"mariadb\", \"replication\": \"" << mode << "\"}";
+    }
+    out << "\n";
   } else {
     out << "    \"storage\": {\"backend\": \"sqlite\", \"path\": \"node" << id << ".db\"}\n";
   }

@@ -13,7 +13,7 @@
 namespace distdb::test {
 namespace {
 
-const std::set<std::string> kBookkeeping = {"distdb_log", "distdb_applied", "distdb_meta"};
+const std::set<std::string> kBookkeeping = {"distdb_log", "distdb_applied", "distdb_meta", "distdb_effects"};
 
 // How many rows of a table its "rows" facet shows.
 constexpr std::size_t kShownRows = 50;

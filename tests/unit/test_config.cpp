@@ -455,9 +455,26 @@ TEST_CASE("config: cluster membership is consistent") {
   CHECK(parse_ok(make("", "", R"([{"id": 2, "ip": "10.0.0.1", "port": 5001}])")).peers.size() == 1);
 }
 
+TEST_CASE("config: storage.replication") {
+  CHECK(parse_ok(make(R"(, "storage": {"backend": "sqlite"})")).storage.replication ==
+        Replication::statements);
+  CHECK(parse_ok(make(R"(, "storage": {"backend": "mariadb", "replication": "rows"})")).storage.replication ==
+        Replication::rows);
+  CHECK(parse_ok(make(R"(, "storage": {"backend": "mariadb", "replication": "statements"})"))
+            .storage.replication == Replication::statements);
+  CHECK(parse_error(make(R"(, "storage": {"backend": "mariadb", "replication": "row"})")) ==
+        R"(config.json: local_node.storage.replication: must be "rows" or "statements" (got "row"))");
+  CHECK(parse_error(make(R"(, "storage": {"backend": "sqlite", "replication": "rows"})")) ==
+        "config.json: local_node.storage.replication: \"rows\" needs MariaDB storage (the rows are read from "
+        "the "
+        "server's binary log); use \"statements\" with SQLite");
+  CHECK(std::string(to_string(Replication::rows)) == "rows");
+}
+
 TEST_CASE("config: unknown keys in our own sections are errors") {
   CHECK(parse_error(make(R"(, "storage": {"bakend": "sqlite"})")) ==
-        "config.json: local_node.storage.bakend: unknown key (expected one of: backend, path, pool_size)");
+        "config.json: local_node.storage.bakend: unknown key (expected one of: backend, path, pool_size, "
+        "replication)");
   CHECK(starts_with(parse_error(make("", R"(, "timeouts": {"heartbeat_timout_ms": 5})")),
                     "config.json: timeouts.heartbeat_timout_ms: unknown key (expected one of: heartbeat_interval_ms, "));
   CHECK(starts_with(parse_error(make("", R"(, "limits": {"max_msg": 5})")), "config.json: limits.max_msg: unknown key"));

@@ -49,7 +49,7 @@ bool same(const std::vector<T>& a, const std::vector<T>& b) {
   return true;
 }
 bool same(const Entry& a, const Entry& b) {
-  return same(a.id, b.id) && same(a.statements, b.statements);
+  return same(a.id, b.id) && same(a.statements, b.statements) && a.effects == b.effects;
 }
 bool same(const Heartbeat& a, const Heartbeat& b) {
   return a.epoch == b.epoch && a.coordinator == b.coordinator && a.is_coordinator == b.is_coordinator &&
@@ -63,7 +63,8 @@ bool same(const VoteReply& a, const VoteReply& b) {
          a.promised == b.promised;
 }
 bool same(const Prepare& a, const Prepare& b) {
-  return a.epoch == b.epoch && same(a.previous, b.previous) && same(a.entry, b.entry);
+  return a.epoch == b.epoch && same(a.previous, b.previous) && same(a.entry, b.entry) &&
+         same(a.outcomes, b.outcomes);
 }
 bool same(const PrepareReply& a, const PrepareReply& b) {
   return a.epoch == b.epoch && same(a.entry, b.entry) && a.yes == b.yes && a.reason == b.reason &&
@@ -141,7 +142,14 @@ std::vector<Message> full_messages() {
   out.push_back(Heartbeat{3, 0, false, {2, 1}, {}, false});  // waits for a full copy
   out.push_back(VoteRequest{kMax64});
   out.push_back(VoteReply{kMax64, true, {3, kMax64}, kMax64 - 1});
-  out.push_back(Prepare{kMax64, {41, 2}, sample_entry(42)});
+  out.push_back(Prepare{kMax64, {41, 2}, sample_entry(42), {}});
+  // An entry shipped as effects: arbitrary bytes, and the coordinator's outcomes.
+  Entry shipped = sample_entry(43);
+  shipped.effects = all_bytes();
+  out.push_back(Prepare{
+      7, {42, 7}, shipped, {sample_outcome(), StatementOutcome{}, sample_outcome(), StatementOutcome{}}});
+  Entry nothing_changed{{44, 7}, {{"UPDATE t SET v = v", true, 0, 0, ""}}, std::string()};
+  out.push_back(Prepare{7, {43, 7}, nothing_changed, {StatementOutcome{}}});
   out.push_back(
       PrepareReply{9, {42, 9}, true, kUnicode, {sample_outcome(), StatementOutcome{}, sample_outcome()}});
   out.push_back(Decide{kMax64, {kMax64, kMax64}});
@@ -150,7 +158,7 @@ std::vector<Message> full_messages() {
   out.push_back(CatchUpRequest{5, {4, 3}, true, true});  // a member that diverged asks for a full copy
   CatchUpReply c;
   c.epoch = kMax64;
-  c.entries = {sample_entry(5), Entry{{6, 7}, {}}, sample_entry(kMax64)};
+  c.entries = {sample_entry(5), Entry{{6, 7}, {}, {}}, shipped, sample_entry(kMax64)};
   c.conflict = true;
   c.snapshot = true;
   c.snapshot_applied = {kMax64, 3};
@@ -362,8 +370,10 @@ TEST_CASE("peer codec: every field is required, and the error names it") {
       CAPTURE(paths[k]);
       // The few optional fields (absent: 0 or empty) decode without them.
       const bool base64_inside = contains(paths[k], ".base64");
-      if (!base64_inside && (contains(paths[k], "expect_insert_id") || contains(paths[k], "expect_digest") ||
-                             contains(paths[k], ".digest") || paths[k] == "digest" || paths[k] == "eligible")) {
+      if (!base64_inside &&
+          (contains(paths[k], "expect_insert_id") || contains(paths[k], "expect_digest") ||
+           contains(paths[k], ".digest") || paths[k] == "digest" || paths[k] == "eligible" ||
+           contains(paths[k], "effects") || (std::holds_alternative<Prepare>(m) && paths[k] == "outcomes"))) {
         auto optional = decode_peer(serialize(copy));
         CHECK_MESSAGE(optional.ok(), (optional.ok() ? "" : optional.error().message));
         continue;

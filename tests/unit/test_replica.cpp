@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -26,7 +27,9 @@ struct TinyStorage {
 
 class Harness {
  public:
-  explicit Harness(int n) {
+  explicit Harness(int n, bool ship_effects = false,
+                   std::function<bool(const std::string&)> runs_alone = nullptr)
+      : ship_effects_(ship_effects), runs_alone_(std::move(runs_alone)) {
     for (int i = 1; i <= n; ++i) ids_.push_back(static_cast<NodeId>(i));
     for (NodeId id : ids_) start(id);
   }
@@ -35,6 +38,8 @@ class Harness {
     ReplicaConfig cfg;
     cfg.id = id;
     cfg.members = ids_;
+    cfg.ship_effects = ship_effects_;
+    cfg.runs_alone = runs_alone_;
     RecoveredState rec{storage_[id].promised, storage_[id].applied, {}};
     replicas_[id] = std::make_unique<Replica>(cfg, rec);
     up_[id] = true;
@@ -71,6 +76,9 @@ class Harness {
   std::map<NodeId, std::string> digest_of;
   // Storage tasks performed, per node and kind.
   std::map<NodeId, std::map<std::string, int>> tasks;
+  // Every PrepareEntry performed, in order, with the node that ran it.
+  std::vector<std::pair<NodeId, PrepareEntry>> prepares;
+  TinyStorage& storage(NodeId id) { return storage_[id]; }
 
  private:
   void settle() {
@@ -102,9 +110,18 @@ class Harness {
           if constexpr (std::is_same_v<T, PersistPromise>) {
             s.promised = std::max(s.promised, op.epoch);
           } else if constexpr (std::is_same_v<T, PrepareEntry>) {
+            prepares.emplace_back(id, op);
             s.prepared = op.entry;
             done.outcomes.resize(op.entry.statements.size());
             for (auto& o : done.outcomes) o.digest = digest_of[id];
+            if (op.entry.effects) {
+              // Applying the coordinator's effects: its outcomes are ours.
+              done.outcomes = op.outcomes;
+            } else if (op.capture_effects) {
+              done.effects = "effects of node " + std::to_string(id);
+              s.prepared->effects = done.effects;
+              for (auto& o : done.outcomes) o.last_insert_id = 40 + id;  // what only this run chose
+            }
           } else if constexpr (std::is_same_v<T, CommitEntry>) {
             s.log.push_back(*s.prepared);
             s.applied = s.prepared->id;
@@ -130,6 +147,8 @@ class Harness {
     return done;
   }
 
+  bool ship_effects_ = false;
+  std::function<bool(const std::string&)> runs_alone_;
   std::vector<NodeId> ids_;
   std::map<NodeId, std::unique_ptr<Replica>> replicas_;
   std::map<NodeId, TinyStorage> storage_;
@@ -158,6 +177,86 @@ TEST_CASE("a write is replicated to every member and answered once committed on 
   CHECK(h.results[0].kind == WriteResult::committed);
   CHECK(h.results[0].executed_by == 3);
   for (NodeId id : {1u, 2u, 3u}) CHECK(h.r(id).applied().seq == 1);
+}
+
+TEST_CASE(
+    "shipping effects: the coordinator prepares first, then the others apply its effects and outcomes") {
+  Harness h(3, true);
+  h.run(40);
+  REQUIRE(h.r(3).role() == Role::coordinator);
+  h.r(3).propose(7, "INSERT 1");
+  h.r(3).propose(8, "INSERT 2");
+  h.run(5);
+  REQUIRE(h.results.size() == 2);
+  for (const auto& res : h.results) {
+    CHECK(res.kind == WriteResult::committed);
+    CHECK(res.outcome.last_insert_id == 43);  // the coordinator's run
+  }
+  // One round per write (the second waits for the first).
+  REQUIRE(h.prepares.size() == 6);
+  for (std::size_t round = 0; round < 2; ++round) {
+    CAPTURE(round);
+    // The coordinator's own run comes first and captures; the others get
+    // the effects it captured and its outcomes, not a run of their own.
+    const auto& [first, own] = h.prepares[3 * round];
+    CHECK(first == 3);
+    CHECK(own.capture_effects);
+    CHECK_FALSE(own.entry.effects.has_value());
+    for (std::size_t i = 3 * round + 1; i < 3 * round + 3; ++i) {
+      CAPTURE(i);
+      const auto& [node, op] = h.prepares[i];
+      CHECK(node != 3);
+      CHECK_FALSE(op.capture_effects);
+      REQUIRE(op.entry.effects.has_value());
+      CHECK(*op.entry.effects == "effects of node 3");
+      REQUIRE(op.outcomes.size() == 1);
+      CHECK(op.outcomes[0].last_insert_id == 43);
+      CHECK(op.entry.statements[0].expect_insert_id == 43);
+    }
+  }
+  // Every log holds the effects, so that a catch-up from any member applies them too.
+  for (NodeId id : {1u, 2u, 3u}) {
+    REQUIRE(h.storage(id).log.size() == 2);
+    for (const auto& e : h.storage(id).log)
+      CHECK(e.effects == std::optional<std::string>("effects of node 3"));
+  }
+}
+
+TEST_CASE("a statement that runs alone gets an entry of its own") {
+  Harness h(3, false, [](const std::string& sql) { return sql.rfind("DDL", 0) == 0; });
+  h.run(40);
+  // The first write starts a round at once; the rest wait and are batched.
+  h.r(3).propose(1, "INSERT 1");
+  h.r(3).propose(2, "INSERT 2");
+  h.r(3).propose(3, "INSERT 3");
+  h.r(3).propose(4, "DDL a");
+  h.r(3).propose(5, "DDL b");
+  h.r(3).propose(6, "INSERT 4");
+  h.r(3).propose(7, "INSERT 5");
+  h.run(10);
+  REQUIRE(h.results.size() == 7);
+  std::vector<std::vector<std::string>> entries;
+  for (const auto& e : h.storage(3).log) {
+    entries.emplace_back();
+    for (const auto& st : e.statements) entries.back().push_back(st.sql);
+  }
+  const std::vector<std::vector<std::string>> expected = {
+      {"INSERT 1"}, {"INSERT 2", "INSERT 3"}, {"DDL a"}, {"DDL b"}, {"INSERT 4", "INSERT 5"}};
+  CHECK(entries == expected);
+}
+
+TEST_CASE("without shipping effects every member runs the statements at once") {
+  Harness h(3);
+  h.run(40);
+  h.r(3).propose(7, "INSERT 1");
+  h.run(5);
+  REQUIRE(h.results.size() == 1);
+  REQUIRE(h.prepares.size() == 3);
+  for (const auto& [node, op] : h.prepares) {
+    CAPTURE(node);
+    CHECK_FALSE(op.capture_effects);
+    CHECK_FALSE(op.entry.effects.has_value());
+  }
 }
 
 TEST_CASE("a member whose outcomes differ from the coordinator's leaves the view and gets a full copy") {
@@ -395,7 +494,7 @@ class Member {
     reply.last = coordinator_applied;
     const EntryId at = replica_->applied();
     for (std::size_t i = 1; i <= count; ++i) {
-      reply.entries.push_back(Entry{EntryId{at.seq + i, 1}, {{"INSERT x" + std::to_string(at.seq + i)}}});
+      reply.entries.push_back(Entry{EntryId{at.seq + i, 1}, {{"INSERT x" + std::to_string(at.seq + i)}}, {}});
     }
     deliver(reply);
   }
@@ -422,7 +521,7 @@ class Member {
     Prepare p;
     p.epoch = kEpoch;
     p.previous = replica_->applied();
-    p.entry = Entry{EntryId{p.previous.seq + 1, kEpoch}, {{"INSERT y"}}};
+    p.entry = Entry{EntryId{p.previous.seq + 1, kEpoch}, {{"INSERT y"}}, {}};
     deliver(p);
   }
 

@@ -183,7 +183,7 @@ TEST_CASE("executor: a prepare whose answer was lost is rolled back before the n
   FakeDatabase db;
   ReplicationExecutor executor(db, db, nullptr, 1000);
   db.fail_prepare = true;
-  auto done = perform(executor, core::PrepareEntry{entry(1, 1)});
+  auto done = perform(executor, core::PrepareEntry{entry(1, 1), {}, false});
   CHECK_FALSE(done.ok);
   REQUIRE(db.prepared.count("ddb-1-1") == 1);  // the server kept it: it holds its locks
 
@@ -252,7 +252,7 @@ TEST_CASE("executor: catch-up skips entries the database already holds, and only
 TEST_CASE("executor: a commit retried after its answer was lost succeeds, and only if it went through") {
   FakeDatabase db;
   ReplicationExecutor executor(db, db, nullptr, 1000);
-  REQUIRE(perform(executor, core::PrepareEntry{entry(1, 1)}).ok);
+  REQUIRE(perform(executor, core::PrepareEntry{entry(1, 1), {}, false}).ok);
   db.lose_commit_answer = true;
   CHECK_FALSE(perform(executor, core::CommitEntry{{1, 1}}).ok);
   db.down = false;
@@ -291,7 +291,7 @@ TEST_CASE(
   core::Entry e = entry(1, 1);
   e.statements.push_back({"INSERT INTO t VALUES ('dup')", true, 0});
   e.statements.push_back({"INSERT INTO t VALUES (3)", true, 0});
-  auto done = perform(executor, core::PrepareEntry{e});
+  auto done = perform(executor, core::PrepareEntry{e, {}, false});
   REQUIRE(done.ok);
   REQUIRE(done.outcomes.size() == 3);
   CHECK(done.outcomes[0].ok);

@@ -584,6 +584,38 @@ TEST_CASE("statement: replication_refusal") {
   }
 }
 
+TEST_CASE("statement: replication_refusal when rows are shipped") {
+  // Rows are shipped: what a write evaluates once on the coordinator is
+  // stored as is everywhere, so non-deterministic functions in writes and
+  // in stored programs' bodies are fine. DDL is still run as text by every
+  // member: a default or a CREATE TABLE ... SELECT each member evaluates
+  // itself is refused all the same, and so is everything else that is not
+  // about determinism.
+  const auto md = [](const char* sql) { return classify(sql, Dialect::mariadb, 101119); };
+  for (const char* sql :
+       {"INSERT INTO t VALUES (UUID(), NOW(6), RAND())", "UPDATE t SET v = `rand`()",
+        "INSERT INTO t SELECT CONNECTION_ID(), @@hostname",
+        "SET STATEMENT max_statement_time=1 FOR INSERT INTO t VALUES (SYSDATE())",
+        "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.u = UUID()",
+        "CREATE DEFINER = CURRENT_USER PROCEDURE p() BEGIN INSERT INTO t VALUES (NOW(6)); END",
+        "CREATE OR REPLACE FUNCTION f() RETURNS DOUBLE NOT DETERMINISTIC RETURN RAND()"}) {
+    CAPTURE(sql);
+    CHECK(md(sql).nondeterministic.has_value());
+    CHECK(replication_refusal(md(sql)).has_value());
+    CHECK_FALSE(replication_refusal(md(sql), true).has_value());
+  }
+  for (const char* sql :
+       {"CREATE TABLE t2 AS SELECT UUID() AS u", "ALTER TABLE t ADD COLUMN u CHAR(36) DEFAULT (UUID())",
+        "CREATE TABLE t3 (ts DATETIME(6) DEFAULT NOW(6))", "INSERT INTO t VALUES (@x)",
+        "CREATE TEMPORARY TABLE tt (a INT)", "INSERT INTO distdb_log VALUES (1)",
+        "INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)"}) {
+    CAPTURE(sql);
+    CHECK(replication_refusal(md(sql), true).has_value());
+  }
+  CHECK(md("CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.u = UUID()").defines_program);
+  CHECK_FALSE(md("CREATE TABLE t2 AS SELECT UUID() AS u").defines_program);
+}
+
 TEST_CASE("statement: very long inputs") {
   std::string select = "SELECT ";
   for (int i = 0; i < 100000; ++i) select += "a" + std::to_string(i) + " + ";

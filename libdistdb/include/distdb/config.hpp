@@ -45,6 +45,21 @@ struct DbConfig {
   int connect_timeout_ms = 5000;
 };
 
+// How the coordinator tells the other members what an entry wrote
+// (docs/design.md section 3).
+//   statements  each member runs the statements itself. Any storage.
+//               Statements whose result could differ between members
+//               (UUID(), NOW(6), ...) are refused.
+//   rows        the coordinator runs them and ships the rows they changed
+//               (MariaDB's binary log in row format), which every member
+//               applies: whatever the statements evaluated is stored
+//               identically everywhere. MariaDB only; each server needs
+//               log_bin, binlog_format=ROW and binlog_row_image=FULL, and
+//               the account REPLICATION SLAVE, BINLOG MONITOR and BINLOG
+//               REPLAY.
+enum class Replication { statements, rows };
+DISTDB_API const char* to_string(Replication replication);
+
 struct StorageConfig {
   // Defaults to mariadb when local_node.db_config is present (the seed's
   // configs keep talking to their MySQL/MariaDB), to sqlite otherwise.
@@ -52,6 +67,7 @@ struct StorageConfig {
   std::string sqlite_path = "distdb-node.db";  // relative paths are relative to the config file
   DbConfig db;
   int pool_size = 4;  // connections serving reads concurrently
+  Replication replication = Replication::statements;
 };
 
 struct TimeoutConfig {

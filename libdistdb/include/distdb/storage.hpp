@@ -92,6 +92,30 @@ class DISTDB_API Storage {
   // Checks the connection, reconnecting if needed.
   virtual Status ping() = 0;
 
+  // --- Effects: what a transaction changed (row-based replication). ---
+  // A coordinator that ships effects runs each entry, asks its storage what
+  // the prepared transaction changed, and sends that to the other members,
+  // which apply it instead of running the statements (docs/design.md
+  // section 3). Optional: a backend that cannot (SQLite today) keeps
+  // captures_effects() false and answers invalid_request from the three
+  // calls below.
+
+  // True when this connection can capture and apply effects.
+  virtual bool captures_effects() const;
+  // Makes sure the transactions begun from now on can be captured (MariaDB:
+  // a binary log dump open at the end of the log). Call before begin();
+  // cheap when capture is already running.
+  virtual Status start_capture();
+  // After prepare(id) of a transaction begun after start_capture(): what it
+  // changed, in the backend's own format, for apply_effects_in() on another
+  // member. distdb's own tables (distdb_*) are left out: each member writes
+  // its own. Empty when nothing else changed.
+  virtual Result<std::string> captured_effects(const TxnId& id);
+  // Applies `effects` (another member's captured_effects()) inside the open
+  // transaction `id`. An SQL error means this database does not hold what
+  // the coordinator's did (e.g. a row to update is missing).
+  virtual Status apply_effects_in(const TxnId& id, std::string_view effects);
+
   // The database server's version as a number, MAJOR * 10000 + MINOR * 100
   // + PATCH (MariaDB 10.11.19 is 101119; SQLite 3.40.1 is 3040001), read
   // when the connection was opened; 0 when not known. MariaDB decides by it
@@ -115,6 +139,16 @@ enum class StorageAccess { read_write, read_only };
 // that is down gives storage_unavailable, and the caller may retry later).
 DISTDB_API Result<std::unique_ptr<Storage>> open_storage(const StorageConfig& config,
                                                          StorageAccess access = StorageAccess::read_write);
+
+// Whether the database of `config` can take part in the replication it
+// asks for: always OK for "statements"; for "rows", OK when the MariaDB
+// server writes a row-format binary log and the account may read it and
+// apply events (Replication in config.hpp), otherwise kind config with one
+// sentence per setting or privilege to change (storage_unavailable: the
+// server could not be asked). Settings that weaken the guarantees without
+// breaking them (sync_binlog other than 1) are appended to `warnings`.
+DISTDB_API Status check_replication_support(const StorageConfig& config,
+                                            std::vector<std::string>* warnings = nullptr);
 
 // Creates distdb's own bookkeeping tables if they are missing (sql/distdb_schema.sql).
 DISTDB_API Status ensure_distdb_schema(Storage& storage);

@@ -96,7 +96,9 @@ void TwoPhaseCommit::on_prepare(NodeId from, const Prepare& m) {
   preparing_ = m.entry;
   prepare_from_ = from;
   prepare_epoch_ = m.epoch;
-  queue_storage(PrepareEntry{m.entry});
+  // Our own run as the coordinator, when shipping effects, captures what
+  // it changes for the others.
+  queue_storage(PrepareEntry{m.entry, m.outcomes, from == config_.id && config_.ship_effects});
 }
 
 void TwoPhaseCommit::on_participant_prepared(const StorageDone& done) {
@@ -105,6 +107,7 @@ void TwoPhaseCommit::on_participant_prepared(const StorageDone& done) {
     note_apply_progress();  // entries run here: whatever failed before is over
     prepared_ = preparing_;
     prepared_outcomes_ = done.outcomes;
+    if (!prepared_->effects) prepared_->effects = done.effects;  // captured by our own run
     for (std::size_t i = 0; i < prepared_->statements.size() && i < done.outcomes.size(); ++i) {
       prepared_->statements[i].expect_ok = done.outcomes[i].ok;
       prepared_->statements[i].expect_code = done.outcomes[i].code;

@@ -8,7 +8,10 @@
 //
 // A round (docs/design.md, "Writes"):
 //   1. Prepare(entry) to every member of the view, the coordinator included
-//      (its own participant gets it through the local inbox).
+//      (its own participant gets it through the local inbox). When shipping
+//      effects (ReplicaConfig::ship_effects), to the coordinator alone
+//      first; once it has voted, to the others with what its run changed
+//      (ask_others).
 //   2. A member that votes no, disagrees on an outcome, or stays silent
 //      leaves the view (it catches up and rejoins). The entry is decided
 //      (committed) once every remaining member voted yes — provided they are
@@ -90,15 +93,40 @@ void TwoPhaseCommit::maybe_start_round() {
   Round r;
   r.entry.id = EntryId{last_decided_.seq + 1, promised_};
   while (!pending_.empty() && r.writes.size() < config_.max_batch) {
-    r.entry.statements.push_back(LoggedStatement{pending_.front().sql, true, 0});
+    const bool alone = config_.runs_alone && config_.runs_alone(pending_.front().sql);
+    if (alone && !r.writes.empty()) break;  // it starts the next entry
+    r.entry.statements.push_back(LoggedStatement{pending_.front().sql, true, 0, 0, {}});
     r.writes.push_back(std::move(pending_.front()));
     pending_.pop_front();
+    if (alone) break;
   }
   r.members = view_;
   r.started_at = now_;
   round_ = std::move(r);
-  Prepare prepare{promised_, last_decided_, round_->entry};
+  Prepare prepare{promised_, last_decided_, round_->entry, {}};
+  if (config_.ship_effects) {
+    // Our own participant runs the entry first; the others get it with its
+    // effects once we have voted (ask_others).
+    round_->others_asked = false;
+    send(config_.id, prepare);
+    return;
+  }
   for (NodeId member : round_->members) send(member, prepare);
+}
+
+void TwoPhaseCommit::ask_others(const PrepareReply& own) {
+  Round& r = *round_;
+  r.others_asked = true;
+  r.started_at = now_;   // the others get their own round_timeout_ticks
+  if (!own.yes) return;  // check_round steps down
+  // The entry as our participant prepared it: its statements' expected
+  // outcomes filled and, when the storage captured them, its effects.
+  if (prepared_ && prepared_->id == r.entry.id) r.entry = *prepared_;
+  Prepare prepare{promised_, last_decided_, r.entry, {}};
+  if (r.entry.effects) prepare.outcomes = own.outcomes;
+  for (NodeId member : r.members) {
+    if (member != config_.id) send(member, prepare);
+  }
 }
 
 void TwoPhaseCommit::on_prepare_reply(NodeId from, const PrepareReply& m) {
@@ -106,6 +134,7 @@ void TwoPhaseCommit::on_prepare_reply(NodeId from, const PrepareReply& m) {
   if (m.epoch != promised_ || !(m.entry == round_->entry.id) || round_->members.count(from) == 0) return;
   round_->votes[from] = m;
   round_->all_votes[from] = m;
+  if (!round_->others_asked && from == config_.id) ask_others(m);
   check_round();
 }
 
@@ -228,6 +257,7 @@ void TwoPhaseCommit::round_timeout() {
   if (!round_ || now_ - round_->started_at <= static_cast<std::uint64_t>(config_.round_timeout_ticks)) return;
   // Members that have not answered in time leave the view.
   Round& r = *round_;
+  if (!r.others_asked) return;  // our own prepare is still running: nobody else was asked yet
   for (auto it = r.members.begin(); it != r.members.end();) {
     const bool answered = r.decided ? r.committed.count(*it) > 0 : r.votes.count(*it) > 0;
     if (!answered && *it != config_.id) {

@@ -556,6 +556,9 @@ struct Node::Impl final : TransportHandler {
   }
 
   // The error a read gets while broken_replica() holds.
+  // Writes are replicated as the rows they change (storage.replication).
+  bool rows_shipped() const { return config.storage.replication == Replication::rows; }
+
   std::optional<Error> read_refusal() const {
     auto why = broken_replica();
     if (!why) return std::nullopt;
@@ -582,7 +585,7 @@ struct Node::Impl final : TransportHandler {
       start_read(conn, id, std::move(query.query));
       return;
     }
-    if (auto refusal = sql::replication_refusal(c)) {
+    if (auto refusal = sql::replication_refusal(c, rows_shipped())) {
       answer_running_request(conn, s, error_reply(id, Error(ErrorKind::invalid_request, *refusal)));
       return;
     }
@@ -945,7 +948,8 @@ Result<ResultSet> Node::execute(std::string_view sql) {
     if (auto refused = impl_->read_refusal()) return *refused;
   }
   if (c.kind != sql::StatementKind::read || c.multiple_statements) {
-    if (auto refusal = sql::replication_refusal(c)) return Error(ErrorKind::invalid_request, *refusal);
+    if (auto refusal = sql::replication_refusal(c, impl_->rows_shipped()))
+      return Error(ErrorKind::invalid_request, *refusal);
     // A write: replicated like a client's, and answered once committed.
     auto promise = std::make_shared<std::promise<Reply>>();
     auto future = promise->get_future();

@@ -21,6 +21,14 @@ int ticks(int ms) {
   return std::max(1, ms / ReplicationDriver::kTickMs);
 }
 
+// Statements MariaDB cannot run inside an XA transaction: DDL wherever it
+// stands in the text (first, in a BEGIN NOT ATOMIC body, after SET
+// STATEMENT ... FOR). Read the way MariaDB reads it (the replicated text has
+// its executable comments resolved already).
+bool is_ddl(const std::string& sql) {
+  return sql::classify(sql, sql::Dialect::mariadb, 999999).ddl;
+}
+
 core::ReplicaConfig replica_config(const Config& config) {
   core::ReplicaConfig rc;
   rc.id = config.id;
@@ -36,14 +44,12 @@ core::ReplicaConfig replica_config(const Config& config) {
   rc.apply_retry_min_ticks = rc.heartbeat_interval_ticks;
   rc.apply_retry_max_ticks = 32 * rc.heartbeat_interval_ticks;
   rc.random_seed = static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
+  rc.ship_effects = config.storage.replication == Replication::rows;
+  if (config.storage.backend == StorageBackend::mariadb) {
+    rc.runs_alone = [](const std::string& sql) { return is_checksum_statement(sql) || is_ddl(sql); };
+  }
   return rc;
 }
-
-// Statements MariaDB cannot run inside an XA transaction: DDL wherever it
-// stands in the text (first, in a BEGIN NOT ATOMIC body, after SET
-// STATEMENT ... FOR). Read the way MariaDB reads it (the replicated text has
-// its executable comments resolved already).
-bool is_ddl(const std::string& sql) { return sql::classify(sql, sql::Dialect::mariadb, 999999).ddl; }
 
 // Whether the completion of `op` is one the core counts as an attempt to
 // apply entries here (catch_up.cpp, note_apply_failure), which this driver
@@ -224,6 +230,24 @@ void ReplicationDriver::executor_loop() {
     auto opened = open_storage(config_.storage);
     auto opened_reader = open_storage(config_.storage);
     if (opened && !opened_reader) opened = opened_reader.error();
+    if (opened) {
+      // Row replication needs the server's binary log: until it is set up
+      // as it must be, this member takes no part in writes (it would fail
+      // every entry it coordinates or receives), and says why.
+      std::vector<std::string> warnings;
+      if (auto st = check_replication_support(config_.storage, &warnings); !st) {
+        if (attempt % 10 == 0) {
+          DISTDB_LOG(error) << "replication waits for the database to be set up for row replication: "
+                            << st.error().message;
+        }
+        std::unique_lock lock(queue_mutex_);
+        tasks_ready_.wait_for(lock, std::chrono::milliseconds(500), [this] { return stopping_; });
+        continue;
+      }
+      if (attempt == 0) {
+        for (const auto& w : warnings) DISTDB_LOG(warn) << "replication: " << w;
+      }
+    }
     if (opened) {
       if (auto st = ensure_distdb_schema(**opened); st) {
         auto exec = std::make_unique<ReplicationExecutor>(**opened, **opened_reader, is_ddl,

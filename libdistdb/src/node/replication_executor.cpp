@@ -56,8 +56,11 @@ bool decode_statements(std::string_view text, Entry& entry) {
         !item[2].IsInt()) {
       return false;
     }
-    core::LoggedStatement st{std::string(item[0].GetString(), item[0].GetStringLength()), item[1].GetBool(),
-                             item[2].GetInt()};
+    core::LoggedStatement st{std::string(item[0].GetString(), item[0].GetStringLength()),
+                             item[1].GetBool(),
+                             item[2].GetInt(),
+                             0,
+                             {}};
     if (item.Size() == 5) {
       if (!item[3].IsUint64() || !item[4].IsString()) return false;
       st.expect_insert_id = item[3].GetUint64();
@@ -76,6 +79,34 @@ std::optional<std::uint64_t> as_u64(const Value& v) {
     if (ec == std::errc() && p == s->data() + s->size()) return out;
   }
   return std::nullopt;
+}
+
+// A byte string as an SQL hexadecimal literal (X'...'), which MariaDB and
+// SQLite both read back as exactly those bytes.
+std::string hex_literal(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789ABCDEF";
+  std::string out = "X'";
+  out.reserve(bytes.size() * 2 + 3);
+  for (const char c : bytes) {
+    const auto b = static_cast<unsigned char>(c);
+    out += kDigits[b >> 4];
+    out += kDigits[b & 15];
+  }
+  out += '\'';
+  return out;
+}
+
+// The distdb_effects row of entry `id`: its effects, or NULL (not known yet).
+std::string effects_row_statement(const EntryId& id, const std::string* effects) {
+  return "INSERT INTO distdb_effects (seq, epoch, effects) VALUES (" + std::to_string(id.seq) + ", " +
+         std::to_string(id.origin) + ", " +
+         (effects != nullptr ? hex_literal(*effects) : std::string("NULL")) + ")";
+}
+
+std::string as_bytes(const Value& v) {
+  if (const auto* b = std::get_if<Blob>(&v)) return std::string(b->bytes.begin(), b->bytes.end());
+  if (const auto* t = std::get_if<std::string>(&v)) return *t;
+  return {};
 }
 
 StorageDone failed(const Error& e) {
@@ -444,11 +475,16 @@ std::vector<std::string> ReplicationExecutor::record_statements(
           seq,  // a stale tail (after a snapshot) must not block the insert
       log_row_statement(entry, outcomes),
   };
+  if (entry.effects || capturing_) {
+    sql.push_back("DELETE FROM distdb_effects WHERE seq >= " + seq);
+    sql.push_back(effects_row_statement(entry.id, entry.effects ? &*entry.effects : nullptr));
+  }
   // Trim now and then (not in every transaction): every 64 entries, or more
   // often when less is kept.
   const std::size_t trim_every = std::max<std::size_t>(1, std::min<std::size_t>(64, log_retention_));
   if (entry.id.seq > log_retention_ && entry.id.seq % trim_every == 0) {
     sql.push_back("DELETE FROM distdb_log WHERE seq <= " + std::to_string(entry.id.seq - log_retention_));
+    sql.push_back("DELETE FROM distdb_effects WHERE seq <= " + std::to_string(entry.id.seq - log_retention_));
   }
   return sql;
 }
@@ -473,28 +509,146 @@ StorageDone ReplicationExecutor::prepare_entry(const core::PrepareEntry& op) {
                         "this replica diverged (an abandoned DDL entry was applied): "
                         "it needs a full copy"));
   }
+  // DDL runs as statements everywhere (it is not in a transaction, so
+  // there is nothing to capture): no effects, whatever was asked.
   if (entry_has_ddl(op.entry)) return prepare_autocommit(op.entry);
+  if (op.entry.effects) return prepare_effects(op);
   const TxnId txn = txn_id_for(op.entry.id);
+  const bool capture = op.capture_effects && storage_.captures_effects();
+  if (capture) {
+    // Before the transaction begins: its changes must come after the
+    // point the capture reads from.
+    if (auto st = storage_.start_capture(); !st) return failed(st.error());
+  }
   if (auto st = storage_.begin(txn); !st) return failed(st.error());
   StorageDone done;
   bool diverged = false;
   Error error;
   std::optional<Status> prepared;
-  if (!store_entry(txn, op.entry, false, done.outcomes, diverged, error, &prepared)) {
+  capturing_ = capture;
+  const bool stored = store_entry(txn, op.entry, false, done.outcomes, diverged, error, &prepared);
+  capturing_ = false;
+  if (!stored) {
     (void)storage_.rollback(txn);
     return failed(error);
   }
+  if (auto why = prepare_failure(txn, prepared)) return failed(*why);
+  if (capture) {
+    auto effects = storage_.captured_effects(txn);
+    if (!effects) {
+      // Prepared, but the others cannot be told what it changed: the entry
+      // cannot go on (the core steps down on its own failed prepare).
+      Error e = effects.error();
+      e.message = "capturing what entry " + std::to_string(op.entry.id.seq) + " changed: " + e.message;
+      (void)storage_.rollback(txn);
+      return failed(e);
+    }
+    captured_ = std::make_pair(op.entry.id, *effects);
+    done.effects = std::move(*effects);
+  }
+  if (!storage_.prepare_survives_crash()) open_txn_ = txn;
+  return done;
+}
+
+StorageDone ReplicationExecutor::prepare_effects(const core::PrepareEntry& op) {
+  const TxnId txn = txn_id_for(op.entry.id);
+  if (auto st = storage_.begin(txn); !st) return failed(st.error());
+  StorageDone done;
+  bool diverged = false;
+  Error error;
+  if (!apply_effects(txn, op.entry, &op.outcomes, false, done.outcomes, diverged, error)) {
+    (void)storage_.rollback(txn);
+    return failed(error);
+  }
+  const std::vector<std::string> bookkeeping = record_statements(op.entry, done.outcomes);
+  const std::vector<std::string_view> batch(bookkeeping.begin(), bookkeeping.end());
+  std::optional<Status> prepared;
+  const auto results = storage_.execute_batch_and_prepare(txn, batch, prepared);
+  for (const auto& rs : results) {
+    if (!rs) {
+      (void)storage_.rollback(txn);
+      return failed(rs.error());
+    }
+  }
+  if (auto why = prepare_failure(txn, prepared)) return failed(*why);
+  if (!storage_.prepare_survives_crash()) open_txn_ = txn;
+  return done;
+}
+
+std::optional<Error> ReplicationExecutor::prepare_failure(const TxnId& txn,
+                                                          const std::optional<Status>& prepared) {
   if (!prepared) {
     (void)storage_.rollback(txn);
-    return failed(Error(ErrorKind::internal, "the entry was stored but not prepared"));
+    return Error(ErrorKind::internal, "the entry was stored but not prepared");
   }
   if (const Status& st = *prepared; !st) {
     (void)storage_.rollback(txn);
     note_failed_prepare(txn, st.error());
-    return failed(st.error());
+    return st.error();
   }
-  if (!storage_.prepare_survives_crash()) open_txn_ = txn;
-  return done;
+  return std::nullopt;
+}
+
+bool ReplicationExecutor::apply_effects(const TxnId& txn, const Entry& entry,
+                                        const std::vector<StatementOutcome>* given, bool expected,
+                                        std::vector<StatementOutcome>& outcomes, bool& diverged,
+                                        Error& error) {
+  if (!entry.effects->empty()) {
+    if (auto st = storage_.apply_effects_in(txn, *entry.effects); !st) {
+      error = st.error();
+      error.message = "applying what entry " + std::to_string(entry.id.seq) +
+                      " changed on the coordinator: " + error.message;
+      if (expected && error.kind == ErrorKind::sql) {
+        // The database refused the coordinator's rows (a row to change is
+        // missing, a key already taken): its data is not the cluster's.
+        DISTDB_LOG(error) << "[!] DIVERGED: " << error.message << ". It takes a full copy of the data.";
+        diverged = true;
+        return true;
+      }
+      return false;
+    }
+  }
+  // The statements' outcomes are the coordinator's. A checksum statement's
+  // digest is of this database once the whole entry is applied (the
+  // coordinator puts a checksum statement in an entry of its own, so that
+  // is also where the coordinator took it).
+  outcomes.clear();
+  for (std::size_t i = 0; i < entry.statements.size(); ++i) {
+    const core::LoggedStatement& st = entry.statements[i];
+    StatementOutcome outcome;
+    if (is_checksum_statement(st.sql)) {
+      if (!checksum_outcome(txn, entry, outcome, error)) return false;
+      if (expected && !st.expected(outcome)) {
+        note_divergence(entry, st, outcome);
+        diverged = true;
+        return true;
+      }
+    } else if (given != nullptr && i < given->size()) {
+      outcome = (*given)[i];
+    } else {
+      outcome.ok = st.expect_ok;
+      outcome.code = st.expect_code;
+      outcome.last_insert_id = st.expect_insert_id;
+    }
+    outcomes.push_back(std::move(outcome));
+  }
+  return true;
+}
+
+void ReplicationExecutor::record_captured_effects(const EntryId& id) {
+  if (!captured_ || !(captured_->first == id)) return;
+  const std::string sql = "UPDATE distdb_effects SET effects = " + hex_literal(captured_->second) +
+                          " WHERE seq = " + std::to_string(id.seq) +
+                          " AND epoch = " + std::to_string(id.origin);
+  if (auto rs = storage_.execute(sql); !rs) {
+    // The row stays NULL: a catch-up from this member gets a full copy
+    // from that entry on (read_log). Nothing is lost: every member that
+    // committed the entry holds its effects.
+    DISTDB_LOG(warn) << "replication storage: could not record the effects of entry " << id.seq << ": "
+                     << rs.error().message;
+    return;
+  }
+  captured_.reset();
 }
 
 StorageDone ReplicationExecutor::prepare_autocommit(const Entry& entry) {
@@ -532,11 +686,13 @@ StorageDone ReplicationExecutor::commit_entry(const core::CommitEntry& op) {
   if (auto st = storage_.commit(txn_id_for(op.id)); !st) {
     if (already_committed(op.id, st.error())) {
       open_txn_.reset();
+      record_captured_effects(op.id);
       return {};
     }
     return failed(st.error());
   }
   open_txn_.reset();
+  record_captured_effects(op.id);
   return {};
 }
 
@@ -565,6 +721,7 @@ StorageDone ReplicationExecutor::rollback_entry(const core::RollbackEntry& op) {
   }
   if (auto st = storage_.rollback(txn_id_for(op.id)); !st) return failed(st.error());
   if (open_txn_ && *open_txn_ == txn_id_for(op.id)) open_txn_.reset();
+  if (captured_ && captured_->first == op.id) captured_.reset();
   return {};
 }
 
@@ -683,9 +840,24 @@ StorageDone ReplicationExecutor::apply_entries(const core::ApplyEntries& op) {
 
 bool ReplicationExecutor::replay_run(const TxnId& txn, const std::vector<const Entry*>& run, bool& diverged,
                                      Error& error) {
-  if (!mariadb_) {
+  const bool any_effects =
+      std::any_of(run.begin(), run.end(), [](const Entry* e) { return e->effects.has_value(); });
+  if (!mariadb_ || any_effects) {
+    // One entry at a time (an entry's effects go alone to the server, see
+    // Storage::apply_effects_in), each with its own bookkeeping.
     for (const Entry* entry : run) {
       std::vector<StatementOutcome> outcomes;
+      if (entry->effects) {
+        if (!apply_effects(txn, *entry, nullptr, true, outcomes, diverged, error)) return false;
+        if (diverged) return true;
+        for (const auto& sql : record_statements(*entry, outcomes)) {
+          if (auto rs = storage_.execute_in(txn, sql); !rs) {
+            error = rs.error();
+            return false;
+          }
+        }
+        continue;
+      }
       if (!store_entry(txn, *entry, true, outcomes, diverged, error)) return false;
       if (diverged) return true;
     }
@@ -782,8 +954,10 @@ StorageDone ReplicationExecutor::read_log(const core::ReadLog& op) {
       return done;
     }
   }
-  auto rs = reader_.execute("SELECT seq, epoch, statements FROM distdb_log WHERE seq > " +
-                            std::to_string(op.after.seq) + " ORDER BY seq LIMIT " + std::to_string(op.max));
+  auto rs = reader_.execute(
+      "SELECT l.seq, l.epoch, l.statements, e.seq IS NOT NULL, e.effects FROM distdb_log l "
+      "LEFT JOIN distdb_effects e ON e.seq = l.seq AND e.epoch = l.epoch WHERE l.seq > " +
+      std::to_string(op.after.seq) + " ORDER BY l.seq LIMIT " + std::to_string(op.max));
   if (!rs) return failed(rs.error());
   for (const Row& row : rs->rows) {
     Entry entry;
@@ -792,6 +966,20 @@ StorageDone ReplicationExecutor::read_log(const core::ReadLog& op) {
     const std::string* text = std::get_if<std::string>(&row[2]);
     if (text == nullptr || !decode_statements(*text, entry))
       return failed(Error(ErrorKind::internal, "unreadable distdb_log row"));
+    if (as_u64(row[3]).value_or(0) != 0) {
+      if (!std::holds_alternative<std::monostate>(row[4])) {
+        entry.effects = as_bytes(row[4]);
+      } else if (captured_ && captured_->first == entry.id) {
+        entry.effects = captured_->second;  // committed, not yet recorded
+      } else {
+        // Shipped as effects, which this member failed to record (it
+        // crashed between the commit and the update): the entry cannot be
+        // served from here, and neither can the ones after it. The asker
+        // gets the entries before it, or a full copy.
+        if (done.entries.empty()) done.log_truncated = true;
+        return done;
+      }
+    }
     if (done.entries.empty() && entry.id.seq != op.after.seq + 1) {
       done.log_truncated = true;  // the next entry is no longer retained
       return done;
@@ -819,7 +1007,8 @@ StorageDone ReplicationExecutor::install_snapshot(const core::InstallSnapshot& o
   // Mark the position unknown first: a crash in the middle leaves a replica
   // that asks for a full copy again, never one that believes it is whole.
   const std::vector<std::string> reset = {"UPDATE distdb_applied SET epoch = 0, seq = 0 WHERE id = 1",
-                                          "DELETE FROM distdb_log"};
+                                          "DELETE FROM distdb_log", "DELETE FROM distdb_effects"};
+  captured_.reset();
   for (const auto& s : reset) {
     if (auto rs = storage_.execute(s); !rs) return failed(rs.error());
   }

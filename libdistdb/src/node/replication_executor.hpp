@@ -13,6 +13,18 @@
 //   UPDATE distdb_applied (the entry's position), INSERT INTO distdb_log
 //   prepare  (XA PREPARE on MariaDB: durable; an open transaction on SQLite)
 //
+// An entry shipped as effects (core::Entry::effects, docs/design.md section
+// 3) is stored the same way with the effects applied in place of the
+// statements (Storage::apply_effects_in), the outcomes being the
+// coordinator's, and a distdb_effects row beside its log row. The
+// coordinator's own run (PrepareEntry::capture_effects) asks the storage
+// what the prepared transaction changed (Storage::captured_effects); its
+// distdb_effects row is written in the transaction with NULL effects, and
+// filled in right after the commit, since they are only known once the
+// transaction is prepared. A NULL row that stays (a crash between the two)
+// makes this member's log unusable from that entry on: a catch-up from it
+// gets a full copy instead (read_log).
+//
 // DDL on MariaDB cannot run inside an XA transaction (it commits implicitly).
 // An entry holding DDL (the coordinator puts such a statement in an entry of
 // its own) is therefore applied at once in autocommit mode and its position
@@ -57,6 +69,21 @@ class ReplicationExecutor {
   core::StorageDone persist_promise(const core::PersistPromise& op);
   core::StorageDone prepare_entry(const core::PrepareEntry& op);
   core::StorageDone prepare_autocommit(const core::Entry& entry);
+  // An entry that carries effects: apply them, report the coordinator's
+  // outcomes, record and prepare.
+  core::StorageDone prepare_effects(const core::PrepareEntry& op);
+  // Applies an entry's effects in open transaction `txn` and works out its
+  // outcomes: `given` (the coordinator's) or the log's expectations, and
+  // for a checksum statement the digest of this database after the
+  // effects. With `expected`, stops with `diverged` at a digest that
+  // differs from the logged one, or at effects this database cannot take.
+  // False (with `error`) on any other failure.
+  bool apply_effects(const TxnId& txn, const core::Entry& entry,
+                     const std::vector<core::StatementOutcome>* given, bool expected,
+                     std::vector<core::StatementOutcome>& outcomes, bool& diverged, Error& error);
+  // Fills in the distdb_effects row of the entry this coordinator captured
+  // and just committed.
+  void record_captured_effects(const core::EntryId& id);
   core::StorageDone commit_entry(const core::CommitEntry& op);
   core::StorageDone rollback_entry(const core::RollbackEntry& op);
   core::StorageDone apply_entries(const core::ApplyEntries& op);
@@ -100,6 +127,9 @@ class ReplicationExecutor {
   Status record_entry_autocommit(const core::Entry& entry,
                                  const std::vector<core::StatementOutcome>& outcomes);
   Result<core::EntryId> read_applied(Storage& from);
+  // After a store that asked for a prepare: nothing when the transaction
+  // is prepared, otherwise why not (the transaction is then rolled back).
+  std::optional<Error> prepare_failure(const TxnId& txn, const std::optional<Status>& prepared);
   // A prepare whose answer was lost may have prepared the transaction all
   // the same; see in_doubt_ below.
   void note_failed_prepare(const TxnId& txn, const Error& error);
@@ -116,6 +146,10 @@ class ReplicationExecutor {
   std::size_t log_retention_;
   bool mariadb_;
   std::optional<core::EntryId> autocommitted_;  // a DDL entry applied at "prepare", awaiting its decision
+  // The coordinator's prepared entry whose effects were captured, awaiting
+  // its commit to record them (see the top of this file).
+  std::optional<std::pair<core::EntryId, std::string>> captured_;
+  bool capturing_ = false;                      // record_statements() writes a NULL distdb_effects row
   bool diverged_ = false;                       // such an entry was abandoned: a full copy is needed
   // Transactions whose XA PREPARE (or the COMMIT after it, in catch-up) lost
   // its connection: the server may have prepared them before it went away,

@@ -698,16 +698,11 @@ std::optional<std::string> find_nondeterministic_default(Tokens st) {
 // multi-statements on unless it provably holds one statement
 // (sql/statement_boundary.hpp).
 
-// Whether a compound statement starts at st[0].
-bool starts_compound(Tokens st) {
-  std::size_t i = 0;
-  if (st.size() > 2 && st[0].kind == Tok::word && is_punct(st[1], ":")) i = 2;  // label: BEGIN ...
-  if (i >= st.size() || st[i].kind != Tok::word) return false;
-  if (is_word(st[i], "BEGIN")) return word_at(st, i + 1, "NOT");  // BEGIN alone is a transaction
-  if (is_word_in(st[i], {"IF", "CASE", "LOOP", "WHILE", "REPEAT", "FOR"})) return true;
-  if (!is_word(st[i], "CREATE")) return false;
-  // CREATE [OR REPLACE] [DEFINER = account] [AGGREGATE] [TEMP] <kind>: the
-  // first word naming a kind of object decides.
+// Whether st[i] is the CREATE of a stored program: CREATE [OR REPLACE]
+// [DEFINER = account] [AGGREGATE] [TEMP] <kind>, where the first word
+// naming a kind of object decides.
+bool creates_program(Tokens st, std::size_t i) {
+  if (i >= st.size() || !is_word(st[i], "CREATE")) return false;
   for (std::size_t j = i + 1; j < st.size() && j < i + 24; ++j) {
     if (is_word_in(st[j], {"PROCEDURE", "FUNCTION", "TRIGGER", "EVENT", "PACKAGE"})) return true;
     if (is_word_in(st[j], {"TABLE", "VIEW", "INDEX", "DATABASE", "SCHEMA", "USER", "ROLE", "SEQUENCE",
@@ -716,6 +711,23 @@ bool starts_compound(Tokens st) {
     }
   }
   return false;
+}
+
+// Whether a compound statement starts at st[0].
+bool starts_compound(Tokens st) {
+  std::size_t i = 0;
+  if (st.size() > 2 && st[0].kind == Tok::word && is_punct(st[1], ":")) i = 2;  // label: BEGIN ...
+  if (i >= st.size() || st[i].kind != Tok::word) return false;
+  if (is_word(st[i], "BEGIN")) return word_at(st, i + 1, "NOT");  // BEGIN alone is a transaction
+  if (is_word_in(st[i], {"IF", "CASE", "LOOP", "WHILE", "REPEAT", "FOR"})) return true;
+  return creates_program(st, i);
+}
+
+// Whether st (a whole statement) defines a stored program: CREATE [OR
+// REPLACE] [DEFINER = ...] [AGGREGATE] PROCEDURE | FUNCTION | TRIGGER |
+// EVENT | PACKAGE, with or without a compound body.
+bool defines_program(Tokens st) {
+  return creates_program(st, skip_open_parens(st));
 }
 
 // Where a statement of a compound body may start, seen from the token before.
@@ -1147,6 +1159,7 @@ Reading read_as(std::string_view sql, const LexRules& rules, const Context& cont
   const std::size_t k = skip_open_parens(first);
   if (k < first.size() && first[k].kind == Tok::word) r.c.first_keyword = upper(first[k].text);
   r.c.kind = kind_of(first, 0);
+  r.c.defines_program = defines_program(first);
 
   // Every statement, those of a compound body too, not only the first.
   const bool compound = starts_compound(all);
@@ -1201,6 +1214,7 @@ Classification classify(std::string_view sql, const Context& context) {
   c.other_database = m.c.other_database ? std::move(m.c.other_database) : std::move(s.c.other_database);
   c.unreplicable = m.c.unreplicable ? std::move(m.c.unreplicable) : std::move(s.c.unreplicable);
   c.ddl = m.c.ddl || s.c.ddl;
+  c.defines_program = m.c.defines_program && s.c.defines_program;
   c.version_unknown = m.c.version_unknown;
   c.malformed = m.c.malformed;
   // Only a MariaDB server resolves executable comments; one text for both
@@ -1227,7 +1241,7 @@ Classification classify(std::string_view sql) {
   return classify(sql, Dialect::any);
 }
 
-std::optional<std::string> replication_refusal(const Classification& c) {
+std::optional<std::string> replication_refusal(const Classification& c, bool rows_shipped) {
   const std::string what = c.first_keyword.empty() ? "This statement" : "'" + c.first_keyword + "'";
   if (c.multiple_statements) {
     return "The request holds more than one statement (a ';' is followed by more SQL); send one statement per "
@@ -1293,6 +1307,10 @@ std::optional<std::string> replication_refusal(const Classification& c) {
                                  "whenever a row is written without that column, so members would store different "
                                  "values: give the column a constant default (or none) and send the value with "
                                  "each INSERT and UPDATE.";
+  }
+  if (c.nondeterministic && rows_shipped && (!c.ddl || c.defines_program)) {
+    // Evaluated once, on the coordinator; the members store its rows.
+    return std::nullopt;
   }
   if (c.nondeterministic) {
     return *c.nondeterministic + " is non-deterministic: every node would compute its own value, so the write "

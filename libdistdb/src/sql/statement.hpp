@@ -119,6 +119,10 @@ struct Classification {
   // anywhere in the text: first, in a compound body, after SET STATEMENT
   // ... FOR. Such an entry is applied in autocommit mode.
   bool ddl = false;
+  // The statement defines a stored program (CREATE PROCEDURE, FUNCTION,
+  // TRIGGER, EVENT, PACKAGE): what its body computes is computed when it is
+  // called or fired, not when the definition is replicated.
+  bool defines_program = false;
   // MariaDB: an executable comment whose meaning depends on the server's
   // version, which the caller did not know (server_version 0).
   bool version_unknown = false;
@@ -152,7 +156,14 @@ Classification classify(std::string_view sql, Dialect dialect, unsigned long ser
 // transaction-control statements, and writes that name distdb's own
 // tables or another database, use session state, or call a
 // non-deterministic function or variable. A single read is never refused (it is not replicated).
-std::optional<std::string> replication_refusal(const Classification& c);
+//
+// `rows_shipped`: the cluster ships the rows a write changed (Replication::
+// rows), so a non-deterministic function is refused only where each member
+// evaluates it itself: in DDL (which every member runs as text), such as a
+// column default or CREATE TABLE ... SELECT, but not in the body of a
+// stored program, which runs only where it is called or fired, on the
+// coordinator.
+std::optional<std::string> replication_refusal(const Classification& c, bool rows_shipped = false);
 
 std::string_view to_string(StatementKind kind);
 

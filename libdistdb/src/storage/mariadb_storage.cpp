@@ -90,7 +90,10 @@
 #include <errmsg.h>
 #include <mysqld_error.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
@@ -104,6 +107,7 @@
 
 #include "sql/statement_boundary.hpp"
 #include "storage/mariadb_common.hpp"
+#include "storage/mariadb_row_events.hpp"
 #include "util/log_internal.hpp"
 
 namespace distdb {
@@ -443,7 +447,71 @@ class MariadbStorage final : public Storage {
     return ensure_connected();
   }
 
+  // --- Effects (mariadb_row_events.hpp): the binary log's row events.
+
+  bool captures_effects() const override { return !read_only_; }
+
+  Status start_capture() override {
+    if (tap_) return {};
+    // The dump registers as a replica with an id of its own: one no server
+    // uses (ids above 4,000,000,000 are left to us), distinct per session
+    // of this process so that a node never drops another's dump.
+    static std::atomic<std::uint32_t> next{0};
+    const std::uint32_t dump_id = 4'000'000'000u +
+                                  (static_cast<std::uint32_t>(::getpid()) % 100'000u) * 1000u +
+                                  next.fetch_add(1) % 1000u;
+    auto tap = mariadb::RowEventTap::open(config_, dump_id);
+    if (!tap) return tap.error();
+    tap_ = std::move(*tap);
+    return {};
+  }
+
+  Result<std::string> captured_effects(const TxnId& id) override {
+    if (!tap_) return Error(ErrorKind::internal, "captured_effects('" + id + "'): no capture running");
+    auto effects = tap_->effects_of(id);
+    // A tap that failed is broken for good: the next start_capture() opens
+    // a new one (the transactions prepared meanwhile cannot be captured, and
+    // their callers roll them back).
+    if (!effects && effects.error().kind != ErrorKind::sql) tap_.reset();
+    return effects;
+  }
+
+  Status apply_effects_in(const TxnId& id, std::string_view effects) override {
+    if (auto st = check_active(id, "execute_in"); !st) return st;
+    if (effects.empty()) return {};
+    auto parsed = mariadb::parse_effects(effects);
+    if (!parsed) return parsed.error();
+    // The rows name the coordinator's database; this member's may be
+    // called otherwise.
+    std::string renamed;
+    for (const auto& event : *parsed) {
+      if (event.table.empty()) continue;
+      const std::string from = event.table.substr(0, event.table.find('.'));
+      if (from != config_.database) {
+        auto r = mariadb::rename_database(effects, from, config_.database);
+        if (!r) return r.error();
+        renamed = std::move(*r);
+        effects = renamed;
+      }
+      break;
+    }
+    auto statements = mariadb::apply_statements(effects, kMaxApplyStatementBytes);
+    if (!statements) return statements.error();
+    if (auto st = start_alone(); !st) return st;
+    // Each BINLOG statement alone in its request: one carrying row events
+    // must be the last of a request (mariadb_row_events.hpp).
+    for (const std::string& sql : *statements) {
+      auto rs = query(sql);
+      if (!rs) return rs.error();
+    }
+    return {};
+  }
+
  private:
+  // A BINLOG statement is cut below this (the server's max_allowed_packet
+  // is 16 MiB by default; base64 adds a third).
+  static constexpr std::size_t kMaxApplyStatementBytes = 4u << 20;
+
   enum class TxnState {
     none,      // no transaction begun on this session
     starting,  // begun; XA START goes with the first statements
@@ -873,6 +941,7 @@ class MariadbStorage final : public Storage {
   std::vector<unsigned long> departed_threads_;  // lost preparing sessions, maybe still on the server
   unsigned long first_thread_id_ = 0;            // of this Storage's first session
   bool earlier_sessions_waited_ = false;         // by the first recover()
+  std::unique_ptr<mariadb::RowEventTap> tap_;    // start_capture(): the binary log's row events
 };
 
 }  // namespace

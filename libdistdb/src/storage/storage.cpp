@@ -8,6 +8,7 @@
 #include "storage/login_check.hpp"
 #include "storage/sqlite_storage.hpp"
 #ifdef DISTDB_WITH_MARIADB
+#include "storage/mariadb_row_events.hpp"
 #include "storage/mariadb_storage.hpp"
 #endif
 
@@ -33,6 +34,29 @@ std::vector<Result<ResultSet>> Storage::execute_batch_and_prepare(const TxnId& i
   std::vector<Result<ResultSet>> results = execute_batch_in(id, statements);
   if (results.size() == statements.size() && (results.empty() || results.back())) prepared = prepare(id);
   return results;
+}
+
+bool Storage::captures_effects() const {
+  return false;
+}
+
+namespace {
+Error no_effects(const Storage& s) {
+  return Error(ErrorKind::invalid_request, std::string("the ") + std::string(s.backend_name()) +
+                                               " backend cannot capture or apply effects");
+}
+}  // namespace
+
+Status Storage::start_capture() {
+  return no_effects(*this);
+}
+
+Result<std::string> Storage::captured_effects(const TxnId&) {
+  return no_effects(*this);
+}
+
+Status Storage::apply_effects_in(const TxnId&, std::string_view) {
+  return no_effects(*this);
 }
 
 bool is_valid_txn_id(std::string_view id) {
@@ -63,6 +87,17 @@ Result<std::unique_ptr<Storage>> open_storage(const StorageConfig& config, Stora
   return Error(ErrorKind::config, "unknown storage backend");
 }
 
+Status check_replication_support(const StorageConfig& config, std::vector<std::string>* warnings) {
+  if (config.replication != Replication::rows) return {};
+#ifdef DISTDB_WITH_MARIADB
+  if (config.backend == StorageBackend::mariadb) return mariadb::check_row_capture(config.db, warnings);
+#else
+  (void)warnings;
+#endif
+  return Error(ErrorKind::config,
+               std::string("replication \"rows\" needs MariaDB storage, not ") + to_string(config.backend));
+}
+
 Status check_database_login(const StorageConfig& config, const std::string& user,
                             const std::string& password) {
 #ifdef DISTDB_WITH_MARIADB
@@ -83,17 +118,26 @@ namespace {
 // operators who want to create the tables by hand.
 //
 // Only portable SQL: it must run unchanged on SQLite and MariaDB.
-constexpr std::array<std::string_view, 3> kSchemaDdl = {
+constexpr std::array<std::string_view, 4> kSchemaDdl = {
     // promised_epoch: the highest epoch this node promised (never decreases).
     "CREATE TABLE IF NOT EXISTS distdb_meta (name VARCHAR(64) PRIMARY KEY, value VARCHAR(255) NOT NULL)",
     // The replication layer updates the one row (id=1) inside every
     // replicated transaction, so that the last applied log position (seq, and
     // the epoch of the coordinator that created that entry) commits
     // atomically with the data it describes.
-    "CREATE TABLE IF NOT EXISTS distdb_applied (id INT PRIMARY KEY, epoch BIGINT NOT NULL, seq BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS distdb_applied (id INT PRIMARY KEY, epoch BIGINT NOT NULL, seq BIGINT NOT "
+    "NULL)",
     // The retained tail of the log, written in the same transaction as the
     // entry's data: what lagging nodes catch up from.
-    "CREATE TABLE IF NOT EXISTS distdb_log (seq BIGINT PRIMARY KEY, epoch BIGINT NOT NULL, statements LONGTEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS distdb_log (seq BIGINT PRIMARY KEY, epoch BIGINT NOT NULL, statements "
+    "LONGTEXT NOT NULL)",
+    // The effects of the log entries that were shipped as effects (row
+    // events) rather than statements, keyed like distdb_log: catch-up applies
+    // them, not the statements. NULL effects: the coordinator's own entry,
+    // whose effects are only known once it is prepared and are filled in
+    // right after its commit (node/replication_executor.cpp).
+    "CREATE TABLE IF NOT EXISTS distdb_effects (seq BIGINT PRIMARY KEY, epoch BIGINT NOT NULL, effects "
+    "LONGBLOB)",
 };
 
 // Seed rows: each is inserted only when its key is missing. A dialect's

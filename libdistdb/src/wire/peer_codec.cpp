@@ -146,6 +146,8 @@ void put_entry(JsonWriter& w, const core::Entry& entry) {
     w.EndObject();
   }
   w.EndArray();
+  // Optional: absent when every member runs the statements.
+  if (entry.effects) put_raw_string(w, "effects", base64_encode(*entry.effects));
   w.EndObject();
 }
 
@@ -196,6 +198,13 @@ void put_fields(JsonWriter& w, const core::Prepare& m) {
   put_entry_id(w, "previous", m.previous);
   w.Key("entry");
   put_entry(w, m.entry);
+  // Optional: only an entry that carries effects comes with the coordinator's outcomes.
+  if (!m.outcomes.empty()) {
+    w.Key("outcomes");
+    w.StartArray();
+    for (const auto& o : m.outcomes) put_outcome(w, o);
+    w.EndArray();
+  }
 }
 
 void put_fields(JsonWriter& w, const core::PrepareReply& m) {
@@ -434,6 +443,22 @@ class Reader {
       }
       out.statements.push_back(std::move(statement));
     }
+    out.effects.reset();
+    if (v.HasMember("effects")) {
+      std::string effects;
+      if (auto st = base64(v, inner, "effects", effects); !st) return st;
+      out.effects = std::move(effects);
+    }
+    return {};
+  }
+
+  Status outcomes(const JsonValue& root, std::vector<core::StatementOutcome>& out) const {
+    auto list = array(root, "", "outcomes", kMaxPeerOutcomes);
+    if (!list) return list.error();
+    out.resize((*list)->Size());
+    for (rapidjson::SizeType i = 0; i < (*list)->Size(); ++i) {
+      if (auto st = outcome((**list)[i], "outcomes[" + std::to_string(i) + "]", out[i]); !st) return st;
+    }
     return {};
   }
 
@@ -492,7 +517,10 @@ Status read_fields(const Reader& r, const JsonValue& root, core::Prepare& m) {
   if (auto st = r.entry_id(root, "", "previous", m.previous); !st) return st;
   auto entry = r.member(root, "", "entry");
   if (!entry) return entry.error();
-  return r.entry(**entry, "entry", m.entry);
+  if (auto st = r.entry(**entry, "entry", m.entry); !st) return st;
+  m.outcomes.clear();
+  if (root.HasMember("outcomes")) return r.outcomes(root, m.outcomes);
+  return {};
 }
 
 Status read_fields(const Reader& r, const JsonValue& root, core::PrepareReply& m) {
@@ -500,15 +528,7 @@ Status read_fields(const Reader& r, const JsonValue& root, core::PrepareReply& m
   if (auto st = r.entry_id(root, "", "entry", m.entry); !st) return st;
   if (auto st = r.boolean(root, "", "yes", m.yes); !st) return st;
   if (auto st = r.text(root, "", "reason", m.reason); !st) return st;
-  auto outcomes = r.array(root, "", "outcomes", kMaxPeerOutcomes);
-  if (!outcomes) return outcomes.error();
-  m.outcomes.resize((*outcomes)->Size());
-  for (rapidjson::SizeType i = 0; i < (*outcomes)->Size(); ++i) {
-    if (auto st = r.outcome((**outcomes)[i], "outcomes[" + std::to_string(i) + "]", m.outcomes[i]); !st) {
-      return st;
-    }
-  }
-  return {};
+  return r.outcomes(root, m.outcomes);
 }
 
 Status read_fields(const Reader& r, const JsonValue& root, core::Decide& m) {

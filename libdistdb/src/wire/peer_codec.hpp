@@ -12,7 +12,8 @@
 //   Heartbeat         epoch, coordinator, is_coordinator, applied, view, eligible
 //   VoteRequest       epoch
 //   VoteReply         epoch, granted, applied, promised
-//   Prepare           epoch, previous, entry (an Entry)
+//   Prepare           epoch, previous, entry (an Entry), outcomes (optional:
+//                     present with an entry that carries effects)
 //   PrepareReply      epoch, entry (an EntryId), yes, reason, outcomes
 //   Decide            epoch, entry (an EntryId)
 //   DecideReply       epoch, entry (an EntryId), ok
@@ -24,7 +25,9 @@
 //
 // Shapes:
 //   EntryId           {"seq": u64, "origin": u64}
-//   Entry             {"id": EntryId, "statements": [LoggedStatement...]}
+//   Entry             {"id": EntryId, "statements": [LoggedStatement...],
+//                      "effects": base64 (optional: absent when the members
+//                      run the statements, Entry::effects)}
 //   LoggedStatement   {"sql": text, "expect_ok": bool, "expect_code": i32,
 //                      "expect_insert_id": u64 (optional, 0), "expect_digest":
 //                      text (optional, empty)}

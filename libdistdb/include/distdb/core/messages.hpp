@@ -43,10 +43,17 @@ struct VoteReply {
 // entry just before it in the coordinator's log, which the participant must
 // have (committed, or prepared: then `previous` is decided and it commits it
 // first).
+//
+// When the entry carries effects (ReplicaConfig::ship_effects), the
+// coordinator has already run it and `outcomes` are its outcomes: a member
+// applies the effects and reports those outcomes as its own, except for a
+// checksum statement, whose digest it takes of its own data (a member whose
+// data differs then says so).
 struct Prepare {
   Epoch epoch = 0;
   EntryId previous;
   Entry entry;
+  std::vector<StatementOutcome> outcomes;  // with entry.effects: the coordinator's
 };
 
 struct PrepareReply {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -60,6 +61,21 @@ struct ReplicaConfig {
   int snapshot_after_failed_applies = 3;
   std::uint64_t random_seed = 1;        // for election back-off
   bool forward_writes = true;           // a non-coordinator forwards writes (else: not_coordinator)
+  // Ship effects, not statements: the coordinator runs each entry first,
+  // alone, and sends the others what it changed (Entry::effects) with its
+  // outcomes; they apply that. Costs the round one more step in sequence
+  // (the others prepare once the coordinator has), and buys determinism:
+  // nothing a statement evaluates can differ between members. The driver
+  // sets it when the storage can capture effects (MariaDB with a row-format
+  // binary log) and the configuration asks for it.
+  bool ship_effects = false;
+  // Statements that must be an entry of their own, never batched with
+  // others (empty: none). The driver names DDL, which MariaDB commits by
+  // itself, outside any transaction — every member runs such an entry as
+  // statements, so a write batched with it would be too — and checksum
+  // statements, whose digest is then of the data between two entries.
+  // A pure function of the text: the core only asks it.
+  std::function<bool(const std::string& sql)> runs_alone;
 };
 
 // What the replica finds in its storage at start.
@@ -225,6 +241,10 @@ class DISTDB_API ReplicaCore {
     std::map<NodeId, PrepareReply> votes;
     std::map<NodeId, PrepareReply> all_votes;  // every vote received, kept when its member leaves the round
     std::vector<StatementOutcome> reference;  // the coordinator's own outcomes
+    // ship_effects: false until the coordinator's own prepare is done and
+    // the others have been sent the entry with its effects. Until then the
+    // others are not waited for (round_timeout leaves them be).
+    bool others_asked = true;
     bool decided = false;
     std::set<NodeId> committed;          // members that reported the commit durable
     std::uint64_t started_at = 0;        // start of the current phase (prepare, then commit)

@@ -36,8 +36,18 @@ struct PersistPromise {
 // as the last applied one in the same transaction, and prepare it. Done
 // reports one outcome per statement. A failure to run or prepare at all (the
 // database is down) is reported as !ok; nothing stays prepared then.
+//
+// Shipping effects (ReplicaConfig::ship_effects): with `capture_effects`
+// (the coordinator's own run) done also reports what the run changed
+// (StorageDone::effects; nullopt for an entry the storage cannot capture,
+// e.g. DDL, which every member then runs as statements). An entry that
+// carries effects is not run: the effects are applied, and done reports
+// `outcomes` (the coordinator's) as this run's, checksum statements aside
+// (their digests are taken here).
 struct PrepareEntry {
   Entry entry;
+  std::vector<StatementOutcome> outcomes;  // with entry.effects: the coordinator's outcomes
+  bool capture_effects = false;
 };
 
 // Commit the prepared transaction of `id`.
@@ -51,7 +61,8 @@ struct RollbackEntry {
 };
 
 // Catch-up: apply decided entries in order, each in its own committed
-// transaction recording it as applied. An entry whose statements do not give
+// transaction recording it as applied (an entry with effects: the effects
+// are applied, not the statements). An entry whose statements do not give
 // the expected outcomes is not committed: applying stops there and done
 // reports how many were applied and that this replica has diverged.
 struct ApplyEntries {
@@ -92,6 +103,7 @@ struct StorageDone {
   bool ok = true;
   Error error;                                 // when !ok
   std::vector<StatementOutcome> outcomes;      // PrepareEntry
+  std::optional<std::string> effects;          // PrepareEntry with capture_effects: what the run changed
   std::size_t applied_count = 0;               // ApplyEntries
   bool diverged = false;                       // ApplyEntries: an entry gave other outcomes
   std::vector<Entry> entries;                  // ReadLog

@@ -18,6 +18,9 @@ class DISTDB_API TwoPhaseCommit : public virtual ReplicaCore {
   // --- rounds.cpp
   void on_propose(ClientTag tag, std::string sql, NodeId forwarded_from, ClientTag forwarded_tag);
   void maybe_start_round();
+  // ship_effects: our own participant voted `own` on the round's entry;
+  // send the entry, with its effects and our outcomes, to the others.
+  void ask_others(const PrepareReply& own);
   void on_prepare_reply(NodeId from, const PrepareReply& m);
   void on_decide_reply(NodeId from, const DecideReply& m);
   void check_round() override;

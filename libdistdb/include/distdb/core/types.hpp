@@ -7,6 +7,7 @@
 
 #include <compare>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -77,6 +78,17 @@ struct LoggedStatement {
 struct Entry {
   EntryId id;
   std::vector<LoggedStatement> statements;
+  // What the coordinator's run of the statements changed, when the cluster
+  // ships effects rather than statements (row-based replication,
+  // docs/design.md section 3): every other member applies these instead of
+  // running the statements, so that whatever the statements evaluated on
+  // the coordinator (UUID(), NOW(6), a trigger, an automatic id) is what
+  // every member stores. Empty string: the run changed nothing replicated.
+  // nullopt: every member runs the statements itself (a DDL entry, a
+  // backend that cannot capture effects, or the cluster ships statements).
+  // Opaque to the core: the storage that captured them knows their format
+  // (MariaDB: binary log row events).
+  std::optional<std::string> effects;
 };
 
 // Identifies the client request a write belongs to (chosen by the driver).
