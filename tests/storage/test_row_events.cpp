@@ -746,3 +746,37 @@ TEST_CASE("row shipping: capture latency of a small transaction") {
   MESSAGE("effects_of() over " << kRuns << " transactions: median " << median << " us, p99 " << p99 << " us");
   CHECK(median < 20000);
 }
+
+TEST_CASE("row shipping: a member refuses effects for another database, two databases or a system schema") {
+  // Effects come from the network, and BINLOG applies rows without
+  // checking table privileges: Storage::apply_effects_in checks them first.
+  if (!two_servers()) return;
+  const std::string other = "distdb_rows_elsewhere";
+  Pair p({"CREATE TABLE t (id INT PRIMARY KEY)"});
+  fresh_database(0, other);
+  must(p.coord->execute("CREATE TABLE `" + other + "`.t (id INT PRIMARY KEY)"));
+  const std::string two =
+      p.capture("two-dbs", {"INSERT INTO t VALUES (1)", "INSERT INTO `" + other + "`.t VALUES (2)"});
+  REQUIRE(describe(two).find(other) != std::string::npos);
+  auto expect_refused = [&](const std::string& effects, const std::string& why) {
+    CAPTURE(why);
+    must_ok(p.member->begin("refused"));
+    const Status st = p.member->apply_effects_in("refused", effects);
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().kind == ErrorKind::invalid_request);
+    CHECK(st.error().message.find(why) != std::string::npos);
+    must_ok(p.member->rollback("refused"));
+  };
+  expect_refused(two, "two databases");
+  const std::string mine = p.capture("one-db", {"INSERT INTO t VALUES (3)"});
+  auto system = mariadb::rename_database(mine, kDb, "mysql");
+  REQUIRE(system.ok());
+  expect_refused(*system, "system schema");
+  CHECK(one(*p.member, "SELECT COUNT(*) FROM t") == "0");
+  // The same effects, for this member's database, apply.
+  must_ok(p.member->begin("accepted"));
+  must_ok(p.member->apply_effects_in("accepted", mine));
+  must_ok(p.member->prepare("accepted"));
+  must_ok(p.member->commit("accepted"));
+  CHECK(one(*p.member, "SELECT COUNT(*) FROM t") == "1");
+}

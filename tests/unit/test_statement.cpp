@@ -604,6 +604,24 @@ TEST_CASE("statement: replication_refusal when rows are shipped") {
     CHECK(replication_refusal(md(sql)).has_value());
     CHECK_FALSE(replication_refusal(md(sql), true).has_value());
   }
+  // DDL that runs queries itself: every member would evaluate them.
+  for (const char* sql :
+       {"CREATE TABLE t2 AS SELECT f() AS u", "CREATE OR REPLACE TABLE t2 SELECT * FROM t",
+        "BEGIN NOT ATOMIC INSERT INTO t VALUES (1); CREATE TABLE IF NOT EXISTS z (a INT); END",
+        "CREATE TABLE t2 (a INT) AS VALUES (1)"}) {
+    CAPTURE(sql);
+    CHECK(md(sql).ddl_runs_queries);
+    const auto refusal = replication_refusal(md(sql), true);
+    REQUIRE(refusal.has_value());
+    CHECK(refusal->find("INSERT ... SELECT") != std::string::npos);
+  }
+  for (const char* sql : {"CREATE VIEW v AS SELECT UUID() AS u", "CREATE TABLE t2 (a INT, b INT AS (a + 1))",
+                          "ALTER TABLE t ADD COLUMN c INT",
+                          "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW INSERT INTO audit SELECT NEW.id",
+                          "CREATE TABLE t3 LIKE t"}) {
+    CAPTURE(sql);
+    CHECK_FALSE(md(sql).ddl_runs_queries);
+  }
   for (const char* sql :
        {"CREATE TABLE t2 AS SELECT UUID() AS u", "ALTER TABLE t ADD COLUMN u CHAR(36) DEFAULT (UUID())",
         "CREATE TABLE t3 (ts DATETIME(6) DEFAULT NOW(6))", "INSERT INTO t VALUES (@x)",

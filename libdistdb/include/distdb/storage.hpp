@@ -106,14 +106,23 @@ class DISTDB_API Storage {
   // a binary log dump open at the end of the log). Call before begin();
   // cheap when capture is already running.
   virtual Status start_capture();
+  // Stops capturing. The executor calls it whenever this connection writes
+  // anything else (a DDL entry, another member's effects, a catch-up, a
+  // full copy): a capture reads every change logged since the previous one,
+  // and those changes are not the next entry's.
+  virtual void stop_capture();
   // After prepare(id) of a transaction begun after start_capture(): what it
   // changed, in the backend's own format, for apply_effects_in() on another
   // member. distdb's own tables (distdb_*) are left out: each member writes
   // its own. Empty when nothing else changed.
   virtual Result<std::string> captured_effects(const TxnId& id);
   // Applies `effects` (another member's captured_effects()) inside the open
-  // transaction `id`. An SQL error means this database does not hold what
-  // the coordinator's did (e.g. a row to update is missing).
+  // transaction `id`. Effects are checked first, since they come from the
+  // network and the database applies them without checking privileges:
+  // rows for more than one database, for a system schema or for distdb's
+  // own tables are refused (invalid_request). An SQL error means this
+  // database does not hold what the coordinator's did (e.g. a row to update
+  // is missing).
   virtual Status apply_effects_in(const TxnId& id, std::string_view effects);
 
   // The database server's version as a number, MAJOR * 10000 + MINOR * 100

@@ -251,7 +251,8 @@ void ReplicationDriver::executor_loop() {
     if (opened) {
       if (auto st = ensure_distdb_schema(**opened); st) {
         auto exec = std::make_unique<ReplicationExecutor>(**opened, **opened_reader, is_ddl,
-                                                          config_.limits.log_retention_entries);
+                                                          config_.limits.log_retention_entries,
+                                                          config_.storage.replication == Replication::rows);
         auto recovered = exec->recover();
         if (recovered) {
           storage = std::move(*opened);

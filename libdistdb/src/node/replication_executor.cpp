@@ -109,6 +109,13 @@ std::string as_bytes(const Value& v) {
   return {};
 }
 
+// MariaDB errors by which BINLOG says this database does not hold the
+// coordinator's data: a row to change or delete is missing, a key or a
+// foreign key does not fit.
+bool refuses_rows(int code) {
+  return code == 1032 || code == 1062 || code == 1451 || code == 1452;
+}
+
 StorageDone failed(const Error& e) {
   StorageDone d;
   d.ok = false;
@@ -134,12 +141,13 @@ bool parse_txn_id(const TxnId& txn, EntryId& id) {
 
 ReplicationExecutor::ReplicationExecutor(Storage& storage, Storage& reader,
                                          std::function<bool(const std::string&)> is_ddl,
-                                         std::size_t log_retention)
+                                         std::size_t log_retention, bool rows)
     : storage_(storage),
       reader_(reader),
       is_ddl_(std::move(is_ddl)),
       log_retention_(log_retention),
-      mariadb_(storage.backend_name() == "mariadb") {}
+      mariadb_(storage.backend_name() == "mariadb"),
+      rows_(rows) {}
 
 core::StorageDone ReplicationExecutor::perform(const core::StorageTask& task) {
   // The driver reports failed attempts to apply entries itself, with the
@@ -513,6 +521,12 @@ StorageDone ReplicationExecutor::prepare_entry(const core::PrepareEntry& op) {
   // there is nothing to capture): no effects, whatever was asked.
   if (entry_has_ddl(op.entry)) return prepare_autocommit(op.entry);
   if (op.entry.effects) return prepare_effects(op);
+  if (rows_ && !op.capture_effects) {
+    return failed(Error(ErrorKind::invalid_request,
+                        "entry " + std::to_string(op.entry.id.seq) +
+                            " came as statements, but this member replicates rows: every member needs the "
+                            "same storage.replication"));
+  }
   const TxnId txn = txn_id_for(op.entry.id);
   const bool capture = op.capture_effects && storage_.captures_effects();
   if (capture) {
@@ -551,6 +565,7 @@ StorageDone ReplicationExecutor::prepare_entry(const core::PrepareEntry& op) {
 }
 
 StorageDone ReplicationExecutor::prepare_effects(const core::PrepareEntry& op) {
+  storage_.stop_capture();  // what this writes is not the next captured entry's
   const TxnId txn = txn_id_for(op.entry.id);
   if (auto st = storage_.begin(txn); !st) return failed(st.error());
   StorageDone done;
@@ -598,9 +613,11 @@ bool ReplicationExecutor::apply_effects(const TxnId& txn, const Entry& entry,
       error = st.error();
       error.message = "applying what entry " + std::to_string(entry.id.seq) +
                       " changed on the coordinator: " + error.message;
-      if (expected && error.kind == ErrorKind::sql) {
+      if (expected && error.kind == ErrorKind::sql && refuses_rows(error.code)) {
         // The database refused the coordinator's rows (a row to change is
         // missing, a key already taken): its data is not the cluster's.
+        // (Other errors — a lock wait, a missing privilege — are failures
+        // to retry, not evidence.)
         DISTDB_LOG(error) << "[!] DIVERGED: " << error.message << ". It takes a full copy of the data.";
         diverged = true;
         return true;
@@ -652,6 +669,7 @@ void ReplicationExecutor::record_captured_effects(const EntryId& id) {
 }
 
 StorageDone ReplicationExecutor::prepare_autocommit(const Entry& entry) {
+  storage_.stop_capture();  // DDL (and any write it runs) is not the next captured entry's
   StorageDone done;
   for (const auto& st : entry.statements) {
     StatementOutcome outcome;
@@ -726,6 +744,7 @@ StorageDone ReplicationExecutor::rollback_entry(const core::RollbackEntry& op) {
 }
 
 StorageDone ReplicationExecutor::apply_entries(const core::ApplyEntries& op) {
+  storage_.stop_capture();
   StorageDone done;
   auto applied = read_applied(storage_);
   if (!applied) return failed(applied.error());
@@ -1004,6 +1023,7 @@ StorageDone ReplicationExecutor::read_snapshot() {
 }
 
 StorageDone ReplicationExecutor::install_snapshot(const core::InstallSnapshot& op) {
+  storage_.stop_capture();
   // Mark the position unknown first: a crash in the middle leaves a replica
   // that asks for a full copy again, never one that believes it is whole.
   const std::vector<std::string> reset = {"UPDATE distdb_applied SET epoch = 0, seq = 0 WHERE id = 1",

@@ -52,8 +52,11 @@ class ReplicationExecutor {
   // `storage` holds an entry prepared (on SQLite, an open transaction).
   // `is_ddl` tells statements that cannot run inside a prepared transaction
   // on this backend.
+  // `rows`: this member replicates rows (storage.replication): an entry
+  // that comes as statements (not DDL) is refused, since a coordinator
+  // that sends statements would have every member compute its own values.
   ReplicationExecutor(Storage& storage, Storage& reader, std::function<bool(const std::string&)> is_ddl,
-                      std::size_t log_retention);
+                      std::size_t log_retention, bool rows = false);
 
   // A catch-up (ApplyEntries) commits up to this many consecutive entries
   // in one transaction.
@@ -150,6 +153,7 @@ class ReplicationExecutor {
   // its commit to record them (see the top of this file).
   std::optional<std::pair<core::EntryId, std::string>> captured_;
   bool capturing_ = false;                      // record_statements() writes a NULL distdb_effects row
+  bool rows_ = false;                           // storage.replication is rows
   bool diverged_ = false;                       // such an entry was abandoned: a full copy is needed
   // Transactions whose XA PREPARE (or the COMMIT after it, in catch-up) lost
   // its connection: the server may have prepared them before it went away,

@@ -701,14 +701,24 @@ std::optional<std::string> find_nondeterministic_default(Tokens st) {
 // Whether st[i] is the CREATE of a stored program: CREATE [OR REPLACE]
 // [DEFINER = account] [AGGREGATE] [TEMP] <kind>, where the first word
 // naming a kind of object decides.
-bool creates_program(Tokens st, std::size_t i) {
-  if (i >= st.size() || !is_word(st[i], "CREATE")) return false;
+// The word naming the kind of object a CREATE at st[i] creates (PROCEDURE,
+// TABLE, VIEW, ...), or an empty string.
+std::string_view created_kind(Tokens st, std::size_t i) {
+  if (i >= st.size() || !is_word(st[i], "CREATE")) return {};
   for (std::size_t j = i + 1; j < st.size() && j < i + 24; ++j) {
-    if (is_word_in(st[j], {"PROCEDURE", "FUNCTION", "TRIGGER", "EVENT", "PACKAGE"})) return true;
-    if (is_word_in(st[j], {"TABLE", "VIEW", "INDEX", "DATABASE", "SCHEMA", "USER", "ROLE", "SEQUENCE",
-                           "SERVER", "TABLESPACE", "UNIQUE", "FULLTEXT", "SPATIAL", "VIRTUAL", "LOGFILE"})) {
-      return false;
+    if (is_word_in(st[j], {"PROCEDURE",  "FUNCTION", "TRIGGER",  "EVENT",   "PACKAGE", "TABLE",    "VIEW",
+                           "INDEX",      "DATABASE", "SCHEMA",   "USER",    "ROLE",    "SEQUENCE", "SERVER",
+                           "TABLESPACE", "UNIQUE",   "FULLTEXT", "SPATIAL", "VIRTUAL", "LOGFILE"})) {
+      return st[j].text;
     }
+  }
+  return {};
+}
+
+bool creates_program(Tokens st, std::size_t i) {
+  const std::string_view kind = created_kind(st, i);
+  for (const std::string_view program : {"PROCEDURE", "FUNCTION", "TRIGGER", "EVENT", "PACKAGE"}) {
+    if (iequals(kind, program)) return true;
   }
   return false;
 }
@@ -728,6 +738,20 @@ bool starts_compound(Tokens st) {
 // EVENT | PACKAGE, with or without a compound body.
 bool defines_program(Tokens st) {
   return creates_program(st, skip_open_parens(st));
+}
+
+// Whether DDL text `all` (run as statements by every member) also reads or
+// writes rows itself: CREATE TABLE ... SELECT, or a block (BEGIN NOT
+// ATOMIC, IF, ...) holding DDL among other statements. A view's SELECT is
+// not run by its CREATE, nor a stored program's body.
+bool ddl_runs_queries(Tokens all, std::size_t first) {
+  if (first < all.size() && is_word(all[first], "CREATE")) {
+    if (creates_program(all, first) || iequals(created_kind(all, first), "VIEW")) return false;
+    return std::any_of(all.begin() + static_cast<std::ptrdiff_t>(first), all.end(), [](const Token& t) {
+      return is_word_in(t, {"SELECT", "VALUES"});
+    });
+  }
+  return starts_compound(all);
 }
 
 // Where a statement of a compound body may start, seen from the token before.
@@ -1188,6 +1212,7 @@ Reading read_as(std::string_view sql, const LexRules& rules, const Context& cont
     }
   }
   r.c.reserved_name = find_reserved_name(all);
+  r.c.ddl_runs_queries = r.c.ddl && ddl_runs_queries(all, skip_open_parens(all));
   return r;
 }
 
@@ -1215,6 +1240,7 @@ Classification classify(std::string_view sql, const Context& context) {
   c.unreplicable = m.c.unreplicable ? std::move(m.c.unreplicable) : std::move(s.c.unreplicable);
   c.ddl = m.c.ddl || s.c.ddl;
   c.defines_program = m.c.defines_program && s.c.defines_program;
+  c.ddl_runs_queries = m.c.ddl_runs_queries || s.c.ddl_runs_queries;
   c.version_unknown = m.c.version_unknown;
   c.malformed = m.c.malformed;
   // Only a MariaDB server resolves executable comments; one text for both
@@ -1307,6 +1333,11 @@ std::optional<std::string> replication_refusal(const Classification& c, bool row
                                  "whenever a row is written without that column, so members would store different "
                                  "values: give the column a constant default (or none) and send the value with "
                                  "each INSERT and UPDATE.";
+  }
+  if (rows_shipped && c.ddl_runs_queries) {
+    return "This DDL also reads or writes rows, and every member runs DDL itself, so what it computes (a "
+           "function's value, a trigger, a routine it calls) could differ between members: create the table "
+           "first, then fill it with INSERT ... SELECT, and send DDL and writes as separate requests.";
   }
   if (c.nondeterministic && rows_shipped && (!c.ddl || c.defines_program)) {
     // Evaluated once, on the coordinator; the members store its rows.

@@ -123,6 +123,9 @@ struct Classification {
   // TRIGGER, EVENT, PACKAGE): what its body computes is computed when it is
   // called or fired, not when the definition is replicated.
   bool defines_program = false;
+  // DDL that also reads or writes rows when it runs: CREATE TABLE ...
+  // SELECT, or a block holding DDL among other statements.
+  bool ddl_runs_queries = false;
   // MariaDB: an executable comment whose meaning depends on the server's
   // version, which the caller did not know (server_version 0).
   bool version_unknown = false;

@@ -90,16 +90,14 @@
 #include <errmsg.h>
 #include <mysqld_error.h>
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <limits>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <utility>
@@ -453,18 +451,24 @@ class MariadbStorage final : public Storage {
 
   Status start_capture() override {
     if (tap_) return {};
-    // The dump registers as a replica with an id of its own: one no server
-    // uses (ids above 4,000,000,000 are left to us), distinct per session
-    // of this process so that a node never drops another's dump.
-    static std::atomic<std::uint32_t> next{0};
-    const std::uint32_t dump_id = 4'000'000'000u +
-                                  (static_cast<std::uint32_t>(::getpid()) % 100'000u) * 1000u +
-                                  next.fetch_add(1) % 1000u;
+    // The dump registers as a replica with an id of its own, above the ids
+    // servers use (4,000,000,000 and up), drawn at random: a server drops
+    // an older dump that registered the same id, and process ids repeat
+    // (every node of a set of containers may be pid 1).
+    static std::mt19937 rng{std::random_device{}()};
+    static std::mutex rng_mutex;
+    std::uint32_t dump_id = 0;
+    {
+      std::lock_guard lock(rng_mutex);
+      dump_id = 4'000'000'000u + static_cast<std::uint32_t>(rng() % 294'967'000u);
+    }
     auto tap = mariadb::RowEventTap::open(config_, dump_id);
     if (!tap) return tap.error();
     tap_ = std::move(*tap);
     return {};
   }
+
+  void stop_capture() override { tap_.reset(); }
 
   Result<std::string> captured_effects(const TxnId& id) override {
     if (!tap_) return Error(ErrorKind::internal, "captured_effects('" + id + "'): no capture running");
@@ -481,19 +485,41 @@ class MariadbStorage final : public Storage {
     if (effects.empty()) return {};
     auto parsed = mariadb::parse_effects(effects);
     if (!parsed) return parsed.error();
-    // The rows name the coordinator's database; this member's may be
-    // called otherwise.
-    std::string renamed;
+    // Checked before the server sees them: they come from the network, and
+    // BINLOG applies rows without checking table privileges. A coordinator
+    // of this cluster captures rows of its own database only (the
+    // classifier refuses writes to others) and never of distdb's tables;
+    // anything else is refused. The rows name the coordinator's database,
+    // which on this member may be called otherwise.
+    std::string from;
     for (const auto& event : *parsed) {
       if (event.table.empty()) continue;
-      const std::string from = event.table.substr(0, event.table.find('.'));
-      if (from != config_.database) {
-        auto r = mariadb::rename_database(effects, from, config_.database);
-        if (!r) return r.error();
-        renamed = std::move(*r);
-        effects = renamed;
+      const auto dot = event.table.find('.');
+      const std::string db = event.table.substr(0, dot);
+      const std::string table = dot == std::string::npos ? std::string() : event.table.substr(dot + 1);
+      if (from.empty()) from = db;
+      if (db != from) {
+        return Error(ErrorKind::invalid_request, "the effects hold rows of two databases ('" + from +
+                                                     "' and '" + db +
+                                                     "'): refused (a cluster replicates one database)");
       }
-      break;
+      if (table.rfind("distdb_", 0) == 0) {
+        return Error(ErrorKind::invalid_request,
+                     "the effects hold rows of distdb's own table '" + table + "': refused");
+      }
+    }
+    for (const char* system : {"mysql", "information_schema", "performance_schema", "sys"}) {
+      if (from == system) {
+        return Error(ErrorKind::invalid_request,
+                     "the effects hold rows of the system schema '" + from + "': refused");
+      }
+    }
+    std::string renamed;
+    if (!from.empty() && from != config_.database) {
+      auto r = mariadb::rename_database(effects, from, config_.database);
+      if (!r) return r.error();
+      renamed = std::move(*r);
+      effects = renamed;
     }
     auto statements = mariadb::apply_statements(effects, kMaxApplyStatementBytes);
     if (!statements) return statements.error();

@@ -51,6 +51,8 @@ Status Storage::start_capture() {
   return no_effects(*this);
 }
 
+void Storage::stop_capture() {}
+
 Result<std::string> Storage::captured_effects(const TxnId&) {
   return no_effects(*this);
 }
