@@ -116,6 +116,18 @@ TEST_CASE("writes are replicated to every node, forwarded or redirected to the c
     // Shipped as the row the coordinator wrote: one value, everywhere.
     CHECK(nondeterministic.status == ReplyStatus::ok);
     expect_identical(c, 21);
+    // Every entry's effects are in every member's log, for catch-up; the
+    // coordinator's own last one may still wait for its next transaction.
+    for (int id = 1; id <= 3; ++id) {
+      CAPTURE(id);
+      Reply nulls = must_ok(c.query(id, "SELECT COUNT(*) FROM distdb_effects WHERE effects IS NULL"));
+      Reply shipped = must_ok(c.query(id, "SELECT COUNT(*) FROM distdb_effects"));
+      REQUIRE(nulls.result.rows.size() == 1);
+      REQUIRE(shipped.result.rows.size() == 1);
+      const auto null_count = std::get<std::int64_t>(nulls.result.rows[0][0]);
+      CHECK(null_count <= (id == 3 ? 1 : 0));
+      CHECK(std::get<std::int64_t>(shipped.result.rows[0][0]) >= 21);
+    }
     return;
   }
   CHECK(nondeterministic.status == ReplyStatus::error);

@@ -68,7 +68,7 @@ bool same(const Prepare& a, const Prepare& b) {
 }
 bool same(const PrepareReply& a, const PrepareReply& b) {
   return a.epoch == b.epoch && same(a.entry, b.entry) && a.yes == b.yes && a.reason == b.reason &&
-         same(a.outcomes, b.outcomes);
+         same(a.outcomes, b.outcomes) && a.effects_refused == b.effects_refused;
 }
 bool same(const Decide& a, const Decide& b) {
   return a.epoch == b.epoch && same(a.entry, b.entry);
@@ -152,6 +152,9 @@ std::vector<Message> full_messages() {
   out.push_back(Prepare{7, {43, 7}, nothing_changed, {StatementOutcome{}}});
   out.push_back(
       PrepareReply{9, {42, 9}, true, kUnicode, {sample_outcome(), StatementOutcome{}, sample_outcome()}});
+  PrepareReply refused{9, {43, 9}, false, "storage: Can't find record", {}, false};
+  refused.effects_refused = true;
+  out.push_back(refused);
   out.push_back(Decide{kMax64, {kMax64, kMax64}});
   out.push_back(DecideReply{kMax64, {1, 1}, true});
   out.push_back(CatchUpRequest{kMax64, {kMax64, 0}, true});

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,8 @@ class Harness {
   std::map<NodeId, std::string> digest_of;
   // Storage tasks performed, per node and kind.
   std::map<NodeId, std::map<std::string, int>> tasks;
+  // Nodes whose storage refuses the coordinator's rows (StorageDone::effects_refused).
+  std::set<NodeId> refuse_effects;
   // Every PrepareEntry performed, in order, with the node that ran it.
   std::vector<std::pair<NodeId, PrepareEntry>> prepares;
   TinyStorage& storage(NodeId id) { return storage_[id]; }
@@ -111,6 +114,13 @@ class Harness {
             s.promised = std::max(s.promised, op.epoch);
           } else if constexpr (std::is_same_v<T, PrepareEntry>) {
             prepares.emplace_back(id, op);
+            if (op.entry.effects && refuse_effects.count(id) != 0) {
+              // Its data lacks a row the coordinator's rows change.
+              done.ok = false;
+              done.error = Error(ErrorKind::sql, "Can't find record in 't'", 1032);
+              done.effects_refused = true;
+              return;
+            }
             s.prepared = op.entry;
             done.outcomes.resize(op.entry.statements.size());
             for (auto& o : done.outcomes) o.digest = digest_of[id];
@@ -219,6 +229,41 @@ TEST_CASE(
     REQUIRE(h.storage(id).log.size() == 2);
     for (const auto& e : h.storage(id).log)
       CHECK(e.effects == std::optional<std::string>("effects of node 3"));
+  }
+}
+
+TEST_CASE("shipping effects: a coordinator whose rows a majority refuses steps down for a full copy") {
+  // One member refusing: it is the odd one out and leaves the view.
+  {
+    Harness h(3, true);
+    h.run(40);
+    h.refuse_effects = {1};
+    h.r(3).propose(7, "INSERT 1");
+    h.run(5);
+    REQUIRE(h.results.size() == 1);
+    CHECK(h.results[0].kind == WriteResult::committed);
+    CHECK(h.r(3).role() == Role::coordinator);
+    CHECK(h.r(3).staleness() == Staleness::current);
+  }
+  // Both others refusing: the coordinator's data is the one that differs.
+  {
+    Harness h(3, true);
+    h.run(40);
+    h.refuse_effects = {1, 2};
+    h.r(3).propose(7, "INSERT 1");
+    h.run(5);
+    CHECK(h.r(3).role() != Role::coordinator);
+    CHECK(h.r(3).staleness() == Staleness::needs_snapshot);
+    h.refuse_effects.clear();
+    h.run(200);
+    // The old coordinator takes a full copy from one of the others (the
+    // majority's data wins), and may lead again once it has it.
+    CHECK(h.tasks[3]["InstallSnapshot"] >= 1);
+    CHECK(h.tasks[1]["ReadSnapshot"] + h.tasks[2]["ReadSnapshot"] >= 1);
+    CHECK(h.tasks[3]["ReadSnapshot"] == 0);
+    CHECK(h.tasks[1]["InstallSnapshot"] == 0);
+    CHECK(h.tasks[2]["InstallSnapshot"] == 0);
+    for (NodeId id : {1u, 2u, 3u}) CHECK(h.r(id).staleness() == Staleness::current);
   }
 }
 

@@ -127,7 +127,9 @@ void TwoPhaseCommit::on_participant_prepared(const StorageDone& done) {
       send(prepare_from_, refuse(prepare_epoch_, preparing_.id, "stale epoch"));
     }
   } else {
-    send(prepare_from_, refuse(prepare_epoch_, preparing_.id, "storage: " + done.error.message));
+    PrepareReply no = refuse(prepare_epoch_, preparing_.id, "storage: " + done.error.message);
+    no.effects_refused = done.effects_refused;
+    send(prepare_from_, std::move(no));
     // A no vote takes us out of the view (rounds.cpp, check_round): say so
     // now rather than at the coordinator's next heartbeat, so that we count
     // as stale at once and do not take over as coordinator meanwhile. We

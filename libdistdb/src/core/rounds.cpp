@@ -150,6 +150,18 @@ bool same_outcomes(const PrepareReply& a, const PrepareReply& b) {
 
 }  // namespace
 
+bool TwoPhaseCommit::rows_refused_by_majority(const Round& r) const {
+  // With effects shipped, members report the coordinator's outcomes, so
+  // outcomes cannot disagree; a member whose data differs refuses the rows
+  // instead. When a majority of the cluster refuses them, the odd one out
+  // is us.
+  std::size_t refusing = 0;
+  for (const auto& [voter, vote] : r.all_votes) {
+    if (voter != config_.id && !vote.yes && vote.effects_refused) ++refusing;
+  }
+  return refusing >= majority();
+}
+
 bool TwoPhaseCommit::outvoted(const Round& r, const PrepareReply& self) const {
   for (const auto& [voter, vote] : r.all_votes) {
     if (voter == config_.id || same_outcomes(vote, self)) continue;
@@ -177,7 +189,7 @@ void TwoPhaseCommit::check_round() {
     // entry we prepared alone, then rolled back). Ordering writes from it
     // would push every other member out; instead step down, wait for a
     // full copy, and stay out of elections until it is installed.
-    if (self != r.votes.end() && outvoted(r, self->second)) {
+    if (self != r.votes.end() && (outvoted(r, self->second) || rows_refused_by_majority(r))) {
       needs_snapshot_ = true;
       step_down(0, "its outcomes differ from those of a majority: its data diverged, and it takes a full copy");
       return;

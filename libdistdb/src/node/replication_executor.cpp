@@ -149,6 +149,10 @@ ReplicationExecutor::ReplicationExecutor(Storage& storage, Storage& reader,
       mariadb_(storage.backend_name() == "mariadb"),
       rows_(rows) {}
 
+ReplicationExecutor::~ReplicationExecutor() {
+  record_effects_now();
+}
+
 core::StorageDone ReplicationExecutor::perform(const core::StorageTask& task) {
   // The driver reports failed attempts to apply entries itself, with the
   // position and the core's back-off (replication_driver.cpp,
@@ -474,7 +478,7 @@ void ReplicationExecutor::note_divergence(const Entry& entry, const core::Logged
 }
 
 std::vector<std::string> ReplicationExecutor::record_statements(
-    const Entry& entry, const std::vector<StatementOutcome>& outcomes) const {
+    const Entry& entry, const std::vector<StatementOutcome>& outcomes) {
   const std::string seq = std::to_string(entry.id.seq);
   const std::string origin = std::to_string(entry.id.origin);
   std::vector<std::string> sql = {
@@ -486,6 +490,12 @@ std::vector<std::string> ReplicationExecutor::record_statements(
   if (entry.effects || capturing_) {
     sql.push_back("DELETE FROM distdb_effects WHERE seq >= " + seq);
     sql.push_back(effects_row_statement(entry.id, entry.effects ? &*entry.effects : nullptr));
+  }
+  if (unrecorded_ && unrecorded_->first.seq < entry.id.seq) {
+    sql.push_back("UPDATE distdb_effects SET effects = " + hex_literal(unrecorded_->second) +
+                  " WHERE seq = " + std::to_string(unrecorded_->first.seq) +
+                  " AND epoch = " + std::to_string(unrecorded_->first.origin));
+    carrying_ = entry.id;
   }
   // Trim now and then (not in every transaction): every 64 entries, or more
   // often when less is kept.
@@ -573,7 +583,9 @@ StorageDone ReplicationExecutor::prepare_effects(const core::PrepareEntry& op) {
   Error error;
   if (!apply_effects(txn, op.entry, &op.outcomes, false, done.outcomes, diverged, error)) {
     (void)storage_.rollback(txn);
-    return failed(error);
+    StorageDone refused = failed(error);
+    refused.effects_refused = error.kind == ErrorKind::sql && refuses_rows(error.code);
+    return refused;
   }
   const std::vector<std::string> bookkeeping = record_statements(op.entry, done.outcomes);
   const std::vector<std::string_view> batch(bookkeeping.begin(), bookkeeping.end());
@@ -652,9 +664,21 @@ bool ReplicationExecutor::apply_effects(const TxnId& txn, const Entry& entry,
   return true;
 }
 
-void ReplicationExecutor::record_captured_effects(const EntryId& id) {
+void ReplicationExecutor::note_committed(const EntryId& id) {
+  if (carrying_ && *carrying_ == id) {
+    unrecorded_.reset();  // recorded by this transaction
+    carrying_.reset();
+  }
   if (!captured_ || !(captured_->first == id)) return;
-  const std::string sql = "UPDATE distdb_effects SET effects = " + hex_literal(captured_->second) +
+  if (unrecorded_) record_effects_now();  // not carried (e.g. an older one): now, before it is replaced
+  unrecorded_ = std::move(captured_);
+  captured_.reset();
+}
+
+void ReplicationExecutor::record_effects_now() {
+  if (!unrecorded_) return;
+  const EntryId& id = unrecorded_->first;
+  const std::string sql = "UPDATE distdb_effects SET effects = " + hex_literal(unrecorded_->second) +
                           " WHERE seq = " + std::to_string(id.seq) +
                           " AND epoch = " + std::to_string(id.origin);
   if (auto rs = storage_.execute(sql); !rs) {
@@ -663,13 +687,14 @@ void ReplicationExecutor::record_captured_effects(const EntryId& id) {
     // committed the entry holds its effects.
     DISTDB_LOG(warn) << "replication storage: could not record the effects of entry " << id.seq << ": "
                      << rs.error().message;
-    return;
   }
-  captured_.reset();
+  unrecorded_.reset();
+  carrying_.reset();
 }
 
 StorageDone ReplicationExecutor::prepare_autocommit(const Entry& entry) {
   storage_.stop_capture();  // DDL (and any write it runs) is not the next captured entry's
+  record_effects_now();     // no transaction to carry them
   StorageDone done;
   for (const auto& st : entry.statements) {
     StatementOutcome outcome;
@@ -704,13 +729,13 @@ StorageDone ReplicationExecutor::commit_entry(const core::CommitEntry& op) {
   if (auto st = storage_.commit(txn_id_for(op.id)); !st) {
     if (already_committed(op.id, st.error())) {
       open_txn_.reset();
-      record_captured_effects(op.id);
+      note_committed(op.id);
       return {};
     }
     return failed(st.error());
   }
   open_txn_.reset();
-  record_captured_effects(op.id);
+  note_committed(op.id);
   return {};
 }
 
@@ -740,11 +765,13 @@ StorageDone ReplicationExecutor::rollback_entry(const core::RollbackEntry& op) {
   if (auto st = storage_.rollback(txn_id_for(op.id)); !st) return failed(st.error());
   if (open_txn_ && *open_txn_ == txn_id_for(op.id)) open_txn_.reset();
   if (captured_ && captured_->first == op.id) captured_.reset();
+  if (carrying_ && *carrying_ == op.id) carrying_.reset();  // unrecorded_ waits for the next one
   return {};
 }
 
 StorageDone ReplicationExecutor::apply_entries(const core::ApplyEntries& op) {
   storage_.stop_capture();
+  record_effects_now();  // before entries that may replace the tail of the log
   StorageDone done;
   auto applied = read_applied(storage_);
   if (!applied) return failed(applied.error());
@@ -988,8 +1015,8 @@ StorageDone ReplicationExecutor::read_log(const core::ReadLog& op) {
     if (as_u64(row[3]).value_or(0) != 0) {
       if (!std::holds_alternative<std::monostate>(row[4])) {
         entry.effects = as_bytes(row[4]);
-      } else if (captured_ && captured_->first == entry.id) {
-        entry.effects = captured_->second;  // committed, not yet recorded
+      } else if (unrecorded_ && unrecorded_->first == entry.id) {
+        entry.effects = unrecorded_->second;  // committed, not yet recorded
       } else {
         // Shipped as effects, which this member failed to record (it
         // crashed between the commit and the update): the entry cannot be
@@ -1029,6 +1056,8 @@ StorageDone ReplicationExecutor::install_snapshot(const core::InstallSnapshot& o
   const std::vector<std::string> reset = {"UPDATE distdb_applied SET epoch = 0, seq = 0 WHERE id = 1",
                                           "DELETE FROM distdb_log", "DELETE FROM distdb_effects"};
   captured_.reset();
+  unrecorded_.reset();
+  carrying_.reset();
   for (const auto& s : reset) {
     if (auto rs = storage_.execute(s); !rs) return failed(rs.error());
   }

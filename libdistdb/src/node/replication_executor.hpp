@@ -19,11 +19,14 @@
 // coordinator's, and a distdb_effects row beside its log row. The
 // coordinator's own run (PrepareEntry::capture_effects) asks the storage
 // what the prepared transaction changed (Storage::captured_effects); its
-// distdb_effects row is written in the transaction with NULL effects, and
-// filled in right after the commit, since they are only known once the
-// transaction is prepared. A NULL row that stays (a crash between the two)
-// makes this member's log unusable from that entry on: a catch-up from it
-// gets a full copy instead (read_log).
+// distdb_effects row is written in the transaction with NULL effects, since
+// they are only known once the transaction is prepared, and filled in by the
+// next transaction this executor prepares (one more statement in a round
+// trip it makes anyway, rather than a write and a log flush of its own),
+// or at once before anything else (a catch-up, a DDL entry, a full copy).
+// Until then read_log serves them from memory. A NULL row that stays (a
+// crash in between) makes this member's log unusable from that entry on: a
+// catch-up from it gets a full copy instead.
 //
 // DDL on MariaDB cannot run inside an XA transaction (it commits implicitly).
 // An entry holding DDL (the coordinator puts such a statement in an entry of
@@ -58,6 +61,11 @@ class ReplicationExecutor {
   ReplicationExecutor(Storage& storage, Storage& reader, std::function<bool(const std::string&)> is_ddl,
                       std::size_t log_retention, bool rows = false);
 
+  // Records effects still waiting for a transaction to carry them.
+  ~ReplicationExecutor();
+  ReplicationExecutor(const ReplicationExecutor&) = delete;
+  ReplicationExecutor& operator=(const ReplicationExecutor&) = delete;
+
   // A catch-up (ApplyEntries) commits up to this many consecutive entries
   // in one transaction.
   static constexpr std::size_t kCatchUpBatch = 64;
@@ -84,9 +92,12 @@ class ReplicationExecutor {
   bool apply_effects(const TxnId& txn, const core::Entry& entry,
                      const std::vector<core::StatementOutcome>* given, bool expected,
                      std::vector<core::StatementOutcome>& outcomes, bool& diverged, Error& error);
-  // Fills in the distdb_effects row of the entry this coordinator captured
-  // and just committed.
-  void record_captured_effects(const core::EntryId& id);
+  // The coordinator's entry `id` committed: its captured effects are now
+  // to be recorded (unrecorded_), and those carried by that transaction
+  // are.
+  void note_committed(const core::EntryId& id);
+  // Fills in the distdb_effects row of unrecorded_ now, in autocommit mode.
+  void record_effects_now();
   core::StorageDone commit_entry(const core::CommitEntry& op);
   core::StorageDone rollback_entry(const core::RollbackEntry& op);
   core::StorageDone apply_entries(const core::ApplyEntries& op);
@@ -118,8 +129,10 @@ class ReplicationExecutor {
   void note_divergence(const core::Entry& entry, const core::LoggedStatement& st,
                        const core::StatementOutcome& got) const;
   // The bookkeeping statements that record `entry` as applied.
+  // With unrecorded_ effects, also the statement that records them (the
+  // transaction of `entry` then carries them: carrying_).
   std::vector<std::string> record_statements(const core::Entry& entry,
-                                             const std::vector<core::StatementOutcome>& outcomes) const;
+                                             const std::vector<core::StatementOutcome>& outcomes);
   // The distdb_log row of `entry`.
   std::string log_row_statement(const core::Entry& entry,
                                 const std::vector<core::StatementOutcome>& outcomes) const;
@@ -152,6 +165,10 @@ class ReplicationExecutor {
   // The coordinator's prepared entry whose effects were captured, awaiting
   // its commit to record them (see the top of this file).
   std::optional<std::pair<core::EntryId, std::string>> captured_;
+  // Committed, its distdb_effects row still NULL.
+  std::optional<std::pair<core::EntryId, std::string>> unrecorded_;
+  // The entry whose transaction records unrecorded_.
+  std::optional<core::EntryId> carrying_;
   bool capturing_ = false;                      // record_statements() writes a NULL distdb_effects row
   bool rows_ = false;                           // storage.replication is rows
   bool diverged_ = false;                       // such an entry was abandoned: a full copy is needed

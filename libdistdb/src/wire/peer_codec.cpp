@@ -216,6 +216,7 @@ void put_fields(JsonWriter& w, const core::PrepareReply& m) {
   w.StartArray();
   for (const core::StatementOutcome& o : m.outcomes) put_outcome(w, o);
   w.EndArray();
+  if (m.effects_refused) put_bool(w, "effects_refused", true);  // optional: absent is false
 }
 
 void put_fields(JsonWriter& w, const core::Decide& m) {
@@ -528,6 +529,10 @@ Status read_fields(const Reader& r, const JsonValue& root, core::PrepareReply& m
   if (auto st = r.entry_id(root, "", "entry", m.entry); !st) return st;
   if (auto st = r.boolean(root, "", "yes", m.yes); !st) return st;
   if (auto st = r.text(root, "", "reason", m.reason); !st) return st;
+  m.effects_refused = false;
+  if (root.HasMember("effects_refused")) {
+    if (auto st = r.boolean(root, "", "effects_refused", m.effects_refused); !st) return st;
+  }
   return r.outcomes(root, m.outcomes);
 }
 

@@ -14,7 +14,8 @@
 //   VoteReply         epoch, granted, applied, promised
 //   Prepare           epoch, previous, entry (an Entry), outcomes (optional:
 //                     present with an entry that carries effects)
-//   PrepareReply      epoch, entry (an EntryId), yes, reason, outcomes
+//   PrepareReply      epoch, entry (an EntryId), yes, reason, outcomes,
+//                     effects_refused (optional, false)
 //   Decide            epoch, entry (an EntryId)
 //   DecideReply       epoch, entry (an EntryId), ok
 //   CatchUpRequest    epoch, applied, join, snapshot

@@ -62,6 +62,10 @@ struct PrepareReply {
   bool yes = false;
   std::string reason;                     // when !yes
   std::vector<StatementOutcome> outcomes; // when yes: one per statement
+  // When !yes: the voter's database refused the coordinator's rows (a row
+  // to change is missing, a key is taken). A majority of such votes means
+  // the coordinator's data is the one that differs.
+  bool effects_refused = false;
 };
 
 // Phase two: commit the prepared `entry`.

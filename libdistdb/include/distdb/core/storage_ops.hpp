@@ -104,6 +104,8 @@ struct StorageDone {
   Error error;                                 // when !ok
   std::vector<StatementOutcome> outcomes;      // PrepareEntry
   std::optional<std::string> effects;          // PrepareEntry with capture_effects: what the run changed
+  bool effects_refused = false;                // PrepareEntry (!ok): the database refused the coordinator's
+                                               // rows: it does not hold what the coordinator's holds
   std::size_t applied_count = 0;               // ApplyEntries
   bool diverged = false;                       // ApplyEntries: an entry gave other outcomes
   std::vector<Entry> entries;                  // ReadLog
