@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -22,7 +23,13 @@ ClusterProcesses::ClusterProcesses(int n, Backend backend, const std::string& da
       peer_port_(std::move(peer_port)),
       client_options_(client_options()),
       dir_(make_temp_dir("distdb-cluster")) {
-  for (int i = 0; i < n; ++i) ports_.push_back(free_port());
+  // free_port() may hand the same port out again once its probe socket is
+  // closed: members need distinct ones (a config listing one address twice
+  // is refused).
+  while (static_cast<int>(ports_.size()) < n) {
+    const int port = free_port();
+    if (std::find(ports_.begin(), ports_.end(), port) == ports_.end()) ports_.push_back(port);
+  }
   processes_.resize(static_cast<std::size_t>(n));
   if (backend_ == Backend::mariadb) {
     for (int i = 0; i < n; ++i) {
