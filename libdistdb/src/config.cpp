@@ -391,7 +391,7 @@ Check ConfigReader::read_db_config(const JsonValue& v, const std::string& path, 
 
 Check ConfigReader::read_storage(const JsonValue& v, const std::string& path, StorageConfig& storage) const {
   if (auto e = expect_object(v, path)) return e;
-  if (auto e = check_keys(v, path, {"backend", "path", "pool_size", "replication"})) return e;
+  if (auto e = check_keys(v, path, {"backend", "path", "pool_size", "replication", "spool_dir"})) return e;
   std::string backend;
   if (auto e = read_string(v, path, "backend", Need::optional, false, backend)) return e;
   if (backend == "sqlite") {
@@ -402,6 +402,7 @@ Check ConfigReader::read_storage(const JsonValue& v, const std::string& path, St
     return error(join(path, "backend"), "must be \"sqlite\" or \"mariadb\" (got \"" + printable(backend) + "\")");
   }
   if (auto e = read_string(v, path, "path", Need::optional, true, storage.sqlite_path)) return e;
+  if (auto e = read_string(v, path, "spool_dir", Need::optional, true, storage.spool_dir)) return e;
   std::string replication;
   if (auto e = read_string(v, path, "replication", Need::optional, false, replication)) return e;
   if (replication == "rows") {
@@ -819,6 +820,7 @@ Result<Config> load_config(const std::string& path) {
     const std::filesystem::path dir = std::filesystem::path(path).parent_path();
     if (is_relative_file(cfg->storage.sqlite_path))
       cfg->storage.sqlite_path = resolve(dir, cfg->storage.sqlite_path);
+    if (!cfg->storage.spool_dir.empty()) cfg->storage.spool_dir = resolve(dir, cfg->storage.spool_dir);
     if (auto& tls = cfg->security.tls) {
       tls->certificate = resolve(dir, tls->certificate);
       tls->key = resolve(dir, tls->key);

@@ -363,6 +363,32 @@ TEST_CASE("a node too far behind the retained log gets a full copy, larger than 
   CHECK(c.log(1).find("[*] Installed a full copy of the data") != std::string::npos);  // not a log replay
 }
 
+TEST_CASE("a full copy many times larger than a peer message arrives in chunks") {
+  // Peer messages of 64 KiB at most: the copy (about 400 KiB) travels as
+  // chunks of about 46 KiB, pulled by the member that needs it.
+  ClusterProcesses c(3, kBackend, "distdb_cluster",
+                     R"("limits": {"log_retention_entries": 5, "max_peer_message_bytes": 65536})");
+  REQUIRE_MESSAGE(c.wait_for_coordinator(3, 20s), c.log(3));
+  must_ok(c.query(3, "CREATE TABLE padding (id INT PRIMARY KEY, pad TEXT)"));
+  REQUIRE(c.wait_for_value(1, "SELECT COUNT(*) FROM padding", 0, 20s));
+  c.kill(1);
+  for (int i = 1; i <= 80; ++i) {
+    const std::string pad(5000, static_cast<char>('a' + i % 26));
+    must_ok(c.query(3, "INSERT INTO padding VALUES (" + std::to_string(i) + ", '" + pad + "')"));
+  }
+  c.start(1);
+  const bool arrived = c.wait_for_value(1, "SELECT COUNT(*) FROM padding", 80, 30s);
+  if (!arrived) MESSAGE("node 3: " << c.log(3));
+  REQUIRE_MESSAGE(arrived, c.log(1));
+  CHECK(c.log(1).find("a full copy of the data arrived from node 3") != std::string::npos);
+  CHECK(c.log(1).find("[*] Installed a full copy of the data") != std::string::npos);
+  CHECK(c.log(3).find("sending node 1 a full copy") != std::string::npos);
+  CHECK(c.log(1).find("dropped: over limits.max_peer_message_bytes") == std::string::npos);
+  CHECK(c.log(3).find("dropped: over limits.max_peer_message_bytes") == std::string::npos);
+  const auto sums = [&](int id) { return c.query(id, "SELECT SUM(LENGTH(pad)), SUM(id) FROM padding"); };
+  CHECK(must_ok(sums(1)).result.rows == must_ok(sums(3)).result.rows);
+}
+
 TEST_CASE(
     "TLS between members and clients (mutual): writes replicate to all three; kill -9 of the coordinator") {
   const TestCerts& certs = TestCerts::shared();

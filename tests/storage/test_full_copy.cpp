@@ -3,7 +3,11 @@
 // database, which held other objects before (server 0 of DISTDB_TEST_MARIADB).
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -20,6 +24,14 @@ using distdb::test::rows_text;
 using distdb::test::value_text;
 
 namespace {
+
+// A file name in the temporary directory, removed at the end.
+struct TempFile {
+  std::string path = (std::filesystem::temp_directory_path() /
+                      ("distdb-copy-test-" + std::to_string(::getpid()) + ".snapshot"))
+                         .string();
+  ~TempFile() { std::filesystem::remove(path); }
+};
 
 std::unique_ptr<Storage> open_db(const std::string& database) {
   auto s = open_mariadb_storage(mariadb_db_config(0, database));
@@ -144,9 +156,12 @@ TEST_CASE("full copy: every object kind, with generated, invisible and system-ve
   }
   const std::string mode_before = rows_text(*dst, "SELECT @@SESSION.sql_mode, @@SESSION.foreign_key_checks");
 
-  auto snapshot = make_snapshot(*src);
+  TempFile file;
+  auto snapshot = write_snapshot(*src, file.path);
   REQUIRE_MESSAGE(snapshot.ok(), (snapshot.ok() ? "" : snapshot.error().message));
-  const auto restored = restore_snapshot(*dst, *snapshot);
+  CHECK(snapshot->bytes == std::filesystem::file_size(file.path));
+  CHECK(sha256_of_file(file.path).value() == snapshot->sha256);
+  const auto restored = restore_snapshot(*dst, file.path);
   REQUIRE_MESSAGE(restored.ok(), (restored.ok() ? "" : restored.error().message));
 
   // The invalid view is not carried; everything else is.
@@ -169,17 +184,90 @@ TEST_CASE("full copy: every object kind, with generated, invisible and system-ve
   CHECK(rows_text(*dst, "SELECT parent_id FROM child WHERE id = 3") == "1|\n");
 
   // A copy of the copy is the same again (installing over every kind of object).
-  auto again = make_snapshot(*dst);
+  auto again = write_snapshot(*dst, file.path);
   REQUIRE(again.ok());
-  REQUIRE(restore_snapshot(*src, *again).ok());
+  REQUIRE(restore_snapshot(*src, file.path).ok());
   CHECK(fingerprint(*src) == fingerprint(*dst));
 }
 
-TEST_CASE("full copy: a snapshot nested deeper than any stack is refused, not a crash") {
+TEST_CASE("full copy: a file cut short, corrupt or from another backend leaves the database as it was") {
+  fresh_database("distdb_copy_src");
   fresh_database("distdb_copy_dst");
+  auto src = open_db("distdb_copy_src");
   auto dst = open_db("distdb_copy_dst");
-  const std::string deep(400000, '[');
-  const auto restored = restore_snapshot(*dst, deep);
-  REQUIRE_FALSE(restored.ok());
-  CHECK(restored.error().message.find("unreadable snapshot") != std::string::npos);
+  must(src->execute("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)"));
+  must(src->execute("INSERT INTO t VALUES (1, 'one'), (2, 'two')"));
+  must(dst->execute("CREATE TABLE kept (x INT)"));
+  must(dst->execute("INSERT INTO kept VALUES (7)"));
+  TempFile file;
+  REQUIRE(write_snapshot(*src, file.path).ok());
+  std::string whole;
+  {
+    std::ifstream in(file.path, std::ios::binary);
+    whole.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::string before = fingerprint(*dst);
+  const auto header_end = whole.find('\n');
+  struct Case {
+    std::string name;
+    std::string bytes;
+    const char* says;
+  };
+  const std::vector<Case> cases = {
+      {"cut short", whole.substr(0, whole.size() - 5), "ends in the middle"},
+      {"cut in a statement", whole.substr(0, whole.size() / 2), "ends in the middle"},
+      {"bytes after the end", whole + "x", "bytes follow its trailer"},
+      {"another backend", "distdb-snapshot 1 sqlite" + whole.substr(header_end), "made by a sqlite member"},
+      {"not a copy", std::string(400000, '['), "not a distdb full copy"},
+      {"a length out of bounds", whole.substr(0, header_end + 1) + "99999999999999999999999\n",
+       "no valid length"},
+      {"a wrong count", whole.substr(0, whole.rfind("end ")) + "end 1\n", "trailer counts"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    {
+      std::ofstream out(file.path, std::ios::binary | std::ios::trunc);
+      out << c.bytes;
+    }
+    const auto restored = restore_snapshot(*dst, file.path);
+    REQUIRE_FALSE(restored.ok());
+    CHECK_MESSAGE(restored.error().message.find(c.says) != std::string::npos, restored.error().message);
+    CHECK(fingerprint(*dst) == before);
+  }
+  CHECK_FALSE(restore_snapshot(*dst, file.path + ".missing").ok());
+  CHECK(fingerprint(*dst) == before);
+}
+
+TEST_CASE("full copy: a table larger than any statement travels in INSERTs of bounded size") {
+  fresh_database("distdb_copy_src");
+  fresh_database("distdb_copy_dst");
+  auto src = open_db("distdb_copy_src");
+  auto dst = open_db("distdb_copy_dst");
+  must(src->execute("CREATE TABLE big (id INT PRIMARY KEY, pad LONGTEXT)"));
+  // About 24 MiB in 3,000 rows of 8 KiB, and one row of 3 MiB alone.
+  must(src->execute("INSERT INTO big SELECT seq, REPEAT(CHAR(65 + seq % 26), 8192) FROM seq_1_to_3000"));
+  must(src->execute("INSERT INTO big VALUES (0, REPEAT('z', 3 * 1024 * 1024))"));
+  TempFile file;
+  auto made = write_snapshot(*src, file.path);
+  REQUIRE(made.ok());
+  CHECK(made->bytes > 24u * 1024 * 1024);
+  // Every statement of the file is at most one row past the 1 MiB mark.
+  std::ifstream in(file.path, std::ios::binary);
+  std::string line;
+  std::getline(in, line);
+  std::size_t largest_multi_row = 0;
+  std::size_t statements = 0;
+  while (std::getline(in, line) && line.rfind("end ", 0) != 0) {
+    const std::size_t length = std::stoull(line);
+    std::string statement(length, '\0');
+    in.read(statement.data(), static_cast<std::streamsize>(length));
+    in.get();
+    ++statements;
+    if (statement.find("), (") != std::string::npos) largest_multi_row = std::max(largest_multi_row, length);
+  }
+  CHECK(statements > 24);
+  CHECK(largest_multi_row > 0);
+  CHECK(largest_multi_row < 1024 * 1024 + 16 * 1024);
+  REQUIRE(restore_snapshot(*dst, file.path).ok());
+  CHECK(fingerprint(*dst) == fingerprint(*src));
 }

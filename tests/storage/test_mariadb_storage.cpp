@@ -513,3 +513,37 @@ TEST_CASE("a refused login names the server, never the password") {
   CHECK(s.error().message.find("cannot connect to MariaDB at") != std::string::npos);
   CHECK(s.error().message.find("Tr0ub4dor") == std::string::npos);
 }
+
+TEST_CASE(
+    "scan streams a result larger than the connector's buffers; an early stop leaves the session usable") {
+  auto s = open_db();
+  must(s->execute("DROP TABLE IF EXISTS scanned"));
+  must(s->execute("CREATE TABLE scanned (id INT PRIMARY KEY, pad TEXT)"));
+  must(s->execute("INSERT INTO scanned SELECT seq, REPEAT('p', 1000) FROM seq_1_to_20000"));
+  std::int64_t count = 0;
+  std::int64_t sum = 0;
+  REQUIRE(s->scan("SELECT id, pad FROM scanned ORDER BY id", [&](const Row& row) {
+             ++count;
+             sum += std::get<std::int64_t>(row.at(0));
+             return std::get<std::string>(row.at(1)).size() == 1000
+                        ? Status()
+                        : Status(Error(ErrorKind::internal, "bad pad"));
+           }).ok());
+  CHECK(count == 20000);
+  CHECK(sum == 20000LL * 20001 / 2);
+  count = 0;
+  const Status stopped = s->scan("SELECT id FROM scanned ORDER BY id", [&](const Row&) {
+    return ++count == 10 ? Status(Error(ErrorKind::storage_unavailable, "enough")) : Status();
+  });
+  REQUIRE_FALSE(stopped.ok());
+  CHECK(stopped.error().message == "enough");
+  CHECK(count == 10);
+  // The rest of the result was read off the session: the next statement runs.
+  auto after = s->execute("SELECT COUNT(*) FROM scanned");
+  REQUIRE(after.ok());
+  CHECK(std::get<std::int64_t>(after->rows.at(0).at(0)) == 20000);
+  const Status bad = s->scan("SELECT nope FROM scanned", [](const Row&) { return Status(); });
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().kind == ErrorKind::sql);
+  must(s->execute("DROP TABLE scanned"));
+}

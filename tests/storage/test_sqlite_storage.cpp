@@ -367,3 +367,32 @@ TEST_CASE("a read-only connection refuses every change, and says why") {
   must(rw->execute("INSERT INTO t VALUES (2)"));
   CHECK(count(*ro, "t") == 2);
 }
+
+TEST_CASE(
+    "scan hands rows over one at a time, stops at the visitor's error, and leaves no transaction open") {
+  TempDb db;
+  auto s = open(db);
+  REQUIRE(s->execute("CREATE TABLE t (a INTEGER, b TEXT)").ok());
+  REQUIRE(s->execute("INSERT INTO t VALUES (1, 'x'), (2, NULL), (3, 'z')").ok());
+  std::vector<std::int64_t> seen;
+  REQUIRE(s->scan("SELECT a, b FROM t ORDER BY a", [&](const Row& row) {
+             seen.push_back(std::get<std::int64_t>(row.at(0)));
+             return Status();
+           }).ok());
+  CHECK(seen == std::vector<std::int64_t>{1, 2, 3});
+  seen.clear();
+  const Status stopped = s->scan("SELECT a FROM t ORDER BY a", [&](const Row& row) {
+    seen.push_back(std::get<std::int64_t>(row.at(0)));
+    return seen.size() == 2 ? Status(Error(ErrorKind::storage_unavailable, "disk full")) : Status();
+  });
+  REQUIRE_FALSE(stopped.ok());
+  CHECK(stopped.error().message == "disk full");
+  CHECK(seen.size() == 2);
+  CHECK_FALSE(s->scan("SELECT nope FROM t", [](const Row&) { return Status(); }).ok());
+  // The connection is usable, in autocommit, afterwards.
+  REQUIRE(s->execute("INSERT INTO t VALUES (4, 'w')").ok());
+  REQUIRE(s->begin("after-scan").ok());
+  CHECK_FALSE(
+      s->scan("SELECT a FROM t", [](const Row&) { return Status(); }).ok());  // not inside a transaction
+  REQUIRE(s->rollback("after-scan").ok());
+}

@@ -474,7 +474,7 @@ TEST_CASE("config: storage.replication") {
 TEST_CASE("config: unknown keys in our own sections are errors") {
   CHECK(parse_error(make(R"(, "storage": {"bakend": "sqlite"})")) ==
         "config.json: local_node.storage.bakend: unknown key (expected one of: backend, path, pool_size, "
-        "replication)");
+        "replication, spool_dir)");
   CHECK(starts_with(parse_error(make("", R"(, "timeouts": {"heartbeat_timout_ms": 5})")),
                     "config.json: timeouts.heartbeat_timout_ms: unknown key (expected one of: heartbeat_interval_ms, "));
   CHECK(starts_with(parse_error(make("", R"(, "limits": {"max_msg": 5})")), "config.json: limits.max_msg: unknown key"));
@@ -574,6 +574,19 @@ TEST_CASE("config: load_config reads files and resolves relative sqlite paths") 
     auto d = load_config(by_default);
     REQUIRE(d.ok());
     CHECK(d->storage.sqlite_path == (dir.path / "etc" / "distdb-node-2.db").string());
+    CHECK(d->storage.spool_dir.empty());  // a private one under $TMPDIR
+  }
+  SUBCASE("a relative spool_dir resolves against the config's directory; an empty one is refused") {
+    const std::string given = dir.write(
+        "etc/spool.json",
+        off(R"({"local_node": {"id": 1, "ip": "a", "port": 1, "storage": {"spool_dir": "copies"}}})"));
+    auto r = load_config(given);
+    REQUIRE(r.ok());
+    CHECK(r->storage.spool_dir == (dir.path / "etc" / "copies").string());
+    const std::string empty =
+        dir.write("etc/empty.json",
+                  off(R"({"local_node": {"id": 1, "ip": "a", "port": 1, "storage": {"spool_dir": ""}}})"));
+    CHECK_FALSE(load_config(empty).ok());
   }
   SUBCASE("absolute paths and SQLite's special names are kept") {
     const std::string abs = dir.write(

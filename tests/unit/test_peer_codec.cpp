@@ -593,3 +593,54 @@ TEST_CASE("peer codec: text and base64 are checked") {
   CHECK(contains(decode_fails(snapshot(R"({"base64":"AAEC"})")).message,
                  "field 'snapshot_data' must be a base64 string, got an object"));
 }
+
+TEST_CASE("peer codec: the frames of a full copy's transfer round-trip and are checked") {
+  std::string bytes;
+  for (int i = 0; i < 256; ++i) bytes.push_back(static_cast<char>(i));
+  const TransferEnvelope chunk{3, 1, SnapshotChunk{kMax64, 4096, bytes, false}};
+  const std::string frame = encode_transfer(chunk);
+  CHECK(is_peer_frame(frame));
+  auto decoded = decode_peer_frame(frame);
+  REQUIRE(decoded.ok());
+  const auto* env = std::get_if<TransferEnvelope>(&*decoded);
+  REQUIRE(env != nullptr);
+  CHECK(env->from == 3);
+  CHECK(env->to == 1);
+  const auto& c = std::get<SnapshotChunk>(env->message);
+  CHECK(c.transfer == kMax64);
+  CHECK(c.offset == 4096);
+  CHECK(c.data == bytes);
+  CHECK_FALSE(c.gone);
+
+  auto request = decode_peer_frame(encode_transfer({1, 3, SnapshotChunkRequest{7, 0}}));
+  REQUIRE(request.ok());
+  CHECK(std::get<SnapshotChunkRequest>(std::get<TransferEnvelope>(*request).message).transfer == 7);
+
+  // Replication messages come through decode_peer_frame too.
+  auto heartbeat = decode_peer_frame(encode_peer(Envelope{1, 2, Heartbeat{}}));
+  REQUIRE(heartbeat.ok());
+  CHECK(std::holds_alternative<Envelope>(*heartbeat));
+  // decode_peer takes replication messages only.
+  CHECK_FALSE(decode_peer(frame).ok());
+
+  // Every field is required; the chunk's size is bounded; data is base64.
+  for (
+      const std::string& bad : std::vector<std::string>{
+          R"({"type":"PEER","from":3,"to":1,"msg":"SnapshotChunk","transfer":1,"offset":0,"data":""})",
+          R"({"type":"PEER","from":3,"to":1,"msg":"SnapshotChunk","transfer":1,"offset":0,"data":"!!","gone":false})",
+          R"({"type":"PEER","from":3,"to":1,"msg":"SnapshotChunk","transfer":-1,"offset":0,"data":"","gone":false})",
+          R"({"type":"PEER","from":0,"to":1,"msg":"SnapshotChunkRequest","transfer":1,"offset":0})",
+          R"({"type":"PEER","from":3,"to":1,"msg":"SnapshotChunkRequest","transfer":1})",
+          R"({"type":"PEER","from":3,"to":1,"msg":"SnapshotChunkRequest","transfer":1,"offset":"0"})",
+      }) {
+    CAPTURE(bad);
+    auto r = decode_peer_frame(bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().kind == ErrorKind::invalid_request);
+  }
+  const TransferEnvelope too_big{3, 1,
+                                 SnapshotChunk{1, 0, std::string(kMaxSnapshotChunkBytes + 1, 'x'), false}};
+  auto refused = decode_peer_frame(encode_transfer(too_big));
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().message.find("more than the limit") != std::string::npos);
+}

@@ -68,6 +68,11 @@ struct StorageConfig {
   DbConfig db;
   int pool_size = 4;  // connections serving reads concurrently
   Replication replication = Replication::statements;
+  // Where full copies of the data are written while they are made, sent and
+  // installed (each as large as the database; readable by the node's user
+  // only). Empty: a private directory the node makes under the system's
+  // temporary directory ($TMPDIR) and removes when it stops.
+  std::string spool_dir;
 };
 
 struct TimeoutConfig {

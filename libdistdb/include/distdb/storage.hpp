@@ -22,6 +22,7 @@
 // reconnects: a database that comes back is used again without a restart.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,6 +54,15 @@ class DISTDB_API Storage {
 
   // Runs one statement in autocommit mode.
   virtual Result<ResultSet> execute(std::string_view sql) = 0;
+
+  // Runs one query in autocommit mode and hands its rows to `on_row` one at
+  // a time, as the database produces them, without holding the result in
+  // memory: how a full copy reads a table of any size. The first error
+  // `on_row` returns stops the scan and is returned. The connection runs
+  // nothing else meanwhile (`on_row` must not use it). The default
+  // implementation runs execute() and walks its rows.
+  using RowVisitor = std::function<Status(const Row&)>;
+  virtual Status scan(std::string_view sql, const RowVisitor& on_row);
 
   // --- Prepared transactions: the participant side of two-phase commit. ---
   // A connection has at most one open (begun, not yet prepared) transaction.

@@ -234,29 +234,31 @@ struct Node::Impl final : TransportHandler {
         refuse_peer_frame(conn, verified.error());
         return;
       }
-      auto envelope = wire::decode_peer(*verified);
-      if (!envelope) {
-        DISTDB_LOG(warn) << "connection " << conn << ": bad peer message: " << envelope.error().message;
+      auto frame_decoded = wire::decode_peer_frame(*verified);
+      if (!frame_decoded) {
+        DISTDB_LOG(warn) << "connection " << conn << ": bad peer message: " << frame_decoded.error().message;
         return;
       }
-      if (envelope->to != config.id || member_address(envelope->from) == nullptr) {
-        DISTDB_LOG(warn) << "connection " << conn << ": peer message from " << envelope->from << " to "
-                         << envelope->to << " ignored (not a member, or not for this node)";
+      const auto [from, to] =
+          std::visit([](const auto& e) { return std::pair<NodeId, NodeId>(e.from, e.to); }, *frame_decoded);
+      if (to != config.id || member_address(from) == nullptr) {
+        DISTDB_LOG(warn) << "connection " << conn << ": peer message from " << from << " to " << to
+                         << " ignored (not a member, or not for this node)";
         return;
       }
       if (by_certificate) {
-        const std::string expected = member_certificate_name(envelope->from);
+        const std::string expected = member_certificate_name(from);
         const auto name = transport->verified_peer_name(conn);
         if (name != expected) {
           refuse_peer_frame(conn, Error(ErrorKind::invalid_request,
-                                        "peer message in the name of node " + std::to_string(envelope->from) +
+                                        "peer message in the name of node " + std::to_string(from) +
                                             " refused: the connection's certificate is " +
                                             (name ? "'" + *name + "'" : std::string("not a verified one")) +
                                             ", not " + expected));
           return;
         }
       }
-      if (auto fresh = peer_auth.accept(envelope->from, token); !fresh) {
+      if (auto fresh = peer_auth.accept(from, token); !fresh) {
         refuse_peer_frame(conn, fresh.error());
         return;
       }
@@ -268,7 +270,11 @@ struct Node::Impl final : TransportHandler {
           transport->trust_as_peer(conn);
         }
       }
-      replication->on_peer_message(std::move(*envelope));
+      if (auto* transfer = std::get_if<wire::TransferEnvelope>(&*frame_decoded)) {
+        replication->on_transfer_message(*transfer);
+      } else {
+        replication->on_peer_message(std::get<core::Envelope>(*frame_decoded));
+      }
       return;
     }
     std::optional<std::uint64_t> id;
@@ -855,12 +861,23 @@ Status Node::start() {
     impl_->async_reads = make_async_reads(*loop, cfg.storage);
   }
   Impl* impl = impl_.get();
+  auto spool = SpoolDir::open(cfg.storage.spool_dir);
+  if (!spool) {
+    impl_->pool->stop();
+    impl_->pool.reset();
+    impl_->async_reads.reset();
+    impl_->transport.reset();
+    impl_->authenticator.reset();
+    return spool.error();
+  }
   impl_->replication = std::make_unique<ReplicationDriver>(
-      cfg, ReplicationDriver::Callbacks{
-               [impl](NodeId to, std::string frame) {
-                 impl->transport->send_to_peer(to, impl->peer_auth.sign(std::move(frame)));
-               },
-               [impl](core::WriteResult r) { impl->on_write_result(std::move(r)); }});
+      cfg,
+      ReplicationDriver::Callbacks{[impl](NodeId to, std::string frame) {
+                                     impl->transport->send_to_peer(to,
+                                                                   impl->peer_auth.sign(std::move(frame)));
+                                   },
+                                   [impl](core::WriteResult r) { impl->on_write_result(std::move(r)); }},
+      std::move(*spool));
   if (auto st = impl_->transport->start(*impl_); !st) {
     impl_->pool->stop();
     impl_->pool.reset();

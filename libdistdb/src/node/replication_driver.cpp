@@ -2,6 +2,7 @@
 
 #include "node/checksum.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -96,8 +97,7 @@ void log_apply_outcome(const core::StorageOp& op, const std::optional<std::strin
                      << ")";
   } else if (const auto* i = std::get_if<core::InstallSnapshot>(&op)) {
     DISTDB_LOG(warn) << "[!] Replication: cannot install the full copy of the data (up to entry "
-                     << entry_str(i->applied) << ", " << i->data.size() << " bytes): " << *failure << " ("
-                     << attempt << ")";
+                     << entry_str(i->applied) << "): " << *failure << " (" << attempt << ")";
   } else if (const auto* p = std::get_if<core::PrepareEntry>(&op)) {
     DISTDB_LOG(warn) << "[!] Replication: cannot prepare entry " << entry_str(p->entry.id) << " (after entry "
                      << entry_str(after.applied) << "): " << *failure
@@ -115,10 +115,24 @@ void log_apply_outcome(const core::StorageOp& op, const std::optional<std::strin
   }
 }
 
+// Chunks of full copies fit the peer frames a member sends (the transport
+// drops a frame over limits.max_peer_message_bytes; base64 makes 4 bytes of
+// 3, and the frame's JSON and signature add a little).
+SnapshotTransfers::Options transfer_options(const Config& config) {
+  SnapshotTransfers::Options o;
+  const std::size_t frame = config.limits.max_peer_message_bytes;
+  const std::size_t fits = frame > 8192 ? (frame - 4096) / 4 * 3 : 1024;
+  o.chunk_bytes = std::clamp<std::size_t>(fits, 1024, 1024 * 1024);
+  return o;
+}
+
 }  // namespace
 
-ReplicationDriver::ReplicationDriver(Config config, Callbacks callbacks)
-    : config_(std::move(config)), callbacks_(std::move(callbacks)) {}
+ReplicationDriver::ReplicationDriver(Config config, Callbacks callbacks, std::unique_ptr<SpoolDir> spool)
+    : config_(std::move(config)),
+      callbacks_(std::move(callbacks)),
+      spool_(std::move(spool)),
+      transfers_(*spool_, transfer_options(config_)) {}
 
 ReplicationDriver::~ReplicationDriver() {
   stop();
@@ -163,7 +177,24 @@ void ReplicationDriver::perform_ready_locked(std::vector<core::WriteResult>& res
   }
   // Under core_mutex_, so that the messages of successive steps leave in
   // the order the core produced them.
-  for (auto& m : ready.messages) callbacks_.send_to_peer(m.to, wire::encode_peer(m));
+  for (auto& m : ready.messages) {
+    if (auto* reply = std::get_if<core::CatchUpReply>(&m.message); reply != nullptr && reply->snapshot) {
+      // The copy is in a file: the reply goes out with a descriptor of the
+      // transfer, and the asker pulls the file in chunks.
+      std::lock_guard lock(transfer_mutex_);
+      if (auto st = transfers_.offer(m.to, *reply, Clock::now()); !st) {
+        DISTDB_LOG(warn) << "replication: cannot offer a full copy to node " << m.to << ": "
+                         << st.error().message;
+        continue;  // the asker asks again
+      }
+      DISTDB_LOG(info) << "[*] Replication: sending node " << m.to << " a full copy of the data (up to entry "
+                       << entry_str(reply->snapshot_applied) << ")";
+    } else if (std::holds_alternative<core::CatchUpRequest>(m.message)) {
+      std::lock_guard lock(transfer_mutex_);
+      if (transfers_.holds_back_catch_up(m.to, Clock::now())) continue;  // its copy is on the way
+    }
+    callbacks_.send_to_peer(m.to, wire::encode_peer(m));
+  }
   for (auto& r : ready.results) results.push_back(std::move(r));
 }
 
@@ -182,7 +213,46 @@ void ReplicationDriver::defer(std::vector<core::WriteResult> results) {
 
 void ReplicationDriver::on_peer_message(const core::Envelope& envelope) {
   if (stopped_.load()) return;
+  if (const auto* reply = std::get_if<core::CatchUpReply>(&envelope.message);
+      reply != nullptr && reply->snapshot) {
+    // Held back until the copy it describes has arrived whole.
+    SnapshotTransfers::Step step;
+    {
+      std::lock_guard lock(transfer_mutex_);
+      step = transfers_.receive(envelope.from, *reply, Clock::now());
+    }
+    perform_transfer_step(std::move(step));
+    return;
+  }
   deliver(drive([&](core::Replica& r) { r.step(envelope); }));
+}
+
+void ReplicationDriver::on_transfer_message(const wire::TransferEnvelope& envelope) {
+  if (stopped_.load()) return;
+  SnapshotTransfers::Step step;
+  {
+    std::lock_guard lock(transfer_mutex_);
+    if (const auto* request = std::get_if<wire::SnapshotChunkRequest>(&envelope.message)) {
+      step = transfers_.serve(envelope.from, *request, Clock::now());
+    } else {
+      step =
+          transfers_.on_chunk(envelope.from, std::get<wire::SnapshotChunk>(envelope.message), Clock::now());
+    }
+  }
+  perform_transfer_step(std::move(step));
+}
+
+void ReplicationDriver::perform_transfer_step(SnapshotTransfers::Step step) {
+  for (const auto& line : step.log) DISTDB_LOG(warn) << "[!] Replication: " << line;
+  for (auto& out : step.send) {
+    callbacks_.send_to_peer(out.to, wire::encode_transfer({config_.id, out.to, std::move(out.message)}));
+  }
+  if (step.complete) {
+    DISTDB_LOG(info) << "[*] Replication: a full copy of the data arrived from node " << step.complete_from
+                     << "; installing it";
+    core::Envelope envelope{step.complete_from, config_.id, std::move(*step.complete)};
+    deliver(drive([&](core::Replica& r) { r.step(envelope); }));
+  }
 }
 
 void ReplicationDriver::propose(core::ClientTag tag, std::string sql) {
@@ -253,6 +323,7 @@ void ReplicationDriver::executor_loop() {
         auto exec = std::make_unique<ReplicationExecutor>(**opened, **opened_reader, is_ddl,
                                                           config_.limits.log_retention_entries,
                                                           config_.storage.replication == Replication::rows);
+        exec->write_full_copies_to(spool_.get());
         auto recovered = exec->recover();
         if (recovered) {
           storage = std::move(*opened);
@@ -297,11 +368,13 @@ void ReplicationDriver::executor_loop() {
       tasks_.pop_front();
     }
     core::StorageDone done;
-    if (std::holds_alternative<core::InstallSnapshot>(task.op)) {
+    if (const auto* install = std::get_if<core::InstallSnapshot>(&task.op)) {
       // No local read may see the tables while they are replaced.
       read_gate_.begin_install();
       done = executor->perform(task);
       read_gate_.end_install();
+      std::lock_guard lock(transfer_mutex_);
+      transfers_.installed(install->data);  // its file is no longer needed
     } else {
       done = executor->perform(task);
     }
@@ -355,6 +428,12 @@ void ReplicationDriver::ticker_loop() {
       }
     }
     deliver(std::move(results));
+    SnapshotTransfers::Step transfer_step;
+    {
+      std::lock_guard lock(transfer_mutex_);
+      transfer_step = transfers_.tick(now);
+    }
+    perform_transfer_step(std::move(transfer_step));
   }
 }
 

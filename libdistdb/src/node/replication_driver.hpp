@@ -40,6 +40,8 @@
 #include "distdb/core/replica.hpp"
 #include "distdb/storage.hpp"
 #include "node/read_gate.hpp"
+#include "node/snapshot_transfer.hpp"
+#include "wire/peer_codec.hpp"
 
 namespace distdb {
 
@@ -87,7 +89,9 @@ class ReplicationDriver {
 
   static constexpr int kTickMs = 10;
 
-  ReplicationDriver(Config config, Callbacks callbacks);
+  // `spool`: where full copies are written and received
+  // (node/snapshot_transfer.hpp).
+  ReplicationDriver(Config config, Callbacks callbacks, std::unique_ptr<SpoolDir> spool);
   ~ReplicationDriver();
   ReplicationDriver(const ReplicationDriver&) = delete;
   ReplicationDriver& operator=(const ReplicationDriver&) = delete;
@@ -104,6 +108,8 @@ class ReplicationDriver {
 
   // Thread-safe; both step the core on the calling thread.
   void on_peer_message(const core::Envelope& envelope);
+  // A piece of a full copy on its way (node/snapshot_transfer.hpp).
+  void on_transfer_message(const wire::TransferEnvelope& envelope);
   void propose(core::ClientTag tag, std::string sql);
   Status status() const;
   // The `staleness` (and `applied` seq) of status(), without its copy and
@@ -134,6 +140,9 @@ class ReplicationDriver {
   // entry (node/checksum.hpp). Under core_mutex_.
   void maybe_propose_checksum_locked(Clock::time_point now);
   void refresh_status_locked();
+  // Sends and logs what the transfers produced; steps the core with a copy
+  // that has arrived whole. Takes core_mutex_ for that: call it without.
+  void perform_transfer_step(SnapshotTransfers::Step step);
 
   Config config_;
   Callbacks callbacks_;
@@ -157,6 +166,12 @@ class ReplicationDriver {
   std::atomic<bool> stopped_{false};         // stop() has begun: the core takes no more input
 
   ReadGate read_gate_;
+
+  // Full copies on their way in and out. Lock order: core_mutex_ before
+  // transfer_mutex_ (perform_ready_locked offers the copies the core sends).
+  std::unique_ptr<SpoolDir> spool_;
+  std::mutex transfer_mutex_;
+  SnapshotTransfers transfers_;  // guarded by transfer_mutex_
 
   mutable std::mutex status_mutex_;
   Status status_;  // guarded by status_mutex_

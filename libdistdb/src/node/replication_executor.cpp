@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <charconv>
+#include <filesystem>
 
 #include "node/checksum.hpp"
 #include "node/snapshot.hpp"
+#include "node/snapshot_transfer.hpp"
 #include "util/log_internal.hpp"
 
 namespace distdb {
@@ -1040,12 +1042,14 @@ StorageDone ReplicationExecutor::read_snapshot() {
   // meanwhile (this thread is the database's only writer), so position and
   // rows agree.
   StorageDone done;
+  if (spool_ == nullptr)
+    return failed(Error(ErrorKind::invalid_request, "no directory to write full copies to"));
   auto applied = read_applied(reader_);
   if (!applied) return failed(applied.error());
-  auto data = make_snapshot(reader_);
-  if (!data) return failed(data.error());
+  auto file = write_snapshot(reader_, spool_->file("out"));
+  if (!file) return failed(file.error());
   done.snapshot_applied = *applied;
-  done.snapshot_data = std::move(*data);
+  done.snapshot_data = local_descriptor(*file);
   return done;
 }
 
@@ -1068,7 +1072,9 @@ StorageDone ReplicationExecutor::install_snapshot(const core::InstallSnapshot& o
     return failed(rs.error());
   }
   diverged_ = false;
-  DISTDB_LOG(info) << "[*] Installed a full copy of the data (" << op.data.size() << " bytes, up to entry "
+  std::error_code ec;
+  const auto bytes = std::filesystem::file_size(op.data, ec);
+  DISTDB_LOG(info) << "[*] Installed a full copy of the data (" << (ec ? 0 : bytes) << " bytes, up to entry "
                    << op.applied.seq << " of epoch " << op.applied.origin << ")";
   return {};
 }

@@ -48,6 +48,8 @@
 
 namespace distdb {
 
+class SpoolDir;
+
 class ReplicationExecutor {
  public:
   // `storage` writes; `reader` (a second connection to the same database)
@@ -64,6 +66,11 @@ class ReplicationExecutor {
   // Records effects still waiting for a transaction to carry them.
   ~ReplicationExecutor();
   ReplicationExecutor(const ReplicationExecutor&) = delete;
+
+  // Where ReadSnapshot writes full copies (node/snapshot_transfer.hpp);
+  // without one, ReadSnapshot fails. InstallSnapshot's data is the path of
+  // a copy in a file.
+  void write_full_copies_to(SpoolDir* spool) { spool_ = spool; }
   ReplicationExecutor& operator=(const ReplicationExecutor&) = delete;
 
   // A catch-up (ApplyEntries) commits up to this many consecutive entries
@@ -157,6 +164,7 @@ class ReplicationExecutor {
 
   Storage& storage_;
   Storage& reader_;
+  SpoolDir* spool_ = nullptr;
   std::optional<TxnId> open_txn_;  // an entry prepared on a backend where that is an open transaction
   std::function<bool(const std::string&)> is_ddl_;
   std::size_t log_retention_;

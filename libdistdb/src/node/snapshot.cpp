@@ -1,10 +1,5 @@
 #include "node/snapshot.hpp"
 
-#include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -16,6 +11,9 @@ namespace distdb {
 namespace {
 
 constexpr std::size_t kRowsPerInsert = 200;
+// An INSERT of a full copy is closed once it holds this much (a row larger
+// than this makes a statement of its own).
+constexpr std::size_t kInsertBytes = 1024 * 1024;
 
 bool is_mariadb(const Storage& s) { return s.backend_name() == "mariadb"; }
 
@@ -158,7 +156,7 @@ Result<std::vector<std::string>> stored_columns(Storage& storage, const std::str
 // table's history goes with it: every row version with its period
 // (ROW_START/ROW_END), restored under system_versioning_insert_history.
 Status copy_rows(Storage& storage, const std::string& table, bool mariadb, bool versioned,
-                 std::vector<std::string>& statements) {
+                 SnapshotSink& statements) {
   auto columns = stored_columns(storage, table, mariadb);
   if (!columns) return columns.error();
   if (columns->empty()) return {};
@@ -188,37 +186,40 @@ Status copy_rows(Storage& storage, const std::string& table, bool mariadb, bool 
     targets.push_back("ROW_END");
   }
   const std::string source = quote_identifier(table, mariadb) + (versioned ? " FOR SYSTEM_TIME ALL" : "");
-  auto rows = storage.execute("SELECT " + join(selected) + " FROM " + source);
-  if (!rows) return rows.error();
   const std::string head = "INSERT INTO " + quote_identifier(table, mariadb) + " (" + join(targets) + ") VALUES ";
+  // Rows stream from the database into INSERTs of a bounded size: neither
+  // the table nor a statement is ever held whole.
   std::string insert;
   std::size_t in_batch = 0;
-  for (const Row& row : rows->rows) {
+  const Status scanned = storage.scan("SELECT " + join(selected) + " FROM " + source, [&](const Row& row) {
     insert += in_batch == 0 ? head : ", ";
     insert += "(";
     for (std::size_t i = 0; i < row.size(); ++i) insert += (i ? ", " : "") + literal(row[i], mariadb);
     insert += ")";
-    if (++in_batch == kRowsPerInsert) {
-      statements.push_back(std::move(insert));
+    if (++in_batch == kRowsPerInsert || insert.size() >= kInsertBytes) {
+      statements.add(std::move(insert));
       insert.clear();
       in_batch = 0;
     }
-  }
-  if (in_batch > 0) statements.push_back(std::move(insert));
-  return {};
+    return statements.status();
+  });
+  if (!scanned) return scanned;
+  if (in_batch > 0) statements.add(std::move(insert));
+  return statements.status();
 }
 
 // The definition SHOW CREATE gives in column `column`, made under the
 // sql_mode the object was created with (column `mode_column`, or none):
 // a routine's or trigger's body is parsed by that mode again.
 Status push_definition(Storage& storage, const std::string& show, std::size_t column,
-                       std::optional<std::size_t> mode_column, std::vector<std::string>& statements) {
+                       std::optional<std::size_t> mode_column, SnapshotSink& statements) {
   auto rs = storage.execute(show);
   if (!rs) return rs.error();
   if (rs->rows.empty()) return Error(ErrorKind::storage_unavailable, "no definition from '" + show + "'");
   const Row& row = rs->rows.front();
-  if (mode_column) statements.push_back("SET SESSION sql_mode = " + sql_string_literal(text_at(row, *mode_column), true));
-  statements.push_back(text_at(row, column));
+  if (mode_column)
+    statements.add("SET SESSION sql_mode = " + sql_string_literal(text_at(row, *mode_column), true));
+  statements.add(text_at(row, column));
   return {};
 }
 
@@ -252,7 +253,7 @@ std::vector<std::string> views_in_dependency_order(const std::map<std::string, s
   return order;
 }
 
-Status make_mariadb_snapshot(Storage& storage, const Catalog& catalog, std::vector<std::string>& statements) {
+Status make_mariadb_snapshot(Storage& storage, const Catalog& catalog, SnapshotSink& statements) {
   // Tables, with their rows; AUTO_INCREMENT=N in the DDL carries the counter.
   for (const auto& table : catalog.tables) {
     if (auto st = push_definition(storage, "SHOW CREATE TABLE " + quote_identifier(table, true), 1, std::nullopt,
@@ -261,9 +262,9 @@ Status make_mariadb_snapshot(Storage& storage, const Catalog& catalog, std::vect
       return st;
     }
     const bool versioned = catalog.versioned.count(table) > 0;
-    if (versioned) statements.push_back("SET SESSION system_versioning_insert_history = 1");
+    if (versioned) statements.add("SET SESSION system_versioning_insert_history = 1");
     if (auto st = copy_rows(storage, table, true, versioned, statements); !st) return st;
-    if (versioned) statements.push_back("SET SESSION system_versioning_insert_history = 0");
+    if (versioned) statements.add("SET SESSION system_versioning_insert_history = 0");
   }
   // Sequences at their position on disk. (A cached sequence hands out
   // numbers ahead of that position from memory; distdb refuses to create
@@ -276,8 +277,8 @@ Status make_mariadb_snapshot(Storage& storage, const Catalog& catalog, std::vect
     auto pos = storage.execute("SELECT next_not_cached_value, cycle_count FROM " + name);
     if (!pos) return pos.error();
     if (pos->rows.empty()) continue;
-    statements.push_back("SELECT SETVAL(" + name + ", " + text_at(pos->rows[0], 0) + ", 0, " +
-                         text_at(pos->rows[0], 1) + ")");
+    statements.add("SELECT SETVAL(" + name + ", " + text_at(pos->rows[0], 0) + ", 0, " +
+                   text_at(pos->rows[0], 1) + ")");
   }
   // Routines before views (a view may call a function) and triggers.
   for (const auto& [type, routine] : catalog.routines) {
@@ -297,7 +298,7 @@ Status make_mariadb_snapshot(Storage& storage, const Catalog& catalog, std::vect
     if (!rs) return rs.error();
     if (!rs->rows.empty()) views[view] = text_at(rs->rows.front(), 1);
   }
-  for (const auto& view : views_in_dependency_order(views)) statements.push_back(views[view]);
+  for (const auto& view : views_in_dependency_order(views)) statements.add(views[view]);
   // Triggers last among the data's objects: loading rows must not fire them.
   for (const auto& trigger : catalog.triggers) {
     if (auto st = push_definition(storage, "SHOW CREATE TRIGGER " + quote_identifier(trigger, true), 2, 1,
@@ -316,13 +317,13 @@ Status make_mariadb_snapshot(Storage& storage, const Catalog& catalog, std::vect
   return {};
 }
 
-Status make_sqlite_snapshot(Storage& storage, const Catalog& catalog, std::vector<std::string>& statements) {
+Status make_sqlite_snapshot(Storage& storage, const Catalog& catalog, SnapshotSink& statements) {
   for (const auto& table : catalog.tables) {
     auto ddl = storage.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = " +
                                sql_string_literal(table, false));
     if (!ddl) return ddl.error();
     if (ddl->rows.empty()) continue;
-    statements.push_back(text_at(ddl->rows.front(), 0));
+    statements.add(text_at(ddl->rows.front(), 0));
     if (auto st = copy_rows(storage, table, false, false, statements); !st) return st;
   }
   // Indexes, views and triggers, after the tables they depend on.
@@ -330,7 +331,7 @@ Status make_sqlite_snapshot(Storage& storage, const Catalog& catalog, std::vecto
       "SELECT sql FROM sqlite_master WHERE type != 'table' AND sql IS NOT NULL "
       "AND name NOT LIKE 'sqlite_%' AND tbl_name NOT LIKE 'distdb_%' ORDER BY type, name");
   if (!rest) return rest.error();
-  for (const Row& row : rest->rows) statements.push_back(text_at(row, 0));
+  for (const Row& row : rest->rows) statements.add(text_at(row, 0));
   return {};
 }
 
@@ -366,38 +367,37 @@ std::string sql_string_literal(const std::string& text, bool mariadb) {
   return out;
 }
 
-Result<std::string> make_snapshot(Storage& storage) {
+Result<SnapshotFile> write_snapshot(Storage& storage, const std::string& path) {
   const bool mariadb = is_mariadb(storage);
   auto catalog = read_catalog(storage);
   if (!catalog) return catalog.error();
-  std::vector<std::string> statements;
-  const Status made = mariadb ? make_mariadb_snapshot(storage, *catalog, statements)
-                              : make_sqlite_snapshot(storage, *catalog, statements);
-  if (!made) return made.error();
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  w.StartArray();
-  for (const auto& s : statements) w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-  w.EndArray();
-  return std::string(buf.GetString(), buf.GetSize());
+  SnapshotSink sink(path, storage.backend_name());
+  if (auto st = sink.status(); !st) return st.error();
+  const Status made = mariadb ? make_mariadb_snapshot(storage, *catalog, sink)
+                              : make_sqlite_snapshot(storage, *catalog, sink);
+  if (!made) {
+    sink.abandon();
+    return made.error();
+  }
+  return sink.finish();
 }
 
-Status restore_snapshot(Storage& storage, const std::string& snapshot) {
+Status restore_snapshot(Storage& storage, const std::string& path) {
   const bool mariadb = is_mariadb(storage);
-  rapidjson::Document doc;
-  // Iterative parsing: a snapshot nested thousands of levels deep is an
-  // error, never a stack overflow.
-  doc.Parse<rapidjson::kParseIterativeFlag>(snapshot.data(), snapshot.size());
-  if (doc.HasParseError() || !doc.IsArray()) return Error(ErrorKind::invalid_request, "unreadable snapshot");
+  // The whole file is read once before anything is dropped: a copy that is
+  // cut short, corrupt or from another backend leaves the database as it
+  // was.
+  {
+    SnapshotSource check(path, storage.backend_name());
+    std::string statement;
+    for (;;) {
+      auto more = check.next(statement);
+      if (!more) return more.error();
+      if (!*more) break;
+    }
+  }
   auto catalog = read_catalog(storage);
   if (!catalog) return catalog.error();
-  std::vector<std::string> statements;
-  statements.push_back(mariadb ? "SET FOREIGN_KEY_CHECKS = 0" : "PRAGMA foreign_keys = OFF");
-  for (auto& s : drop_statements(*catalog, mariadb)) statements.push_back(std::move(s));
-  for (const auto& s : doc.GetArray()) {
-    if (!s.IsString()) return Error(ErrorKind::invalid_request, "unreadable snapshot");
-    statements.emplace_back(s.GetString(), s.GetStringLength());
-  }
   // The replication connection's own settings come back whatever the copy set.
   std::string sql_mode;
   if (mariadb) {
@@ -405,13 +405,32 @@ Status restore_snapshot(Storage& storage, const std::string& snapshot) {
     if (!mode) return mode.error();
     sql_mode = mode->rows.empty() ? std::string() : text_at(mode->rows.front(), 0);
   }
+  std::vector<std::string> prologue;
+  prologue.push_back(mariadb ? "SET FOREIGN_KEY_CHECKS = 0" : "PRAGMA foreign_keys = OFF");
+  for (auto& s : drop_statements(*catalog, mariadb)) prologue.push_back(std::move(s));
   Status result;
-  for (const auto& s : statements) {
+  const auto run = [&](const std::string& s) {
     if (auto rs = storage.execute(s); !rs) {
       Error e = rs.error();
-      e.message = "installing a snapshot: " + e.message + " (in: " + s.substr(0, 200) + ")";
+      e.message = "installing a full copy: " + e.message + " (in: " + s.substr(0, 200) + ")";
       result = e;
-      break;
+    }
+    return result.ok();
+  };
+  bool ok = true;
+  for (const auto& s : prologue) {
+    if (ok = run(s); !ok) break;
+  }
+  if (ok) {
+    SnapshotSource source(path, storage.backend_name());
+    std::string statement;
+    for (;;) {
+      auto more = source.next(statement);
+      if (!more) {
+        result = more.error();
+        break;
+      }
+      if (!*more || !run(statement)) break;
     }
   }
   const std::vector<std::string> reset =

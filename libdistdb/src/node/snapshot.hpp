@@ -17,22 +17,31 @@
 // only writer, so it is consistent without locking. Snapshots are in the
 // backend's own dialect: a cluster's nodes must use the same backend.
 //
-// Not yet: a snapshot travels as one message and is built in memory on
-// both sides (limits.max_peer_message_bytes bounds it).
+//
+// A snapshot is written to a file (node/snapshot_file.hpp) as it is made,
+// rows streaming from the database (Storage::scan), and installed from one
+// statement at a time: memory stays bounded whatever the database's size.
+// Between members it travels in chunks (node/snapshot_transfer.hpp).
 #pragma once
 
 #include <string>
 
 #include "distdb/storage.hpp"
+#include "node/snapshot_file.hpp"
 
 namespace distdb {
 
-Result<std::string> make_snapshot(Storage& storage);
+// Writes a full copy of the database to the file `path` (replaced if it
+// exists; removed again if the copy fails).
+Result<SnapshotFile> write_snapshot(Storage& storage, const std::string& path);
 
-// Drops every object of the database but distdb's own, then runs the
-// snapshot's statements. The connection's foreign-key checks, sql_mode and
-// history-insert setting are what they were before, whatever happens.
-Status restore_snapshot(Storage& storage, const std::string& snapshot);
+// Reads the whole file at `path` once to check it (framing, trailer, the
+// backend it was made by), then drops every object of the database but
+// distdb's own and runs the file's statements. A file that does not check
+// leaves the database untouched. The connection's foreign-key checks,
+// sql_mode and history-insert setting are what they were before, whatever
+// happens.
+Status restore_snapshot(Storage& storage, const std::string& path);
 
 // Whether `view` can be read (false: its table or function was dropped
 // since, and the view cannot be created again). Through transaction `txn`,

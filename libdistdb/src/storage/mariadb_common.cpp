@@ -55,6 +55,8 @@ bool may_be_binary(enum_field_types t) {
   }
 }
 
+}  // namespace
+
 Value field_value(const MYSQL_FIELD& field, const char* data, unsigned long length) {
   if (data == nullptr) return std::monostate{};
   const std::string_view text(data, length);
@@ -77,8 +79,6 @@ Value field_value(const MYSQL_FIELD& field, const char* data, unsigned long leng
   // DECIMAL stays text (no precision loss), as do dates, times, JSON, ENUM, ...
   return std::string(text);
 }
-
-}  // namespace
 
 void init_library_once() {
   // mysql_init() initializes the library on first use, but not in a

@@ -55,6 +55,9 @@ Error call_error(MYSQL* conn, std::string_view sql, bool& broken);
 // blobs, NULL as null, everything else (DECIMAL, dates, JSON) as text.
 ResultSet read_result(MYSQL_RES* res);
 
+// One field of a fetched row, read as read_result() reads it.
+Value field_value(const MYSQL_FIELD& field, const char* data, unsigned long length);
+
 // The result of the statement the session has just answered (rows, or the
 // affected-row count and insert id); call_error() when rows were due but
 // could not be read.

@@ -261,6 +261,44 @@ class MariadbStorage final : public Storage {
     return query(sql);
   }
 
+  Status scan(std::string_view sql, const RowVisitor& on_row) override {
+    if (state_ != TxnState::none) {
+      return Error(ErrorKind::invalid_request,
+                   "scan() while transaction '" + txn_ + "' is open on this connection");
+    }
+    if (!sql::single_statement(sql)) return Error(ErrorKind::invalid_request, "scan() runs one statement");
+    if (auto st = ensure_connected(); !st) return st;
+    if (mysql_real_query(conn_, sql.data(), sql.size()) != 0) return call_error(sql);
+    // mysql_use_result: rows are read from the socket as they are fetched,
+    // never all at once.
+    MYSQL_RES* res = mysql_use_result(conn_);
+    if (res == nullptr) {
+      if (mysql_field_count(conn_) > 0) return call_error(sql);
+      return {};
+    }
+    Status result;
+    {
+      mariadb::ResultGuard guard(res);  // frees (and drains) what is left
+      const unsigned int nfields = mysql_num_fields(res);
+      const MYSQL_FIELD* fields = mysql_fetch_fields(res);
+      Row out;
+      while (MYSQL_ROW row = mysql_fetch_row(res)) {
+        const unsigned long* lengths = mysql_fetch_lengths(res);
+        out.clear();
+        for (unsigned int i = 0; i < nfields; ++i)
+          out.push_back(mariadb::field_value(fields[i], row[i], lengths[i]));
+        if (result = on_row(out); !result) break;
+      }
+      if (result && mysql_errno(conn_) != 0) result = call_error(sql);  // the stream broke off
+    }
+    if (conn_ != nullptr && !broken_) {
+      for (int more = mysql_next_result(conn_); more == 0; more = mysql_next_result(conn_)) {
+        if (MYSQL_RES* extra = mysql_store_result(conn_)) mysql_free_result(extra);
+      }
+    }
+    return result;
+  }
+
   Status begin(const TxnId& id) override {
     if (!is_valid_txn_id(id)) return invalid_id(id);
     if (state_ != TxnState::none) {

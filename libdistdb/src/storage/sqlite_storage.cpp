@@ -240,8 +240,20 @@ class SqliteStorage final : public Storage {
     return {};
   }
 
-  // Runs exactly one statement and collects what it produced.
-  Result<ResultSet> run(std::string_view sql) {
+  Status scan(std::string_view sql, const RowVisitor& on_row) override {
+    if (txn_) {
+      return Error(ErrorKind::invalid_request,
+                   "scan() while transaction '" + *txn_ + "' is open on this connection");
+    }
+    auto rs = run(sql, &on_row);
+    if (sqlite3_get_autocommit(db_) == 0) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    if (!rs) return rs.error();
+    return {};
+  }
+
+  // Runs exactly one statement and collects what it produced (or hands
+  // each row to `visit` instead, when given).
+  Result<ResultSet> run(std::string_view sql, const RowVisitor* visit = nullptr) {
     sqlite3_stmt* stmt = nullptr;
     const char* tail = nullptr;
     if (sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, &tail) != SQLITE_OK) {
@@ -273,7 +285,11 @@ class SqliteStorage final : public Storage {
       Row row;
       row.reserve(static_cast<std::size_t>(ncols));
       for (int i = 0; i < ncols; ++i) row.push_back(column_value(stmt, i));
-      rs.rows.push_back(std::move(row));
+      if (visit == nullptr) {
+        rs.rows.push_back(std::move(row));
+      } else if (auto st = (*visit)(row); !st) {
+        return st.error();
+      }
     }
     // sqlite3_changes64() keeps the count of the last modifying statement,
     // so it is only meaningful when this one changed something (the total

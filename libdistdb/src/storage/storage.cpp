@@ -47,6 +47,15 @@ Error no_effects(const Storage& s) {
 }
 }  // namespace
 
+Status Storage::scan(std::string_view sql, const RowVisitor& on_row) {
+  auto rs = execute(sql);
+  if (!rs) return rs.error();
+  for (const Row& row : rs->rows) {
+    if (auto st = on_row(row); !st) return st;
+  }
+  return {};
+}
+
 Status Storage::start_capture() {
   return no_effects(*this);
 }

@@ -628,6 +628,72 @@ bool consume(std::string_view s, std::size_t& i, std::string_view token) {
   return true;
 }
 
+constexpr std::string_view kChunkRequestName = "SnapshotChunkRequest";
+constexpr std::string_view kChunkName = "SnapshotChunk";
+
+void put_fields(JsonWriter& w, const SnapshotChunkRequest& m) {
+  put_u64(w, "transfer", m.transfer);
+  put_u64(w, "offset", m.offset);
+}
+
+void put_fields(JsonWriter& w, const SnapshotChunk& m) {
+  put_u64(w, "transfer", m.transfer);
+  put_u64(w, "offset", m.offset);
+  put_raw_string(w, "data", base64_encode(m.data));
+  put_bool(w, "gone", m.gone);
+}
+
+Status read_transfer(const JsonValue& root, std::string_view name, TransferEnvelope& out) {
+  const Reader r("peer message " + std::string(name));
+  if (auto st = r.node_id(root, "", "from", 1, out.from); !st) return st;
+  if (auto st = r.node_id(root, "", "to", 1, out.to); !st) return st;
+  if (name == kChunkRequestName) {
+    SnapshotChunkRequest m;
+    if (auto st = r.u64(root, "", "transfer", m.transfer); !st) return st;
+    if (auto st = r.u64(root, "", "offset", m.offset); !st) return st;
+    out.message = m;
+    return {};
+  }
+  SnapshotChunk m;
+  if (auto st = r.u64(root, "", "transfer", m.transfer); !st) return st;
+  if (auto st = r.u64(root, "", "offset", m.offset); !st) return st;
+  if (auto st = r.base64(root, "", "data", m.data); !st) return st;
+  if (m.data.size() > kMaxSnapshotChunkBytes) {
+    return r.invalid("field 'data' holds " + std::to_string(m.data.size()) +
+                     " bytes, more than the limit of " + std::to_string(kMaxSnapshotChunkBytes));
+  }
+  if (auto st = r.boolean(root, "", "gone", m.gone); !st) return st;
+  out.message = std::move(m);
+  return {};
+}
+
+// Every peer frame: {"type":"PEER","from":F,"to":T,"msg":NAME, fields...}.
+template <class Fields>
+std::string encode_frame(NodeId from, NodeId to, std::string_view name, const Fields& fields) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("type");
+  put_raw_string(w, kPeerFrameType);
+  w.Key("from");
+  w.Uint(from);
+  w.Key("to");
+  w.Uint(to);
+  w.Key("msg");
+  put_raw_string(w, name);
+  std::visit([&w](const auto& m) { put_fields(w, m); }, fields);
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+Status parse_frame(std::string_view json, rapidjson::Document& doc) {
+  doc.Parse<kParseFlags>(json.data(), json.size());
+  if (!doc.HasParseError()) return {};
+  return Error(ErrorKind::invalid_request, "invalid peer message: invalid JSON at byte " +
+                                               std::to_string(doc.GetErrorOffset()) + ": " +
+                                               rapidjson::GetParseError_En(doc.GetParseError()));
+}
+
 }  // namespace
 
 const char* peer_message_name(const Message& message) {
@@ -636,20 +702,7 @@ const char* peer_message_name(const Message& message) {
 }
 
 std::string encode_peer(const Envelope& envelope) {
-  rapidjson::StringBuffer buf;
-  JsonWriter w(buf);
-  w.StartObject();
-  w.Key("type");
-  put_raw_string(w, kPeerFrameType);
-  w.Key("from");
-  w.Uint(envelope.from);
-  w.Key("to");
-  w.Uint(envelope.to);
-  w.Key("msg");
-  w.String(peer_message_name(envelope.message));
-  std::visit([&w](const auto& m) { put_fields(w, m); }, envelope.message);
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+  return encode_frame(envelope.from, envelope.to, peer_message_name(envelope.message), envelope.message);
 }
 
 Result<Envelope> decode_peer_document(const rapidjson::Value& root) {
@@ -686,13 +739,33 @@ Result<Envelope> decode_peer_document(const rapidjson::Value& root) {
 
 Result<Envelope> decode_peer(std::string_view json) {
   rapidjson::Document doc;
-  doc.Parse<kParseFlags>(json.data(), json.size());
-  if (doc.HasParseError()) {
-    return Error(ErrorKind::invalid_request, "invalid peer message: invalid JSON at byte " +
-                                                 std::to_string(doc.GetErrorOffset()) + ": " +
-                                                 rapidjson::GetParseError_En(doc.GetParseError()));
-  }
+  if (auto st = parse_frame(json, doc); !st) return st.error();
   return decode_peer_document(doc);
+}
+
+std::string encode_transfer(const TransferEnvelope& envelope) {
+  const std::string_view name =
+      std::holds_alternative<SnapshotChunkRequest>(envelope.message) ? kChunkRequestName : kChunkName;
+  return encode_frame(envelope.from, envelope.to, name, envelope.message);
+}
+
+Result<PeerFrame> decode_peer_frame(std::string_view json) {
+  rapidjson::Document doc;
+  if (auto st = parse_frame(json, doc); !st) return st.error();
+  if (doc.IsObject()) {
+    const auto msg = doc.FindMember("msg");
+    const auto type = doc.FindMember("type");
+    if (msg != doc.MemberEnd() && msg->value.IsString() && type != doc.MemberEnd() &&
+        type->value.IsString() && json::text(type->value) == kPeerFrameType &&
+        (json::text(msg->value) == kChunkRequestName || json::text(msg->value) == kChunkName)) {
+      TransferEnvelope envelope;
+      if (auto st = read_transfer(doc, json::text(msg->value), envelope); !st) return st.error();
+      return PeerFrame(std::move(envelope));
+    }
+  }
+  auto envelope = decode_peer_document(doc);
+  if (!envelope) return envelope.error();
+  return PeerFrame(std::move(*envelope));
 }
 
 bool is_peer_frame(std::string_view frame) {

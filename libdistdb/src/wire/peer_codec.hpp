@@ -24,6 +24,14 @@
 //   ForwardedWrite    epoch, tag, sql
 //   ForwardedReply    tag, result, outcome, coordinator, message
 //
+// Below the replication protocol, the frames that move a full copy of the
+// data (node/snapshot_transfer.hpp; to the core the copy is one
+// CatchUpReply, whose snapshot_data then describes the transfer):
+//   SnapshotChunkRequest  transfer, offset
+//   SnapshotChunk         transfer, offset, data (base64, at most
+//                         kMaxSnapshotChunkBytes), gone (the sender no
+//                         longer has this transfer)
+//
 // Shapes:
 //   EntryId           {"seq": u64, "origin": u64}
 //   Entry             {"id": EntryId, "statements": [LoggedStatement...],
@@ -54,6 +62,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include <rapidjson/document.h>
 
@@ -69,14 +78,48 @@ inline constexpr std::size_t kMaxPeerEntries = 65536;  // CatchUpReply.entries
 inline constexpr std::size_t kMaxPeerStatementsPerEntry = 65536;
 inline constexpr std::size_t kMaxPeerOutcomes = 65536;  // PrepareReply.outcomes
 
+// The largest chunk of a full copy one SnapshotChunk may carry.
+inline constexpr std::size_t kMaxSnapshotChunkBytes = 4 * 1024 * 1024;
+
+// A request for the bytes of full copy `transfer` from `offset` on.
+struct SnapshotChunkRequest {
+  std::uint64_t transfer = 0;
+  std::uint64_t offset = 0;
+};
+
+// Bytes of a full copy from `offset` on (empty at its end); with `gone`,
+// the sender has no such transfer (any more).
+struct SnapshotChunk {
+  std::uint64_t transfer = 0;
+  std::uint64_t offset = 0;
+  std::string data;
+  bool gone = false;
+};
+
+using TransferMessage = std::variant<SnapshotChunkRequest, SnapshotChunk>;
+
+struct TransferEnvelope {
+  NodeId from = 0;
+  NodeId to = 0;
+  TransferMessage message;
+};
+
+// Any peer frame: a replication message, or a piece of a transfer.
+using PeerFrame = std::variant<core::Envelope, TransferEnvelope>;
+
 // The value of "type" in every peer frame.
 inline constexpr std::string_view kPeerFrameType = "PEER";
 
 // One line of JSON, without the trailing newline.
 std::string encode_peer(const core::Envelope& envelope);
 
-// Parses and validates one peer frame.
+// Parses and validates one peer frame carrying a replication message.
 Result<core::Envelope> decode_peer(std::string_view json);
+
+std::string encode_transfer(const TransferEnvelope& envelope);
+
+// Parses and validates any peer frame.
+Result<PeerFrame> decode_peer_frame(std::string_view json);
 
 // The same, on a document already parsed (e.g. by decode_request once it has
 // seen "type": "PEER"). `root` must be an object whose "type" is "PEER".
