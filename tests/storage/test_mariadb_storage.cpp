@@ -547,3 +547,33 @@ TEST_CASE(
   CHECK(bad.error().kind == ErrorKind::sql);
   must(s->execute("DROP TABLE scanned"));
 }
+
+TEST_CASE(
+    "a server whose global sql_mode changes how statements are read: distdb's sessions read them as distdb "
+    "does") {
+  auto admin = open_db();
+  const std::string before =
+      std::get<std::string>(must(admin->execute("SELECT @@GLOBAL.sql_mode")).rows.at(0).at(0));
+  struct Restore {
+    Storage& s;
+    std::string mode;
+    ~Restore() { (void)s.execute("SET GLOBAL sql_mode = '" + mode + "'"); }
+  } restore{*admin, before};
+  must(admin->execute("SET GLOBAL sql_mode = 'ANSI,NO_BACKSLASH_ESCAPES,STRICT_ALL_TABLES'"));
+  for (const StorageAccess access : {StorageAccess::read_write, StorageAccess::read_only}) {
+    CAPTURE(static_cast<int>(access));
+    auto opened = open_mariadb_storage(mariadb_db_config(0, kDb), access);
+    REQUIRE(opened.ok());
+    Storage& s = **opened;
+    const std::string mode =
+        std::get<std::string>(must(s.execute("SELECT @@SESSION.sql_mode")).rows.at(0).at(0));
+    CHECK(mode.find("ANSI_QUOTES") == std::string::npos);
+    CHECK(mode.find("NO_BACKSLASH_ESCAPES") == std::string::npos);
+    CHECK(mode.find("IGNORE_SPACE") == std::string::npos);
+    CHECK(mode.find("STRICT_ALL_TABLES") != std::string::npos);  // the rest of the administrator's mode stays
+    // A backslash escapes, and "..." is a string, as the classifier reads them.
+    const auto row = must(s.execute("SELECT 'a\\'b', \"x\"")).rows.at(0);
+    CHECK(std::get<std::string>(row.at(0)) == "a'b");
+    CHECK(std::get<std::string>(row.at(1)) == "x");
+  }
+}

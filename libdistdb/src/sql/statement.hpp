@@ -24,8 +24,8 @@
 //
 // MariaDB and SQLite disagree on a few lexical points:
 //   - a backslash escapes the next character in a MariaDB string, not in
-//     an SQLite one (MariaDB's NO_BACKSLASH_ESCAPES sql_mode is taken to be
-//     off: the server's default);
+//     an SQLite one (distdb's MariaDB sessions turn NO_BACKSLASH_ESCAPES,
+//     ANSI_QUOTES and IGNORE_SPACE off, storage/mariadb_common.cpp);
 //   - MariaDB needs a blank or control character after `--` for a comment,
 //     SQLite does not;
 //   - `#` starts a comment in MariaDB, a parameter (`#name`) in SQLite;

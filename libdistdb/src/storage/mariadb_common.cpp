@@ -19,6 +19,11 @@ constexpr unsigned int kErServerShutdown = 1053;
 constexpr unsigned int kErConnectionKilled = 1927;
 constexpr unsigned int kErReadOnlyTransaction = 1792;
 constexpr unsigned int kCrServerGone = 2006;
+
+constexpr const char* kSessionSqlMode =
+    "SET SESSION sql_mode = REGEXP_REPLACE(@@SESSION.sql_mode, "
+    "'(^|,)(ANSI_QUOTES|NO_BACKSLASH_ESCAPES|IGNORE_SPACE|ANSI|ORACLE|MSSQL|DB2|POSTGRESQL|MAXDB)(?=,|$)', "
+    "'')";
 constexpr unsigned int kCrServerLost = 2013;
 constexpr unsigned int kCrServerLostExtended = 2055;
 
@@ -112,6 +117,15 @@ void set_session_options(MYSQL* conn, const DbConfig& config, StorageAccess acce
   // IMMEDIATE, temporary tables. A statement cannot switch it back: SET
   // TRANSACTION is never sent as a read, and changing it inside the
   // statement's own transaction is refused (1568).
+  // The server reads statements the way distdb's classifier does
+  // (sql/statement.hpp): a backslash escapes in '...', "..." is a string,
+  // a built-in function name needs its '(' right after it. The sql_mode
+  // flags that change that — ANSI_QUOTES, NO_BACKSLASH_ESCAPES,
+  // IGNORE_SPACE and the combinations that imply them — are taken off
+  // every session of distdb's, whatever the server's global mode; the
+  // other flags (strictness, ...) stay as the server's administrator set
+  // them. (MariaDB accepts the empty items the removal leaves.)
+  mysql_options(conn, MYSQL_INIT_COMMAND, kSessionSqlMode);
   if (access == StorageAccess::read_only)
     mysql_options(conn, MYSQL_INIT_COMMAND, "SET SESSION TRANSACTION READ ONLY");
 }
