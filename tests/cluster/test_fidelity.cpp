@@ -123,7 +123,8 @@ class Harness {
       auto prepared = inspector_.execute(i, "XA RECOVER");
       if (!prepared) continue;
       for (const Row& row : prepared->rows) {
-        if (const auto* xid = std::get_if<std::string>(&row.at(3)); xid && xid->rfind("ddb-", 0) == 0) {
+        if (const auto* xid = std::get_if<std::string>(&row.at(3));
+            xid && (xid->rfind("ddb-", 0) == 0 || xid->rfind("ddb.", 0) == 0)) {
           (void)inspector_.execute(i, "XA ROLLBACK '" + *xid + "'");
         }
       }

@@ -314,7 +314,7 @@ NodeSnapshot read_snapshot(int id, const std::string& database, bool position_on
   }
   if (auto ids = db.recover()) {
     for (const auto& txn : *ids) {
-      if (txn.rfind("ddb-", 0) == 0) snap.prepared.push_back(txn);
+      if (txn.rfind("ddb-", 0) == 0 || txn.rfind("ddb.", 0) == 0) snap.prepared.push_back(txn);
     }
   } else if (snap.error.empty()) {
     snap.error = "XA RECOVER: " + ids.error().message;

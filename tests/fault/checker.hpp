@@ -75,7 +75,7 @@ struct NodeSnapshot {
   std::int64_t applied_seq = -1;
   std::int64_t applied_epoch = -1;
   std::int64_t barrier_rows = 0;
-  std::vector<std::string> prepared;  // XA RECOVER: distdb's (ddb-...) prepared transactions
+  std::vector<std::string> prepared;  // XA RECOVER: distdb's (ddb-... / ddb.<db>-...) prepared transactions
   // InnoDB transactions no session owns (information_schema.INNODB_TRX with
   // thread id 0): prepared XA transactions, including the ones MariaDB no
   // longer lists in XA RECOVER (mariadb_storage.cpp, point 3).

@@ -120,14 +120,12 @@ Options parse(int argc, char** argv) {
 }
 
 // Leaves the servers as the run found them. No node runs any more, so a
-// prepared transaction of distdb's ("ddb-<seq>-<epoch>") is a leftover (a
-// failed run, or a bug the none-prepared check reported): it would hold its
-// locks and make DROP DATABASE wait, so it is rolled back first. A
-// transaction no session owns that XA RECOVER does not list (MariaDB's
-// commit race, mariadb_storage.cpp point 3) can only be reached after a
-// server restart, which brings it back as prepared: the server is restarted
-// first. The suite runs one test at a time on these servers (is_parallel:
-// false), so no other test's transaction can be open now.
+// prepared transaction of distdb's ("ddb.<database>-<seq>-<epoch>", or "ddb-<seq>-<epoch>" of older versions)
+// is a leftover (a failed run, or a bug the none-prepared check reported): it would hold its locks and make
+// DROP DATABASE wait, so it is rolled back first. A transaction no session owns that XA RECOVER does not list
+// (MariaDB's commit race, mariadb_storage.cpp point 3) can only be reached after a server restart, which
+// brings it back as prepared: the server is restarted first. The suite runs one test at a time on these
+// servers (is_parallel: false), so no other test's transaction can be open now.
 void drop_database(const std::string& database) {
   for (std::size_t i = 0; i < test::mariadb_servers().size() && i < kNodes; ++i) {
     StorageConfig sc;
@@ -142,7 +140,7 @@ void drop_database(const std::string& database) {
       std::int64_t listed = 0;
       if (auto ids = (*s)->recover()) {
         for (const auto& txn : *ids) {
-          if (txn.rfind("ddb-", 0) == 0) (void)(*s)->rollback(txn);
+          if (txn.rfind("ddb-", 0) == 0 || txn.rfind("ddb.", 0) == 0) (void)(*s)->rollback(txn);
           ++listed;
         }
       }

@@ -334,3 +334,43 @@ TEST_CASE("executor: catch-up sends a run of entries as one batch and checks eve
   CHECK(db.applied_seq == 10);
   CHECK(db.prepared.empty());
 }
+
+TEST_CASE("executor: transaction ids name the database; recovery takes its own and older-format ones only") {
+  FakeDatabase db;
+  db.down = false;
+  ReplicationExecutor executor(db, db, nullptr, 1000);
+  executor.set_txn_scope("app");
+  const std::string ours = txn_scope_prefix("app");
+  const std::string theirs = txn_scope_prefix("other_app");
+  REQUIRE(ours != theirs);
+  CHECK(ours.rfind("ddb.", 0) == 0);
+  CHECK(is_valid_txn_id(ours + "18446744073709551615-18446744073709551615"));
+  CHECK(is_valid_txn_id(txn_scope_prefix("naïve `db` name; with spaces") + "1-1"));
+
+  auto done = perform(executor, core::PrepareEntry{entry(1, 1), {}, false});
+  REQUIRE(done.ok);
+  CHECK(db.prepared.count(ours + "1-1") == 1);
+  REQUIRE(perform(executor, core::CommitEntry{{1, 1}}).ok);
+
+  // After a crash the server lists: an entry of ours, one left prepared by an
+  // older version (no database in its id), another cluster's, and someone
+  // else's XA transaction.
+  db.prepared[ours + "3-2"] = {};
+  db.prepared["ddb-2-2"] = {};
+  db.prepared[theirs + "3-2"] = {};
+  db.prepared["payments-77"] = {};
+  ReplicationExecutor restarted(db, db, nullptr, 1000);
+  restarted.set_txn_scope("app");
+  auto state = restarted.recover();
+  REQUIRE(state.ok());
+  REQUIRE(state->prepared.size() == 2);
+  CHECK(std::count(state->prepared.begin(), state->prepared.end(), core::EntryId{2, 2}) == 1);
+  CHECK(std::count(state->prepared.begin(), state->prepared.end(), core::EntryId{3, 2}) == 1);
+  // Each is decided under the id it was prepared with; the others are untouched.
+  REQUIRE(perform(restarted, core::RollbackEntry{{2, 2}}).ok);
+  REQUIRE(perform(restarted, core::CommitEntry{{3, 2}}).ok);
+  CHECK(db.prepared.count("ddb-2-2") == 0);
+  CHECK(db.prepared.count(ours + "3-2") == 0);
+  CHECK(db.prepared.count(theirs + "3-2") == 1);
+  CHECK(db.prepared.count("payments-77") == 1);
+}

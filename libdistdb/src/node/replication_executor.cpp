@@ -127,18 +127,49 @@ StorageDone failed(const Error& e) {
 
 }  // namespace
 
-TxnId txn_id_for(const EntryId& id) {
-  return "ddb-" + std::to_string(id.seq) + "-" + std::to_string(id.origin);
+std::string txn_scope_prefix(const std::string& database) {
+  // FNV-1a (32 bits) of the name: ids stay short (XA allows 64 bytes) and
+  // within is_valid_txn_id's characters whatever the name holds.
+  std::uint32_t h = 2166136261u;
+  for (unsigned char c : database) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  static const char* hex = "0123456789abcdef";
+  std::string out = "ddb.";
+  for (int shift = 28; shift >= 0; shift -= 4) out.push_back(hex[(h >> shift) & 15]);
+  out.push_back('-');
+  return out;
 }
 
-bool parse_txn_id(const TxnId& txn, EntryId& id) {
-  if (txn.rfind("ddb-", 0) != 0) return false;
-  const auto dash = txn.find('-', 4);
+TxnId txn_id_for(const EntryId& id, const std::string& prefix) {
+  return prefix + std::to_string(id.seq) + "-" + std::to_string(id.origin);
+}
+
+bool parse_txn_id(const TxnId& txn, const std::string& prefix, EntryId& id) {
+  std::size_t start = 0;
+  if (txn.rfind(prefix, 0) == 0) {
+    start = prefix.size();
+  } else if (txn.rfind("ddb-", 0) == 0) {
+    start = 4;  // the format before ids named their database
+  } else {
+    return false;
+  }
+  const auto dash = txn.find('-', start);
   if (dash == std::string::npos) return false;
   const char* b = txn.data();
-  auto [p1, e1] = std::from_chars(b + 4, b + dash, id.seq);
+  auto [p1, e1] = std::from_chars(b + start, b + dash, id.seq);
   auto [p2, e2] = std::from_chars(b + dash + 1, b + txn.size(), id.origin);
   return e1 == std::errc() && e2 == std::errc() && p1 == b + dash && p2 == b + txn.size();
+}
+
+void ReplicationExecutor::set_txn_scope(const std::string& database) {
+  txn_prefix_ = txn_scope_prefix(database);
+}
+
+TxnId ReplicationExecutor::txn_for(const EntryId& id) const {
+  const auto it = recovered_ids_.find(id);
+  return it != recovered_ids_.end() ? it->second : txn_id_for(id, txn_prefix_);
 }
 
 ReplicationExecutor::ReplicationExecutor(Storage& storage, Storage& reader,
@@ -255,9 +286,12 @@ Result<core::RecoveredState> ReplicationExecutor::recover() {
   state.applied = *applied;
   auto prepared = storage_.recover();
   if (!prepared) return prepared.error();
+  recovered_ids_.clear();
   for (const TxnId& txn : *prepared) {
     EntryId id;
-    if (parse_txn_id(txn, id)) state.prepared.push_back(id);
+    if (!parse_txn_id(txn, txn_prefix_, id)) continue;  // another database's, or not distdb's
+    state.prepared.push_back(id);
+    recovered_ids_[id] = txn;
   }
   return state;
 }
@@ -539,7 +573,7 @@ StorageDone ReplicationExecutor::prepare_entry(const core::PrepareEntry& op) {
                             " came as statements, but this member replicates rows: every member needs the "
                             "same storage.replication"));
   }
-  const TxnId txn = txn_id_for(op.entry.id);
+  const TxnId txn = txn_for(op.entry.id);
   const bool capture = op.capture_effects && storage_.captures_effects();
   if (capture) {
     // Before the transaction begins: its changes must come after the
@@ -578,7 +612,7 @@ StorageDone ReplicationExecutor::prepare_entry(const core::PrepareEntry& op) {
 
 StorageDone ReplicationExecutor::prepare_effects(const core::PrepareEntry& op) {
   storage_.stop_capture();  // what this writes is not the next captured entry's
-  const TxnId txn = txn_id_for(op.entry.id);
+  const TxnId txn = txn_for(op.entry.id);
   if (auto st = storage_.begin(txn); !st) return failed(st.error());
   StorageDone done;
   bool diverged = false;
@@ -728,7 +762,7 @@ StorageDone ReplicationExecutor::commit_entry(const core::CommitEntry& op) {
     autocommitted_.reset();  // applied when "prepared"
     return {};
   }
-  if (auto st = storage_.commit(txn_id_for(op.id)); !st) {
+  if (auto st = storage_.commit(txn_for(op.id)); !st) {
     if (already_committed(op.id, st.error())) {
       open_txn_.reset();
       note_committed(op.id);
@@ -737,6 +771,7 @@ StorageDone ReplicationExecutor::commit_entry(const core::CommitEntry& op) {
     return failed(st.error());
   }
   open_txn_.reset();
+  recovered_ids_.erase(op.id);
   note_committed(op.id);
   return {};
 }
@@ -764,8 +799,9 @@ StorageDone ReplicationExecutor::rollback_entry(const core::RollbackEntry& op) {
     diverged_ = true;
     return {};
   }
-  if (auto st = storage_.rollback(txn_id_for(op.id)); !st) return failed(st.error());
-  if (open_txn_ && *open_txn_ == txn_id_for(op.id)) open_txn_.reset();
+  if (auto st = storage_.rollback(txn_for(op.id)); !st) return failed(st.error());
+  if (open_txn_ && *open_txn_ == txn_for(op.id)) open_txn_.reset();
+  recovered_ids_.erase(op.id);
   if (captured_ && captured_->first == op.id) captured_.reset();
   if (carrying_ && *carrying_ == op.id) carrying_.reset();  // unrecorded_ waits for the next one
   return {};
@@ -800,7 +836,7 @@ StorageDone ReplicationExecutor::apply_entries(const core::ApplyEntries& op) {
   Error error;
   auto apply_run = [&]() -> bool {
     if (run.empty()) return true;
-    const TxnId txn = txn_id_for(run.front()->id);
+    const TxnId txn = txn_for(run.front()->id);
     if (auto st = storage_.begin(txn); !st) {
       error = st.error();
       return false;

@@ -7,7 +7,7 @@
 // consistent without further locking.
 //
 // How an entry is stored (PrepareEntry):
-//   begin(txn "ddb-<seq>-<epoch>")
+//   begin(txn "ddb.<database hash>-<seq>-<epoch>", set_txn_scope)
 //   for each statement: SAVEPOINT; run it; on an SQL error ROLLBACK TO
 //     SAVEPOINT (the statement fails alone, identically on every replica)
 //   UPDATE distdb_applied (the entry's position), INSERT INTO distdb_log
@@ -38,6 +38,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -71,6 +72,15 @@ class ReplicationExecutor {
   // without one, ReadSnapshot fails. InstallSnapshot's data is the path of
   // a copy in a file.
   void write_full_copies_to(SpoolDir* spool) { spool_ = spool; }
+
+  // The database this executor replicates into, which its transaction ids
+  // name (txn_id_for): a MariaDB server's prepared XA transactions are the
+  // whole server's, and another cluster (or another application) may use
+  // the same server for another database. recover() then returns, and
+  // in-doubt handling touches, only this database's transactions — and
+  // those of the format before ids named one ("ddb-<seq>-<epoch>"), left
+  // prepared by an older distdb. Without a scope ids use that older format.
+  void set_txn_scope(const std::string& database);
   ReplicationExecutor& operator=(const ReplicationExecutor&) = delete;
 
   // A catch-up (ApplyEntries) commits up to this many consecutive entries
@@ -190,10 +200,24 @@ class ReplicationExecutor {
   // XA id). A node restart resolves them through recover(); these are for a
   // node that keeps running while its database server restarts.
   std::vector<TxnId> in_doubt_;
+
+  std::string txn_prefix_ = "ddb-";  // set_txn_scope
+  // Prepared transactions recover() found, by entry: decided under the id
+  // they were prepared with, whatever the format.
+  struct EntryOrder {
+    bool operator()(const core::EntryId& a, const core::EntryId& b) const {
+      return a.seq != b.seq ? a.seq < b.seq : a.origin < b.origin;
+    }
+  };
+  std::map<core::EntryId, TxnId, EntryOrder> recovered_ids_;
+  TxnId txn_for(const core::EntryId& id) const;
 };
 
-// The transaction id of an entry, and back.
-TxnId txn_id_for(const core::EntryId& id);
-bool parse_txn_id(const TxnId& txn, core::EntryId& id);
+// The transaction id of an entry in the database named by `prefix`
+// (txn_scope_prefix), and back. parse_txn_id accepts ids of that database
+// and of the format before ids named one ("ddb-<seq>-<epoch>").
+std::string txn_scope_prefix(const std::string& database);
+TxnId txn_id_for(const core::EntryId& id, const std::string& prefix = "ddb-");
+bool parse_txn_id(const TxnId& txn, const std::string& prefix, core::EntryId& id);
 
 }  // namespace distdb
