@@ -389,6 +389,40 @@ TEST_CASE("a full copy many times larger than a peer message arrives in chunks")
   CHECK(must_ok(sums(1)).result.rows == must_ok(sums(3)).result.rows);
 }
 
+#ifdef DISTDB_CLUSTER_MARIADB
+TEST_CASE(
+    "a write that changes more rows than one peer message carries: refused under row replication, the "
+    "coordinator stays") {
+  // Peer messages of 2 MiB: a write's rows may take about 768 KiB.
+  ClusterProcesses c(3, kBackend, "distdb_cluster", R"("limits": {"max_peer_message_bytes": 2097152})");
+  REQUIRE_MESSAGE(c.wait_for_coordinator(3, 20s), c.log(3));
+  must_ok(c.query(3, "CREATE TABLE big (id INT PRIMARY KEY, pad TEXT)"));
+  must_ok(c.query(1, "INSERT INTO big SELECT seq, REPEAT('s', 1000) FROM seq_1_to_100"));  // 100 KB: fine
+  Reply large = must(c.query(2, "INSERT INTO big SELECT seq, REPEAT('x', 1000) FROM seq_1001_to_2500"));
+  const char* mode = std::getenv("DISTDB_TEST_REPLICATION");
+  const bool rows = mode != nullptr && std::string(mode) == "rows";
+  if (rows) {
+    REQUIRE(large.status == ReplyStatus::error);
+    REQUIRE(large.error.has_value());
+    CHECK(large.error->message.find("split it into smaller writes") != std::string::npos);
+    CHECK(large.error->code == 1153);
+  } else {
+    CHECK(large.status == ReplyStatus::ok);  // statements are small whatever they change
+  }
+  // The coordinator is still node 3, it takes the next write, and the three agree.
+  must_ok(c.query(1, "INSERT INTO big VALUES (9999, 'after')"));
+  const std::int64_t expected = rows ? 101 : 1601;
+  for (int id = 1; id <= 3; ++id) {
+    CAPTURE(id);
+    REQUIRE(c.wait_for_value(id, "SELECT COUNT(*) FROM big", expected, 20s));
+  }
+  CHECK(c.log(3).find("stopped being the coordinator") == std::string::npos);
+  const auto sums = [&](int id) { return c.query(id, "SELECT SUM(LENGTH(pad)), SUM(id) FROM big"); };
+  CHECK(must_ok(sums(1)).result.rows == must_ok(sums(3)).result.rows);
+  CHECK(must_ok(sums(2)).result.rows == must_ok(sums(3)).result.rows);
+}
+#endif
+
 TEST_CASE(
     "TLS between members and clients (mutual): writes replicate to all three; kill -9 of the coordinator") {
   const TestCerts& certs = TestCerts::shared();

@@ -324,6 +324,7 @@ void ReplicationDriver::executor_loop() {
                                                           config_.limits.log_retention_entries,
                                                           config_.storage.replication == Replication::rows);
         exec->write_full_copies_to(spool_.get());
+        exec->set_peer_message_limit(config_.limits.max_peer_message_bytes);
         if (config_.storage.backend == StorageBackend::mariadb)
           exec->set_txn_scope(config_.storage.db.database);
         auto recovered = exec->recover();

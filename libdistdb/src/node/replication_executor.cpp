@@ -114,6 +114,16 @@ std::string as_bytes(const Value& v) {
 // MariaDB errors by which BINLOG says this database does not hold the
 // coordinator's data: a row to change or delete is missing, a key or a
 // foreign key does not fit.
+// ER_NET_PACKET_TOO_LARGE: the code a write gets that changes more than
+// row replication carries (refuse_oversized_effects).
+constexpr int kErNetPacketTooLarge = 1153;
+
+std::size_t value_size(const Value& v) {
+  if (const auto* text = std::get_if<std::string>(&v)) return text->size();
+  if (const auto* blob = std::get_if<Blob>(&v)) return blob->bytes.size();
+  return 8;
+}
+
 bool refuses_rows(int code) {
   return code == 1032 || code == 1062 || code == 1451 || code == 1452;
 }
@@ -603,10 +613,71 @@ StorageDone ReplicationExecutor::prepare_entry(const core::PrepareEntry& op) {
       (void)storage_.rollback(txn);
       return failed(e);
     }
+    if (effects->size() > max_effects_bytes())
+      return refuse_oversized_effects(op.entry, txn, effects->size());
     captured_ = std::make_pair(op.entry.id, *effects);
     done.effects = std::move(*effects);
   }
   if (!storage_.prepare_survives_crash()) open_txn_ = txn;
+  return done;
+}
+
+std::size_t ReplicationExecutor::max_effects_bytes() {
+  // An entry's effects are written (as hex, twice their size) into
+  // distdb_effects by one statement, which the server takes only under its
+  // max_allowed_packet, and they travel in one Prepare (as base64, 4/3 of
+  // their size) under limits.max_peer_message_bytes. A megabyte of each is
+  // left for the rest of the request or message.
+  constexpr std::size_t kMargin = 1024 * 1024;
+  if (!max_allowed_packet_) {
+    auto rs = storage_.execute("SELECT @@max_allowed_packet");
+    if (rs && !rs->rows.empty()) max_allowed_packet_ = as_u64(rs->rows[0][0]).value_or(0);
+  }
+  const std::size_t packet = max_allowed_packet_.value_or(16 * 1024 * 1024);
+  const std::size_t by_packet = packet > 2 * kMargin ? (packet - kMargin) / 2 : kMargin / 2;
+  const std::size_t by_message =
+      peer_message_limit_ > 2 * kMargin ? (peer_message_limit_ - kMargin) / 4 * 3 : peer_message_limit_ / 2;
+  return std::min(by_packet, by_message);
+}
+
+StorageDone ReplicationExecutor::refuse_oversized_effects(const Entry& entry, const TxnId& txn,
+                                                          std::size_t bytes) {
+  // The entry ran and is prepared here, but what it changed is more than can
+  // be recorded or sent. Rather than fail the prepare (which would depose
+  // this coordinator, and the next one would meet the same write), undo it
+  // and commit the entry as a write that failed: every member records the
+  // same failed outcome and changes nothing, and the client is told what to
+  // change.
+  (void)storage_.rollback(txn);
+  storage_.stop_capture();  // what this writes is not the next captured entry's
+  const std::size_t limit = max_effects_bytes();
+  DISTDB_LOG(warn) << "[!] Replication: entry " << entry.id.seq << " changes " << bytes
+                   << " bytes of rows, more than one write may change under row replication (" << limit
+                   << "); it is refused";
+  StorageDone done;
+  StatementOutcome refused;
+  refused.ok = false;
+  refused.code = kErNetPacketTooLarge;
+  refused.message =
+      "this write changes " + std::to_string(bytes) +
+      " bytes of rows, more than row replication carries for one write (" + std::to_string(limit) +
+      " bytes, from the server's max_allowed_packet and limits.max_peer_message_bytes); nothing "
+      "was changed: split it into smaller writes";
+  done.outcomes.assign(entry.statements.size(), refused);
+  Entry recorded = entry;
+  recorded.effects = std::string();
+  if (auto st = storage_.begin(txn); !st) return failed(st.error());
+  const std::vector<std::string> bookkeeping = record_statements(recorded, done.outcomes);
+  const std::vector<std::string_view> batch(bookkeeping.begin(), bookkeeping.end());
+  std::optional<Status> prepared;
+  for (const auto& rs : storage_.execute_batch_and_prepare(txn, batch, prepared)) {
+    if (!rs) {
+      (void)storage_.rollback(txn);
+      return failed(rs.error());
+    }
+  }
+  if (auto why = prepare_failure(txn, prepared)) return failed(*why);
+  done.effects = std::string();
   return done;
 }
 
@@ -1043,7 +1114,14 @@ StorageDone ReplicationExecutor::read_log(const core::ReadLog& op) {
       "LEFT JOIN distdb_effects e ON e.seq = l.seq AND e.epoch = l.epoch WHERE l.seq > " +
       std::to_string(op.after.seq) + " ORDER BY l.seq LIMIT " + std::to_string(op.max));
   if (!rs) return failed(rs.error());
+  // One reply must fit a peer message: entries stop at half of one (the
+  // first is always sent; an entry larger than a message could never be).
+  const std::size_t budget = peer_message_limit_ / 2;
+  std::size_t bytes = 0;
   for (const Row& row : rs->rows) {
+    const std::size_t row_bytes = value_size(row[2]) + value_size(row[4]) * 4 / 3;
+    if (!done.entries.empty() && bytes + row_bytes > budget) break;
+    bytes += row_bytes;
     Entry entry;
     entry.id.seq = as_u64(row[0]).value_or(0);
     entry.id.origin = as_u64(row[1]).value_or(0);

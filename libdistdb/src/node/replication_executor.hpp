@@ -81,6 +81,11 @@ class ReplicationExecutor {
   // those of the format before ids named one ("ddb-<seq>-<epoch>"), left
   // prepared by an older distdb. Without a scope ids use that older format.
   void set_txn_scope(const std::string& database);
+
+  // The largest peer message (limits.max_peer_message_bytes). It bounds
+  // what one entry may change under row replication (its effects travel in
+  // one Prepare, base64) and the entries one catch-up reply carries.
+  void set_peer_message_limit(std::size_t bytes) { peer_message_limit_ = bytes; }
   ReplicationExecutor& operator=(const ReplicationExecutor&) = delete;
 
   // A catch-up (ApplyEntries) commits up to this many consecutive entries
@@ -202,6 +207,11 @@ class ReplicationExecutor {
   std::vector<TxnId> in_doubt_;
 
   std::string txn_prefix_ = "ddb-";  // set_txn_scope
+  std::size_t peer_message_limit_ = 512 * 1024 * 1024;
+  std::optional<std::size_t> max_allowed_packet_;  // the server's, read at the first capture
+  // The most one entry's effects may hold (see prepare_entry).
+  std::size_t max_effects_bytes();
+  core::StorageDone refuse_oversized_effects(const core::Entry& entry, const TxnId& txn, std::size_t bytes);
   // Prepared transactions recover() found, by entry: decided under the id
   // they were prepared with, whatever the format.
   struct EntryOrder {
