@@ -612,9 +612,10 @@ TEST_CASE("peer codec: the frames of a full copy's transfer round-trip and are c
   CHECK(c.data == bytes);
   CHECK_FALSE(c.gone);
 
-  auto request = decode_peer_frame(encode_transfer({1, 3, SnapshotChunkRequest{7, 0}}));
+  auto request = decode_peer_frame(encode_transfer({1, 3, SnapshotChunkRequest{7, 0, 4096}}));
   REQUIRE(request.ok());
   CHECK(std::get<SnapshotChunkRequest>(std::get<TransferEnvelope>(*request).message).transfer == 7);
+  CHECK(std::get<SnapshotChunkRequest>(std::get<TransferEnvelope>(*request).message).length == 4096);
 
   // Replication messages come through decode_peer_frame too.
   auto heartbeat = decode_peer_frame(encode_peer(Envelope{1, 2, Heartbeat{}}));

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <filesystem>
@@ -29,13 +30,28 @@ std::string file_text(const std::string& path) {
 
 std::size_t files_in(const std::string& dir) {
   std::size_t n = 0;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) n += e.is_regular_file() ? 1 : 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    n += e.is_regular_file() && e.path().extension() == ".snapshot" ? 1 : 0;
+  }
   return n;
 }
 
+// A port number no other test process uses at the same time (spool
+// directories are named for the node's id and port, and locked).
+std::uint16_t test_port() {
+  static std::atomic<int> next{0};
+  return static_cast<std::uint16_t>(20000 + (::getpid() * 64 + next++) % 40000);
+}
+
+std::unique_ptr<SpoolDir> private_spool(NodeId node) {
+  auto spool = SpoolDir::open("", node, test_port());
+  REQUIRE_MESSAGE(spool.ok(), (spool.ok() ? "" : spool.error().message));
+  return std::move(*spool);
+}
+
 struct Ends {
-  std::unique_ptr<SpoolDir> source_spool = SpoolDir::open("").value();
-  std::unique_ptr<SpoolDir> asker_spool = SpoolDir::open("").value();
+  std::unique_ptr<SpoolDir> source_spool = private_spool(kSource);
+  std::unique_ptr<SpoolDir> asker_spool = private_spool(kAsker);
   SnapshotTransfers source;
   SnapshotTransfers asker;
   Clock::time_point now = Clock::now();
@@ -203,10 +219,13 @@ TEST_CASE(
     REQUIRE(other.send.size() == 1);
     CHECK(std::get<wire::SnapshotChunk>(other.send[0].message).gone);
     CHECK(std::get<wire::SnapshotChunk>(other.send[0].message).data.empty());
-    auto off_grid = e.source.serve(kAsker, wire::SnapshotChunkRequest{request.transfer, 17}, e.now);
-    CHECK(std::get<wire::SnapshotChunk>(off_grid.send[0].message).gone);
-    auto past_end = e.source.serve(kAsker, wire::SnapshotChunkRequest{request.transfer, 1u << 30}, e.now);
+    auto too_long = e.source.serve(kAsker, wire::SnapshotChunkRequest{request.transfer, 0, 1001}, e.now);
+    CHECK(std::get<wire::SnapshotChunk>(too_long.send[0].message).gone);
+    auto past_end =
+        e.source.serve(kAsker, wire::SnapshotChunkRequest{request.transfer, 1u << 30, 1000}, e.now);
     CHECK(std::get<wire::SnapshotChunk>(past_end.send[0].message).gone);
+    auto odd = e.source.serve(kAsker, wire::SnapshotChunkRequest{request.transfer, 17, 5}, e.now);
+    CHECK(std::get<wire::SnapshotChunk>(odd.send[0].message).data == e.original.substr(17, 5));
   }
 }
 
@@ -256,31 +275,139 @@ TEST_CASE(
   CHECK(files_in(e.source_spool->path()) == 0);
 }
 
-TEST_CASE("snapshot transfer: a private spool directory is the owner's only and goes away with the node") {
+TEST_CASE("snapshot transfer: an asker whose frames are smaller than the source's asks for smaller chunks") {
+  Ends e;
+  SnapshotTransfers::Options asker_options = Ends::small_chunks();
+  asker_options.receive_chunk_bytes = 300;
+  SnapshotTransfers asker(*e.asker_spool, asker_options);
+  auto first = asker.receive(kSource, e.offered, e.now);
+  REQUIRE_FALSE(first.send.empty());
+  std::deque<SnapshotTransfers::Out> wire(first.send.begin(), first.send.end());
+  std::optional<core::CatchUpReply> complete;
+  while (!wire.empty()) {
+    auto out = std::move(wire.front());
+    wire.pop_front();
+    SnapshotTransfers::Step step;
+    if (auto* request = std::get_if<wire::SnapshotChunkRequest>(&out.message)) {
+      CHECK(request->length == 300);
+      step = e.source.serve(kAsker, *request, e.now);
+    } else {
+      const auto& chunk = std::get<wire::SnapshotChunk>(out.message);
+      CHECK(chunk.data.size() <= 300);
+      step = asker.on_chunk(kSource, chunk, e.now);
+    }
+    for (auto& o : step.send) wire.push_back(std::move(o));
+    if (step.complete) complete = std::move(step.complete);
+  }
+  REQUIRE(complete.has_value());
+  CHECK(file_text(complete->snapshot_data) == e.original);
+}
+
+TEST_CASE(
+    "snapshot transfer: the copy being installed is never removed; a second offer does not displace the "
+    "first") {
+  Ends e;
+  auto first = pump(e, e.asker.receive(kSource, e.offered, e.now));
+  REQUIRE(first.has_value());
+  e.asker.installing(first->snapshot_data);
+  // Another copy arrives (a catch-up retry crossed the first): the file
+  // being installed stays until the executor is done with it.
+  SnapshotSink sink(e.source_spool->file("out"), "sqlite");
+  sink.add("SELECT 2");
+  core::CatchUpReply again = e.offered;
+  again.snapshot_data = local_descriptor(sink.finish().value());
+  REQUIRE(e.source.offer(kAsker, again, e.now).ok());
+  auto second = pump(e, e.asker.receive(kSource, again, e.now));
+  REQUIRE(second.has_value());
+  CHECK(std::filesystem::exists(first->snapshot_data));
+  CHECK(file_text(first->snapshot_data) == e.original);
+  e.asker.installed(first->snapshot_data);
+  CHECK_FALSE(std::filesystem::exists(first->snapshot_data));
+  CHECK(std::filesystem::exists(second->snapshot_data));
+
+  // While a copy is on its way from node 3, an offer in node 2's name is ignored.
+  core::CatchUpReply third = e.offered;
+  SnapshotSink sink3(e.source_spool->file("out"), "sqlite");
+  sink3.add("SELECT 3");
+  third.snapshot_data = local_descriptor(sink3.finish().value());
+  REQUIRE(e.source.offer(kAsker, third, e.now).ok());
+  auto started = e.asker.receive(kSource, third, e.now);
+  REQUIRE(e.asker.receiving());
+  auto other = e.asker.receive(2, third, e.now);
+  CHECK(other.send.empty());
+  CHECK_FALSE(other.log.empty());
+  CHECK(e.asker.holds_back_catch_up(kSource, e.now));
+  REQUIRE(pump(e, std::move(started)).has_value());
+}
+
+TEST_CASE("snapshot transfer: an offer larger than the free disk is refused before anything is written") {
+  Ends e;
+  core::CatchUpReply huge = e.offered;
+  huge.snapshot_data =
+      R"({"transfer":1,"bytes":1000000000000000000,"sha256":")" + std::string(64, 'a') + R"(","chunk":1000})";
+  auto step = e.asker.receive(kSource, huge, e.now);
+  CHECK(step.send.empty());
+  REQUIRE_FALSE(step.log.empty());
+  CHECK(step.log[0].find("free") != std::string::npos);
+  CHECK_FALSE(e.asker.receiving());
+  CHECK(files_in(e.asker_spool->path()) == 0);
+}
+
+TEST_CASE(
+    "snapshot transfer: spool directories are the node's own, cleaned at start, locked, removed at stop") {
+  namespace fs = std::filesystem;
+  const fs::path parent = fs::temp_directory_path() / ("distdb-spool-test-" + std::to_string(::getpid()));
+  fs::remove_all(parent);
+  fs::create_directories(parent);
+  // A shared directory, with someone else's files in it.
+  fs::permissions(parent, fs::perms::all | fs::perms::sticky_bit);
+  std::ofstream(parent / "copy-important.snapshot") << "not the node's";
+  const std::uint16_t port = test_port();
   std::string path;
   {
-    auto spool = SpoolDir::open("");
-    REQUIRE(spool.ok());
+    auto spool = SpoolDir::open(parent.string(), 7, port);
+    REQUIRE_MESSAGE(spool.ok(), (spool.ok() ? "" : spool.error().message));
     path = (*spool)->path();
-    const auto perms = std::filesystem::status(path).permissions();
-    CHECK((perms & std::filesystem::perms::group_all) == std::filesystem::perms::none);
-    CHECK((perms & std::filesystem::perms::others_all) == std::filesystem::perms::none);
+    CHECK(fs::path(path).parent_path() == parent);
+    CHECK(path.find("node7-" + std::to_string(port)) != std::string::npos);
+    // The shared directory is left as it was.
+    CHECK((fs::status(parent).permissions() & fs::perms::others_all) == fs::perms::others_all);
+    CHECK(fs::exists(parent / "copy-important.snapshot"));
+    const auto perms = fs::status(path).permissions();
+    CHECK((perms & (fs::perms::group_all | fs::perms::others_all)) == fs::perms::none);
+    // A second node with the same id and port is refused.
+    auto twin = SpoolDir::open(parent.string(), 7, port);
+    REQUIRE_FALSE(twin.ok());
+    CHECK(twin.error().message.find("in use by another running node") != std::string::npos);
     std::ofstream((*spool)->file("out")) << "x";
   }
-  CHECK_FALSE(std::filesystem::exists(path));
-  // A configured one is kept, and what an earlier run left there is cleared.
-  const std::string dir =
-      std::filesystem::temp_directory_path() / ("distdb-spool-test-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  std::ofstream(dir + "/copy-in-7.snapshot") << "left over";
-  std::ofstream(dir + "/keep.txt") << "not ours";
+  CHECK_FALSE(fs::exists(path));  // a clean stop removes it
+  // What a crashed run left is removed at the next start; other files stay.
+  fs::create_directories(path);
+  fs::permissions(path, fs::perms::owner_all);
+  std::ofstream(path + "/copy-in-3.snapshot") << "left by a crash";
   {
-    auto spool = SpoolDir::open(dir);
+    auto spool = SpoolDir::open(parent.string(), 7, port);
     REQUIRE(spool.ok());
-    CHECK_FALSE(std::filesystem::exists(dir + "/copy-in-7.snapshot"));
-    CHECK(std::filesystem::exists(dir + "/keep.txt"));
+    CHECK_FALSE(fs::exists(path + "/copy-in-3.snapshot"));
   }
-  CHECK(std::filesystem::exists(dir));
-  std::filesystem::remove_all(dir);
-  CHECK_FALSE(SpoolDir::open("/proc/distdb-no-such-dir").ok());
+  // Not a directory of this user's only: refused, with what to do.
+  fs::create_directories(path);
+  fs::permissions(path, fs::perms::owner_all | fs::perms::others_read | fs::perms::others_exec);
+  auto open_to_others = SpoolDir::open(parent.string(), 7, port);
+  REQUIRE_FALSE(open_to_others.ok());
+  CHECK(open_to_others.error().message.find("open to other users") != std::string::npos);
+  fs::remove_all(path);
+  fs::create_directory_symlink(parent, path);
+  auto link = SpoolDir::open(parent.string(), 7, port);
+  REQUIRE_FALSE(link.ok());
+  CHECK(link.error().message.find("not a directory") != std::string::npos);
+  fs::remove(path);
+  fs::remove_all(parent);
+  // A configured path that is a file is refused.
+  const std::string file =
+      (fs::temp_directory_path() / ("distdb-spool-file-" + std::to_string(::getpid()))).string();
+  std::ofstream(file) << "x";
+  CHECK_FALSE(SpoolDir::open(file, 7, port).ok());
+  fs::remove(file);
 }

@@ -19,6 +19,7 @@ ReplicaCore::ReplicaCore(ReplicaConfig config, RecoveredState recovered)
   // it was decided, catch-up brings it back from the log of a replica that
   // committed it.
   for (const EntryId& id : recovered.prepared) queue_storage(RollbackEntry{id});
+  needs_snapshot_ = recovered.needs_snapshot;
 }
 
 Replica::Replica(ReplicaConfig config, RecoveredState recovered)

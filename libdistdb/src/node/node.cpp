@@ -861,7 +861,7 @@ Status Node::start() {
     impl_->async_reads = make_async_reads(*loop, cfg.storage);
   }
   Impl* impl = impl_.get();
-  auto spool = SpoolDir::open(cfg.storage.spool_dir);
+  auto spool = SpoolDir::open(cfg.storage.spool_dir, cfg.id, cfg.port);
   if (!spool) {
     impl_->pool->stop();
     impl_->pool.reset();

@@ -115,14 +115,19 @@ void log_apply_outcome(const core::StorageOp& op, const std::optional<std::strin
   }
 }
 
-// Chunks of full copies fit the peer frames a member sends (the transport
-// drops a frame over limits.max_peer_message_bytes; base64 makes 4 bytes of
-// 3, and the frame's JSON and signature add a little).
+// Chunks of full copies fit the peer frames both ends allow (the transport
+// drops a frame it sends over limits.max_peer_message_bytes; base64 makes 4
+// bytes of 3, and the frame's JSON and signature add a little).
 SnapshotTransfers::Options transfer_options(const Config& config) {
   SnapshotTransfers::Options o;
-  const std::size_t frame = config.limits.max_peer_message_bytes;
-  const std::size_t fits = frame > 8192 ? (frame - 4096) / 4 * 3 : 1024;
-  o.chunk_bytes = std::clamp<std::size_t>(fits, 1024, 1024 * 1024);
+  const auto fits = [](std::size_t frame) {
+    return std::clamp<std::size_t>(frame > 8192 ? (frame - 4096) / 4 * 3 : 1024, 1024, 1024 * 1024);
+  };
+  o.chunk_bytes = fits(config.limits.max_peer_message_bytes);
+  // What this node accepts from a member (tcp_transport.cpp): the asker
+  // asks for no more, whatever the source could send.
+  o.receive_chunk_bytes =
+      fits(std::max(config.limits.max_message_bytes, config.limits.max_peer_message_bytes));
   return o;
 }
 
@@ -336,11 +341,16 @@ void ReplicationDriver::executor_loop() {
                            << ", last applied entry " << recovered->applied.seq << " (epoch "
                            << recovered->applied.origin << ")"
                            << (recovered->prepared.empty() ? ""
-                                                           : ", in-doubt prepared transactions to resolve");
+                                                           : ", in-doubt prepared transactions to resolve")
+                           << (recovered->needs_snapshot
+                                   ? "; a full copy was being installed when the node stopped: it asks for "
+                                     "another and serves no reads until then"
+                                   : "");
           std::vector<core::WriteResult> results;
           {
             std::lock_guard lock(core_mutex_);
             replica_ = std::make_unique<core::Replica>(replica_config(config_), *recovered);
+            refresh_status_locked();  // now, not at the next tick: reads see a waiting copy at once
             for (auto& w : std::exchange(early_, {})) {
               replica_->propose(w.tag, std::move(w.sql));
               perform_ready_locked(results);
@@ -372,6 +382,10 @@ void ReplicationDriver::executor_loop() {
     }
     core::StorageDone done;
     if (const auto* install = std::get_if<core::InstallSnapshot>(&task.op)) {
+      {
+        std::lock_guard lock(transfer_mutex_);
+        transfers_.installing(install->data);  // not removed while it is read
+      }
       // No local read may see the tables while they are replaced.
       read_gate_.begin_install();
       done = executor->perform(task);

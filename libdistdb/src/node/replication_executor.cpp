@@ -294,6 +294,9 @@ Result<core::RecoveredState> ReplicationExecutor::recover() {
   auto applied = read_applied(storage_);
   if (!applied) return applied.error();
   state.applied = *applied;
+  auto installing = storage_.execute("SELECT value FROM distdb_meta WHERE name = 'full_copy'");
+  if (!installing) return installing.error();
+  state.needs_snapshot = !installing->rows.empty();
   auto prepared = storage_.recover();
   if (!prepared) return prepared.error();
   recovered_ids_.clear();
@@ -1171,23 +1174,31 @@ StorageDone ReplicationExecutor::install_snapshot(const core::InstallSnapshot& o
   storage_.stop_capture();
   // Mark the position unknown first: a crash in the middle leaves a replica
   // that asks for a full copy again, never one that believes it is whole.
-  const std::vector<std::string> reset = {"UPDATE distdb_applied SET epoch = 0, seq = 0 WHERE id = 1",
-                                          "DELETE FROM distdb_log", "DELETE FROM distdb_effects"};
+  // And say so: a node restarted after a crash in the middle finds the
+  // mark (recover()) and waits for a full copy, serving no reads from the
+  // half-installed data.
+  const std::vector<std::string> reset = {
+      "DELETE FROM distdb_meta WHERE name = 'full_copy'",
+      "INSERT INTO distdb_meta (name, value) VALUES ('full_copy', 'installing')",
+      "UPDATE distdb_applied SET epoch = 0, seq = 0 WHERE id = 1", "DELETE FROM distdb_log",
+      "DELETE FROM distdb_effects"};
   captured_.reset();
   unrecorded_.reset();
   carrying_.reset();
   for (const auto& s : reset) {
     if (auto rs = storage_.execute(s); !rs) return failed(rs.error());
   }
+  std::error_code ec;
+  const auto bytes = std::filesystem::file_size(op.data, ec);
   if (auto st = restore_snapshot(storage_, op.data); !st) return failed(st.error());
   if (auto rs = storage_.execute("UPDATE distdb_applied SET epoch = " + std::to_string(op.applied.origin) +
                                  ", seq = " + std::to_string(op.applied.seq) + " WHERE id = 1");
       !rs) {
     return failed(rs.error());
   }
+  if (auto rs = storage_.execute("DELETE FROM distdb_meta WHERE name = 'full_copy'"); !rs)
+    return failed(rs.error());
   diverged_ = false;
-  std::error_code ec;
-  const auto bytes = std::filesystem::file_size(op.data, ec);
   DISTDB_LOG(info) << "[*] Installed a full copy of the data (" << (ec ? 0 : bytes) << " bytes, up to entry "
                    << op.applied.seq << " of epoch " << op.applied.origin << ")";
   return {};

@@ -387,15 +387,14 @@ Status restore_snapshot(Storage& storage, const std::string& path) {
   // The whole file is read once before anything is dropped: a copy that is
   // cut short, corrupt or from another backend leaves the database as it
   // was.
-  {
-    SnapshotSource check(path, storage.backend_name());
-    std::string statement;
-    for (;;) {
-      auto more = check.next(statement);
-      if (!more) return more.error();
-      if (!*more) break;
-    }
+  SnapshotSource source(path, storage.backend_name());
+  std::string statement;
+  for (;;) {
+    auto more = source.next(statement);
+    if (!more) return more.error();
+    if (!*more) break;
   }
+  if (auto st = source.rewind(); !st) return st;
   auto catalog = read_catalog(storage);
   if (!catalog) return catalog.error();
   // The replication connection's own settings come back whatever the copy set.
@@ -422,8 +421,6 @@ Status restore_snapshot(Storage& storage, const std::string& path) {
     if (ok = run(s); !ok) break;
   }
   if (ok) {
-    SnapshotSource source(path, storage.backend_name());
-    std::string statement;
     for (;;) {
       auto more = source.next(statement);
       if (!more) {

@@ -158,6 +158,15 @@ SnapshotSource::~SnapshotSource() {
   if (file_ != nullptr) std::fclose(file_);
 }
 
+Status SnapshotSource::rewind() {
+  if (!open_error_) return open_error_;
+  if (std::fseek(file_, 0, SEEK_SET) != 0) return file_error("cannot read the full copy", path_);
+  header_read_ = false;
+  ended_ = false;
+  count_ = 0;
+  return {};
+}
+
 Result<std::string> SnapshotSource::read_line(std::size_t max) {
   std::string line;
   for (;;) {

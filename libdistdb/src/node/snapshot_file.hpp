@@ -97,6 +97,9 @@ class SnapshotSource {
   // The next statement into `statement`: true, or false at the (checked)
   // end of the file.
   Result<bool> next(std::string& statement);
+  // Back to the first statement (the same open file: a second pass reads
+  // what the first checked, even if the file was removed meanwhile).
+  Status rewind();
 
  private:
   Result<std::string> read_line(std::size_t max);

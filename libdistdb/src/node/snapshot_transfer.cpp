@@ -1,7 +1,9 @@
 #include "node/snapshot_transfer.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <rapidjson/document.h>
@@ -103,45 +105,75 @@ std::optional<SnapshotFile> parse_local_descriptor(const std::string& text) {
 
 // ---------------------------------------------------------------- the spool
 
-Result<std::unique_ptr<SpoolDir>> SpoolDir::open(const std::string& configured) {
+Result<std::unique_ptr<SpoolDir>> SpoolDir::open(const std::string& configured, NodeId node,
+                                                 std::uint16_t port) {
   namespace fs = std::filesystem;
-  std::string path = configured;
-  bool owned = false;
-  if (path.empty()) {
+  std::string parent = configured;
+  if (parent.empty()) {
     const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/distdb-spool-XXXXXX";
-    // mkdtemp: a fresh directory, the node's user's only (0700).
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      return Error(ErrorKind::config,
-                   "cannot make a spool directory under " + pattern + ": " + std::strerror(errno));
-    }
-    path = pattern;
-    owned = true;
+    parent = tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
   } else {
+    // The configured directory is made if missing (for this user only), and
+    // left as it is otherwise: it may be shared.
     std::error_code ec;
-    fs::create_directories(path, ec);
-    if (ec || !fs::is_directory(path)) {
-      return Error(ErrorKind::config, "local_node.storage.spool_dir '" + path +
-                                          "' is not a directory I can make: " + ec.message());
+    if (!fs::exists(parent, ec)) {
+      fs::create_directories(parent, ec);
+      if (!ec) ::chmod(parent.c_str(), 0700);
     }
-    ::chmod(path.c_str(), 0700);
-    // What a previous run left (copies it was making, sending or receiving).
-    for (const auto& entry : fs::directory_iterator(path, ec)) {
-      const std::string name = entry.path().filename().string();
-      if (name.rfind("copy-", 0) == 0 && entry.path().extension() == ".snapshot")
-        fs::remove(entry.path(), ec);
+    if (ec || !fs::is_directory(parent, ec)) {
+      return Error(ErrorKind::config, "local_node.storage.spool_dir '" + parent + "' is not a directory" +
+                                          (ec ? ": " + ec.message() : ""));
     }
   }
-  return std::unique_ptr<SpoolDir>(new SpoolDir(std::move(path), owned));
+  const std::string path = parent + "/distdb-spool-" + std::to_string(::geteuid()) + "-node" +
+                           std::to_string(node) + "-" + std::to_string(port);
+  const auto refuse = [&](const std::string& why) {
+    return Error(ErrorKind::config,
+                 "the spool directory '" + path + "' (for full copies of the data) " + why);
+  };
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
+    return refuse(std::string("cannot be made: ") + std::strerror(errno));
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return refuse(std::string("cannot be read: ") + std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return refuse("is not a directory (a link or a file is in its place): remove it");
+  if (st.st_uid != ::geteuid())
+    return refuse("belongs to another user: remove it, or set local_node.storage.spool_dir");
+  if ((st.st_mode & 077) != 0) return refuse("is open to other users: chmod 700 it, or remove it");
+  const std::string lock = path + "/lock";
+  const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return refuse(std::string("cannot hold its lock file: ") + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return refuse("is in use by another running node (the same id and port on this host)");
+  }
+  // What an earlier run of this node left (it crashed, or was killed).
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(path, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("copy-", 0) == 0 && entry.path().extension() == ".snapshot") fs::remove(entry.path(), ec);
+  }
+  return std::unique_ptr<SpoolDir>(new SpoolDir(path, fd));
 }
 
 SpoolDir::~SpoolDir() {
   std::error_code ec;
-  if (owned_) std::filesystem::remove_all(path_, ec);
+  for (const auto& entry : std::filesystem::directory_iterator(path_, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("copy-", 0) == 0) std::filesystem::remove(entry.path(), ec);
+  }
+  ::unlink((path_ + "/lock").c_str());
+  ::rmdir(path_.c_str());  // unless something else was put there
+  ::close(lock_fd_);
 }
 
 std::string SpoolDir::file(const std::string& stem) {
   return path_ + "/copy-" + stem + "-" + std::to_string(++next_) + ".snapshot";
+}
+
+std::uint64_t SpoolDir::free_bytes() const {
+  struct statvfs vfs {};
+  if (::statvfs(path_.c_str(), &vfs) != 0) return 0;
+  return static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
 }
 
 // ---------------------------------------------------------------- transfers
@@ -164,6 +196,7 @@ struct SnapshotTransfers::Incoming {
   core::CatchUpReply reply;  // held back until the copy is whole
   std::string path;
   int fd = -1;
+  std::uint64_t chunk = 0;        // bytes asked for at a time: what both ends' frames carry
   std::uint64_t received = 0;     // bytes written, in order
   std::uint64_t asked_up_to = 0;  // bytes asked for
   Sha256Stream digest;
@@ -186,7 +219,7 @@ SnapshotTransfers::SnapshotTransfers(SpoolDir& spool, Options options) : spool_(
 
 SnapshotTransfers::~SnapshotTransfers() {
   drop_incoming();
-  if (!delivered_.empty()) ::unlink(delivered_.c_str());
+  forget_delivered(true);
 }
 
 Status SnapshotTransfers::offer(NodeId to, core::CatchUpReply& reply, Clock::time_point now) {
@@ -215,14 +248,14 @@ SnapshotTransfers::Step SnapshotTransfers::serve(NodeId from, const wire::Snapsh
   chunk.offset = request.offset;
   const auto it = outgoing_.find(from);
   Outgoing* out = it == outgoing_.end() ? nullptr : it->second.get();
-  if (out == nullptr || out->id != request.transfer || request.offset > out->file.bytes ||
-      request.offset % out->chunk != 0) {
+  if (out == nullptr || out->id != request.transfer || request.offset >= out->file.bytes ||
+      request.length == 0 || request.length > out->chunk) {
     chunk.gone = true;
     step.send.push_back({from, std::move(chunk)});
     return step;
   }
   out->last_activity = now;
-  const std::uint64_t length = std::min<std::uint64_t>(out->chunk, out->file.bytes - request.offset);
+  const std::uint64_t length = std::min<std::uint64_t>(request.length, out->file.bytes - request.offset);
   chunk.data.resize(length);
   std::size_t done = 0;
   while (done < length) {
@@ -256,12 +289,28 @@ SnapshotTransfers::Step SnapshotTransfers::receive(NodeId from, const core::Catc
   if (incoming_ && incoming_->source == from && incoming_->descriptor.transfer == descriptor->transfer) {
     return step;  // the same offer again
   }
+  if (incoming_ && incoming_->source != from && now - incoming_->last_progress < options_.stall_after) {
+    // One copy at a time: the one on its way is not given up for another
+    // member's (a catch-up retry that crossed it, or a stale offer).
+    step.log.push_back("a full copy offered by node " + std::to_string(from) + " is ignored: one from node " +
+                       std::to_string(incoming_->source) + " is on its way");
+    return step;
+  }
+  constexpr std::uint64_t kSpareBytes = 64 * 1024 * 1024;
+  if (const std::uint64_t free = spool_.free_bytes(); descriptor->bytes + kSpareBytes > free) {
+    step.log.push_back("the full copy offered by node " + std::to_string(from) + " needs " +
+                       std::to_string(descriptor->bytes) + " bytes, and " + spool_.path() + " has " +
+                       std::to_string(free) + " free (with 64 MiB to spare): make room, or set " +
+                       "local_node.storage.spool_dir to a larger disk");
+    return step;
+  }
   drop_incoming();
   auto in = std::make_unique<Incoming>();
   in->source = from;
   in->descriptor = *descriptor;
   in->reply = reply;
   in->reply.snapshot_data.clear();
+  in->chunk = std::min<std::uint64_t>(descriptor->chunk, options_.receive_chunk_bytes);
   in->path = spool_.file("in");
   in->fd = ::open(in->path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (in->fd < 0) {
@@ -276,10 +325,11 @@ SnapshotTransfers::Step SnapshotTransfers::receive(NodeId from, const core::Catc
 
 void SnapshotTransfers::ask(Step& step, Clock::time_point now) {
   Incoming& in = *incoming_;
-  const std::uint64_t chunk = in.descriptor.chunk;
+  const std::uint64_t chunk = in.chunk;
   const std::uint64_t window_end = std::min(in.descriptor.bytes, in.received + options_.window * chunk);
   while (in.asked_up_to < window_end) {
-    step.send.push_back({in.source, wire::SnapshotChunkRequest{in.descriptor.transfer, in.asked_up_to}});
+    step.send.push_back(
+        {in.source, wire::SnapshotChunkRequest{in.descriptor.transfer, in.asked_up_to, chunk}});
     in.last_ask = now;
     in.asked_up_to = std::min(in.descriptor.bytes, in.asked_up_to + chunk);
   }
@@ -299,8 +349,7 @@ SnapshotTransfers::Step SnapshotTransfers::on_chunk(NodeId from, const wire::Sna
   }
   // In order only: a chunk after a lost one is dropped and asked for again.
   if (chunk.offset != in.received) return step;
-  const std::uint64_t expected =
-      std::min<std::uint64_t>(in.descriptor.chunk, in.descriptor.bytes - in.received);
+  const std::uint64_t expected = std::min<std::uint64_t>(in.chunk, in.descriptor.bytes - in.received);
   if (chunk.data.size() != expected) {
     step.log.push_back("node " + std::to_string(from) + " sent a chunk of " +
                        std::to_string(chunk.data.size()) + " bytes at offset " +
@@ -336,8 +385,8 @@ SnapshotTransfers::Step SnapshotTransfers::on_chunk(NodeId from, const wire::Sna
   }
   ::close(in.fd);
   in.fd = -1;
-  if (!delivered_.empty() && delivered_ != in.path) ::unlink(delivered_.c_str());
-  delivered_ = in.path;
+  forget_delivered(false);  // older copies the core never installed
+  delivered_.push_back(in.path);
   step.complete = std::move(in.reply);
   step.complete->snapshot_data = in.path;
   step.complete_from = from;
@@ -349,10 +398,25 @@ bool SnapshotTransfers::holds_back_catch_up(NodeId source, Clock::time_point now
   return incoming_ && incoming_->source == source && now - incoming_->last_progress < options_.stall_after;
 }
 
+void SnapshotTransfers::installing(const std::string& path) {
+  installing_ = path;
+}
+
 void SnapshotTransfers::installed(const std::string& path) {
-  if (path.empty() || path != delivered_) return;
+  if (installing_ == path) installing_.clear();
+  const auto it = std::find(delivered_.begin(), delivered_.end(), path);
+  if (it == delivered_.end()) return;
   ::unlink(path.c_str());
-  delivered_.clear();
+  delivered_.erase(it);
+}
+
+void SnapshotTransfers::forget_delivered(bool all) {
+  // Never the file being installed: the executor reads it.
+  std::erase_if(delivered_, [&](const std::string& path) {
+    if (!all && path == installing_) return false;
+    ::unlink(path.c_str());
+    return true;
+  });
 }
 
 SnapshotTransfers::Step SnapshotTransfers::tick(Clock::time_point now) {

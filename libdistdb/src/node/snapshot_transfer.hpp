@@ -42,6 +42,7 @@
 // under its own mutex, and sends what it returns.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -61,25 +62,36 @@ namespace distdb {
 std::string local_descriptor(const SnapshotFile& file);
 std::optional<SnapshotFile> parse_local_descriptor(const std::string& text);
 
-// The directory full copies are written to: the configured one (created if
-// missing), or a private one under $TMPDIR made for this process and removed
-// with it. Files a previous run left there are removed at the start.
+// The directory full copies are written to: a directory of this node's
+// own, "distdb-spool-<uid>-node<id>-<port>", made in the configured
+// spool_dir (itself made if missing, never changed otherwise) or in $TMPDIR.
+// Its name is the same at every start, so what a crashed run left there
+// (copies it was making, sending or receiving: each as large as the data)
+// is removed at the next start; it is removed at a clean stop. It must be a
+// real directory (not a link) owned by this user with no access for others
+// (0700), or the node refuses to start: in a shared /tmp anyone could have
+// made it first. A lock file in it keeps a second running node from using
+// it (two nodes with the same id and port on one host).
 class SpoolDir {
  public:
-  static Result<std::unique_ptr<SpoolDir>> open(const std::string& configured);
+  static Result<std::unique_ptr<SpoolDir>> open(const std::string& configured, NodeId node,
+                                                std::uint16_t port);
   ~SpoolDir();
   SpoolDir(const SpoolDir&) = delete;
   SpoolDir& operator=(const SpoolDir&) = delete;
 
   const std::string& path() const { return path_; }
-  // A fresh file name in the directory, e.g. "copy-out-3.snapshot".
+  // A fresh file name in the directory, e.g. ".../copy-out-3.snapshot"
+  // (thread-safe).
   std::string file(const std::string& stem);
+  // Bytes free for this user on the directory's file system.
+  std::uint64_t free_bytes() const;
 
  private:
-  SpoolDir(std::string path, bool owned) : path_(std::move(path)), owned_(owned) {}
+  SpoolDir(std::string path, int lock_fd) : path_(std::move(path)), lock_fd_(lock_fd) {}
   std::string path_;
-  bool owned_;
-  std::uint64_t next_ = 0;
+  int lock_fd_;
+  std::atomic<std::uint64_t> next_{0};
 };
 
 class SnapshotTransfers {
@@ -87,7 +99,8 @@ class SnapshotTransfers {
   using Clock = std::chrono::steady_clock;
 
   struct Options {
-    std::size_t chunk_bytes = 1024 * 1024;  // at most wire::kMaxSnapshotChunkBytes
+    std::size_t chunk_bytes = 1024 * 1024;  // the most this node sends in one chunk (its frames' limit)
+    std::size_t receive_chunk_bytes = 1024 * 1024;  // the most it asks for (the frames it accepts)
     std::size_t window = 4;                 // chunks asked for at once
     std::chrono::milliseconds resend_after{2000};
     std::chrono::milliseconds stall_after{30000};
@@ -130,7 +143,9 @@ class SnapshotTransfers {
   // True while a transfer from `source` makes progress: the core's catch-up
   // requests to it are not sent.
   bool holds_back_catch_up(NodeId source, Clock::time_point now) const;
-  // The core has installed (or failed to install) the copy at `path`.
+  // The executor starts installing the copy at `path`, and is done with it
+  // (installed or not): until then that file is never removed.
+  void installing(const std::string& path);
   void installed(const std::string& path);
 
   // Both sides: resends and expiry.
@@ -144,13 +159,15 @@ class SnapshotTransfers {
   struct Incoming;
   void ask(Step& step, Clock::time_point now);
   void drop_incoming();
+  void forget_delivered(bool all);
 
   SpoolDir& spool_;
   Options options_;
   std::uint64_t next_transfer_;
   std::map<NodeId, std::unique_ptr<Outgoing>> outgoing_;  // one per asker
   std::unique_ptr<Incoming> incoming_;                    // at most one
-  std::string delivered_;                                 // the file handed to the core, until installed
+  std::vector<std::string> delivered_;  // files handed to the core, until installed or replaced
+  std::string installing_;              // the one being installed
 };
 
 }  // namespace distdb

@@ -634,6 +634,7 @@ constexpr std::string_view kChunkName = "SnapshotChunk";
 void put_fields(JsonWriter& w, const SnapshotChunkRequest& m) {
   put_u64(w, "transfer", m.transfer);
   put_u64(w, "offset", m.offset);
+  put_u64(w, "length", m.length);
 }
 
 void put_fields(JsonWriter& w, const SnapshotChunk& m) {
@@ -651,6 +652,11 @@ Status read_transfer(const JsonValue& root, std::string_view name, TransferEnvel
     SnapshotChunkRequest m;
     if (auto st = r.u64(root, "", "transfer", m.transfer); !st) return st;
     if (auto st = r.u64(root, "", "offset", m.offset); !st) return st;
+    if (auto st = r.u64(root, "", "length", m.length); !st) return st;
+    if (m.length == 0 || m.length > kMaxSnapshotChunkBytes) {
+      return r.invalid("field 'length' must be an integer from 1 to " +
+                       std::to_string(kMaxSnapshotChunkBytes));
+    }
     out.message = m;
     return {};
   }

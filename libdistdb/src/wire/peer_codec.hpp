@@ -27,7 +27,9 @@
 // Below the replication protocol, the frames that move a full copy of the
 // data (node/snapshot_transfer.hpp; to the core the copy is one
 // CatchUpReply, whose snapshot_data then describes the transfer):
-//   SnapshotChunkRequest  transfer, offset
+//   SnapshotChunkRequest  transfer, offset, length (at most the descriptor's
+//                         chunk and kMaxSnapshotChunkBytes: the asker's
+//                         frames may be smaller than the source's)
 //   SnapshotChunk         transfer, offset, data (base64, at most
 //                         kMaxSnapshotChunkBytes), gone (the sender no
 //                         longer has this transfer)
@@ -81,10 +83,11 @@ inline constexpr std::size_t kMaxPeerOutcomes = 65536;  // PrepareReply.outcomes
 // The largest chunk of a full copy one SnapshotChunk may carry.
 inline constexpr std::size_t kMaxSnapshotChunkBytes = 4 * 1024 * 1024;
 
-// A request for the bytes of full copy `transfer` from `offset` on.
+// A request for `length` bytes of full copy `transfer` from `offset` on.
 struct SnapshotChunkRequest {
   std::uint64_t transfer = 0;
   std::uint64_t offset = 0;
+  std::uint64_t length = 0;
 };
 
 // Bytes of a full copy from `offset` on (empty at its end); with `gone`,

@@ -83,6 +83,10 @@ struct RecoveredState {
   Epoch promised = 0;
   EntryId applied;
   std::vector<EntryId> prepared;        // in-doubt prepared transactions (XA RECOVER)
+  // A full copy was being installed when the node stopped: its data is
+  // partial, and it waits for a full copy (serving no reads) before
+  // anything else.
+  bool needs_snapshot = false;
 };
 
 // The answer to one proposed write.
