@@ -44,7 +44,8 @@ std::uint16_t test_port() {
 }
 
 std::unique_ptr<SpoolDir> private_spool(NodeId node) {
-  auto spool = SpoolDir::open("", node, test_port());
+  // Node ids no test cluster uses: its nodes' directories are never these.
+  auto spool = SpoolDir::open("", 90000 + node, test_port());
   REQUIRE_MESSAGE(spool.ok(), (spool.ok() ? "" : spool.error().message));
   return std::move(*spool);
 }
@@ -365,18 +366,18 @@ TEST_CASE(
   const std::uint16_t port = test_port();
   std::string path;
   {
-    auto spool = SpoolDir::open(parent.string(), 7, port);
+    auto spool = SpoolDir::open(parent.string(), 90007, port);
     REQUIRE_MESSAGE(spool.ok(), (spool.ok() ? "" : spool.error().message));
     path = (*spool)->path();
     CHECK(fs::path(path).parent_path() == parent);
-    CHECK(path.find("node7-" + std::to_string(port)) != std::string::npos);
+    CHECK(path.find("node90007-" + std::to_string(port)) != std::string::npos);
     // The shared directory is left as it was.
     CHECK((fs::status(parent).permissions() & fs::perms::others_all) == fs::perms::others_all);
     CHECK(fs::exists(parent / "copy-important.snapshot"));
     const auto perms = fs::status(path).permissions();
     CHECK((perms & (fs::perms::group_all | fs::perms::others_all)) == fs::perms::none);
     // A second node with the same id and port is refused.
-    auto twin = SpoolDir::open(parent.string(), 7, port);
+    auto twin = SpoolDir::open(parent.string(), 90007, port);
     REQUIRE_FALSE(twin.ok());
     CHECK(twin.error().message.find("in use by another running node") != std::string::npos);
     std::ofstream((*spool)->file("out")) << "x";
@@ -387,19 +388,19 @@ TEST_CASE(
   fs::permissions(path, fs::perms::owner_all);
   std::ofstream(path + "/copy-in-3.snapshot") << "left by a crash";
   {
-    auto spool = SpoolDir::open(parent.string(), 7, port);
+    auto spool = SpoolDir::open(parent.string(), 90007, port);
     REQUIRE(spool.ok());
     CHECK_FALSE(fs::exists(path + "/copy-in-3.snapshot"));
   }
   // Not a directory of this user's only: refused, with what to do.
   fs::create_directories(path);
   fs::permissions(path, fs::perms::owner_all | fs::perms::others_read | fs::perms::others_exec);
-  auto open_to_others = SpoolDir::open(parent.string(), 7, port);
+  auto open_to_others = SpoolDir::open(parent.string(), 90007, port);
   REQUIRE_FALSE(open_to_others.ok());
   CHECK(open_to_others.error().message.find("open to other users") != std::string::npos);
   fs::remove_all(path);
   fs::create_directory_symlink(parent, path);
-  auto link = SpoolDir::open(parent.string(), 7, port);
+  auto link = SpoolDir::open(parent.string(), 90007, port);
   REQUIRE_FALSE(link.ok());
   CHECK(link.error().message.find("not a directory") != std::string::npos);
   fs::remove(path);
@@ -408,6 +409,6 @@ TEST_CASE(
   const std::string file =
       (fs::temp_directory_path() / ("distdb-spool-file-" + std::to_string(::getpid()))).string();
   std::ofstream(file) << "x";
-  CHECK_FALSE(SpoolDir::open(file, 7, port).ok());
+  CHECK_FALSE(SpoolDir::open(file, 90007, port).ok());
   fs::remove(file);
 }
