@@ -62,12 +62,15 @@ std::string ClusterProcesses::config_json(int id) const {
         << db.user << "\", \"password\": \"" << db.password << "\", \"database\": \"" << db.database << "\"}";
     // The same tests run once per replication mode (tests/meson.build sets
     // DISTDB_TEST_REPLICATION for the "rows" runs).
+    // Full copies in the test's own directory (removed with it), not $TMPDIR.
+    out << ",\n    \"storage\": {\"backend\": \"mariadb\", \"spool_dir\": \"spool\"";
     if (const char* mode = std::getenv("DISTDB_TEST_REPLICATION"); mode != nullptr && *mode != '\0') {
-      out << ",\n    \"storage\": {\"backend\": \"mariadb\", \"replication\": \"" << mode << "\"}";
+      out << ", \"replication\": \"" << mode << "\"";
     }
+    out << "}";
     out << "\n";
   } else {
-    out << "    \"storage\": {\"backend\": \"sqlite\", \"path\": \"node" << id << ".db\"}\n";
+    out << "    \"storage\": {\"backend\": \"sqlite\", \"path\": \"node" << id << ".db\", \"spool_dir\": \"spool\"}\n";
   }
   out << "  },\n  \"peers\": [";
   bool first = true;

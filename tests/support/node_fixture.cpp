@@ -84,7 +84,7 @@ NodeProcess::NodeProcess(const std::string& extra_json, int id, NodeAuth auth)
   std::ofstream(config_path_) << "{\n"
                               << "  \"local_node\": {\"id\": " << id
                               << ", \"ip\": \"127.0.0.1\", \"port\": " << port_
-                              << ", \"storage\": {\"backend\": \"sqlite\", \"path\": \"node.db\"}},\n"
+                              << ", \"storage\": {\"backend\": \"sqlite\", \"path\": \"node.db\", \"spool_dir\": \"spool\"}},\n"
                               << "  \"peers\": []" << (extra_json.empty() ? "" : ",\n  " + extra_json)
                               << (security.empty() ? "" : ",\n  " + security) << "\n}\n";
   const char* bin = std::getenv("DISTDB_NODE_BIN");
