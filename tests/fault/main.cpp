@@ -2,7 +2,7 @@
 //
 //   distdb-fault [--mode short|long] [--seed N] [--duration SECONDS]
 //                [--min-availability FRACTION] [--keep-logs DIR]
-//                [--database NAME] [--sql-workload on|off]
+//                [--database NAME] [--sql-workload on|off] [--log-retention ENTRIES]
 //
 // Starts three distdb-node processes on the three MariaDB test servers
 // (DISTDB_TEST_MARIADB, started by scripts/test.sh or by hand with
@@ -65,6 +65,9 @@ struct Options {
   std::string keep_logs;
   std::string database = "distdb_fault";
   bool sql_workload = true;
+  // limits.log_retention_entries of the nodes: small, a member that was down
+  // or cut off for a while comes back through a full copy.
+  std::optional<std::uint64_t> log_retention;
 };
 
 [[noreturn]] void usage(const std::string& problem, int status = kExitSetup) {
@@ -73,7 +76,7 @@ struct Options {
                "%s"
                "usage: distdb-fault [--mode short|long] [--seed N] [--duration SECONDS]\n"
                "                    [--min-availability FRACTION] [--keep-logs DIR] [--database NAME]\n"
-               "                    [--sql-workload on|off]\n"
+               "                    [--sql-workload on|off] [--log-retention ENTRIES]\n"
                "  short: 50 s of workload (CI); long: 600 s. Needs DISTDB_TEST_MARIADB (3 servers),\n"
                "  DISTDB_TEST_MARIADB_CTL and DISTDB_NODE_BIN; see docs/fault-testing.md.\n",
                head.c_str());
@@ -107,6 +110,9 @@ Options parse(int argc, char** argv) {
         const std::string v = value();
         if (v != "on" && v != "off") usage("--sql-workload must be on or off");
         o.sql_workload = v == "on";
+      } else if (arg == "--log-retention") {
+        o.log_retention = std::stoull(value());
+        if (*o.log_retention < 1) usage("--log-retention must be at least 1");
       } else if (arg == "--help" || arg == "-h") {
         usage("", 0);
       } else {
@@ -210,6 +216,7 @@ std::string repro_command(const char* argv0, const Options& o, std::uint64_t see
   std::string cmd = std::string(argv0) + " --mode " + o.mode + " --seed " + std::to_string(seed);
   if (o.duration_s) cmd += " --duration " + std::to_string(*o.duration_s);
   if (!o.sql_workload) cmd += " --sql-workload off";
+  if (o.log_retention) cmd += " --log-retention " + std::to_string(*o.log_retention);
   return cmd;
 }
 
@@ -307,7 +314,10 @@ int main(int argc, char** argv) {
     try {
       proxy = std::make_unique<PartitionProxy>(kNodes);
       cluster = std::make_unique<test::ClusterProcesses>(
-          kNodes, test::ClusterProcesses::Backend::mariadb, options.database, "",
+          kNodes, test::ClusterProcesses::Backend::mariadb, options.database,
+          options.log_retention
+              ? "\"limits\": {\"log_retention_entries\": " + std::to_string(*options.log_retention) + "}"
+              : std::string(),
           [&proxy](int from, int to) { return proxy->port(from, to); });
       proxy->start({cluster->port(1), cluster->port(2), cluster->port(3)});
       if (!cluster->wait_for_coordinator(kNodes, std::chrono::seconds(30))) {
