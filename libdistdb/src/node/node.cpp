@@ -861,23 +861,12 @@ Status Node::start() {
     impl_->async_reads = make_async_reads(*loop, cfg.storage);
   }
   Impl* impl = impl_.get();
-  auto spool = SpoolDir::open(cfg.storage.spool_dir, cfg.id, cfg.port);
-  if (!spool) {
-    impl_->pool->stop();
-    impl_->pool.reset();
-    impl_->async_reads.reset();
-    impl_->transport.reset();
-    impl_->authenticator.reset();
-    return spool.error();
-  }
   impl_->replication = std::make_unique<ReplicationDriver>(
-      cfg,
-      ReplicationDriver::Callbacks{[impl](NodeId to, std::string frame) {
-                                     impl->transport->send_to_peer(to,
-                                                                   impl->peer_auth.sign(std::move(frame)));
-                                   },
-                                   [impl](core::WriteResult r) { impl->on_write_result(std::move(r)); }},
-      std::move(*spool));
+      cfg, ReplicationDriver::Callbacks{
+               [impl](NodeId to, std::string frame) {
+                 impl->transport->send_to_peer(to, impl->peer_auth.sign(std::move(frame)));
+               },
+               [impl](core::WriteResult r) { impl->on_write_result(std::move(r)); }});
   if (auto st = impl_->transport->start(*impl_); !st) {
     impl_->pool->stop();
     impl_->pool.reset();
@@ -887,6 +876,20 @@ Status Node::start() {
     impl_->authenticator.reset();
     return st;
   }
+  // After the port (a second node on the same config hears "cannot listen"
+  // first): the directory is named for the node's id and port, and locked.
+  auto spool = SpoolDir::open(cfg.storage.spool_dir, cfg.id, cfg.port);
+  if (!spool) {
+    impl_->transport->stop();
+    impl_->pool->stop();
+    impl_->pool.reset();
+    impl_->async_reads.reset();
+    impl_->transport.reset();
+    impl_->replication.reset();
+    impl_->authenticator.reset();
+    return spool.error();
+  }
+  impl_->replication->use_spool(std::move(*spool));
   impl_->bound_port = impl_->transport->local_port();
   if (!impl_->peer_auth.enabled() && !impl_->by_certificate && !cfg.peers.empty()) {
     DISTDB_LOG(warn)

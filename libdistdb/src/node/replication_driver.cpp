@@ -133,11 +133,14 @@ SnapshotTransfers::Options transfer_options(const Config& config) {
 
 }  // namespace
 
-ReplicationDriver::ReplicationDriver(Config config, Callbacks callbacks, std::unique_ptr<SpoolDir> spool)
-    : config_(std::move(config)),
-      callbacks_(std::move(callbacks)),
-      spool_(std::move(spool)),
-      transfers_(*spool_, transfer_options(config_)) {}
+ReplicationDriver::ReplicationDriver(Config config, Callbacks callbacks)
+    : config_(std::move(config)), callbacks_(std::move(callbacks)) {}
+
+void ReplicationDriver::use_spool(std::unique_ptr<SpoolDir> spool) {
+  std::lock_guard lock(transfer_mutex_);
+  spool_ = std::move(spool);
+  transfers_ = std::make_unique<SnapshotTransfers>(*spool_, transfer_options(config_));
+}
 
 ReplicationDriver::~ReplicationDriver() {
   stop();
@@ -187,7 +190,9 @@ void ReplicationDriver::perform_ready_locked(std::vector<core::WriteResult>& res
       // The copy is in a file: the reply goes out with a descriptor of the
       // transfer, and the asker pulls the file in chunks.
       std::lock_guard lock(transfer_mutex_);
-      if (auto st = transfers_.offer(m.to, *reply, Clock::now()); !st) {
+      const distdb::Status st = transfers_ ? transfers_->offer(m.to, *reply, Clock::now())
+                                           : distdb::Status(Error(ErrorKind::internal, "no spool directory"));
+      if (!st) {
         DISTDB_LOG(warn) << "replication: cannot offer a full copy to node " << m.to << ": "
                          << st.error().message;
         continue;  // the asker asks again
@@ -196,7 +201,8 @@ void ReplicationDriver::perform_ready_locked(std::vector<core::WriteResult>& res
                        << entry_str(reply->snapshot_applied) << ")";
     } else if (std::holds_alternative<core::CatchUpRequest>(m.message)) {
       std::lock_guard lock(transfer_mutex_);
-      if (transfers_.holds_back_catch_up(m.to, Clock::now())) continue;  // its copy is on the way
+      if (transfers_ && transfers_->holds_back_catch_up(m.to, Clock::now()))
+        continue;  // its copy is on the way
     }
     callbacks_.send_to_peer(m.to, wire::encode_peer(m));
   }
@@ -224,7 +230,8 @@ void ReplicationDriver::on_peer_message(const core::Envelope& envelope) {
     SnapshotTransfers::Step step;
     {
       std::lock_guard lock(transfer_mutex_);
-      step = transfers_.receive(envelope.from, *reply, Clock::now());
+      if (!transfers_) return;
+      step = transfers_->receive(envelope.from, *reply, Clock::now());
     }
     perform_transfer_step(std::move(step));
     return;
@@ -237,11 +244,12 @@ void ReplicationDriver::on_transfer_message(const wire::TransferEnvelope& envelo
   SnapshotTransfers::Step step;
   {
     std::lock_guard lock(transfer_mutex_);
+    if (!transfers_) return;
     if (const auto* request = std::get_if<wire::SnapshotChunkRequest>(&envelope.message)) {
-      step = transfers_.serve(envelope.from, *request, Clock::now());
+      step = transfers_->serve(envelope.from, *request, Clock::now());
     } else {
       step =
-          transfers_.on_chunk(envelope.from, std::get<wire::SnapshotChunk>(envelope.message), Clock::now());
+          transfers_->on_chunk(envelope.from, std::get<wire::SnapshotChunk>(envelope.message), Clock::now());
     }
   }
   perform_transfer_step(std::move(step));
@@ -384,14 +392,14 @@ void ReplicationDriver::executor_loop() {
     if (const auto* install = std::get_if<core::InstallSnapshot>(&task.op)) {
       {
         std::lock_guard lock(transfer_mutex_);
-        transfers_.installing(install->data);  // not removed while it is read
+        if (transfers_) transfers_->installing(install->data);  // not removed while it is read
       }
       // No local read may see the tables while they are replaced.
       read_gate_.begin_install();
       done = executor->perform(task);
       read_gate_.end_install();
       std::lock_guard lock(transfer_mutex_);
-      transfers_.installed(install->data);  // its file is no longer needed
+      if (transfers_) transfers_->installed(install->data);  // its file is no longer needed
     } else {
       done = executor->perform(task);
     }
@@ -448,7 +456,7 @@ void ReplicationDriver::ticker_loop() {
     SnapshotTransfers::Step transfer_step;
     {
       std::lock_guard lock(transfer_mutex_);
-      transfer_step = transfers_.tick(now);
+      if (transfers_) transfer_step = transfers_->tick(now);
     }
     perform_transfer_step(std::move(transfer_step));
   }

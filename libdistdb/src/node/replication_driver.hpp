@@ -89,13 +89,15 @@ class ReplicationDriver {
 
   static constexpr int kTickMs = 10;
 
-  // `spool`: where full copies are written and received
-  // (node/snapshot_transfer.hpp).
-  ReplicationDriver(Config config, Callbacks callbacks, std::unique_ptr<SpoolDir> spool);
+  ReplicationDriver(Config config, Callbacks callbacks);
   ~ReplicationDriver();
   ReplicationDriver(const ReplicationDriver&) = delete;
   ReplicationDriver& operator=(const ReplicationDriver&) = delete;
 
+  // Where full copies are written and received (node/snapshot_transfer.hpp).
+  // Before start(); until then full copies offered or asked for are
+  // ignored (the peers ask again).
+  void use_spool(std::unique_ptr<SpoolDir> spool);
   void start();
   // Joins the executor and ticker threads. Writes proposed afterwards are
   // not answered (the caller answers what it still waits for); peer
@@ -171,7 +173,7 @@ class ReplicationDriver {
   // transfer_mutex_ (perform_ready_locked offers the copies the core sends).
   std::unique_ptr<SpoolDir> spool_;
   std::mutex transfer_mutex_;
-  SnapshotTransfers transfers_;  // guarded by transfer_mutex_
+  std::unique_ptr<SnapshotTransfers> transfers_;  // guarded by transfer_mutex_; set by use_spool()
 
   mutable std::mutex status_mutex_;
   Status status_;  // guarded by status_mutex_
