@@ -144,8 +144,13 @@ cmd_start() {
     # Background the server detached from our stdout/stderr, so that a caller
     # capturing this script's output (e.g. $(...) or std::system) does not
     # wait for the server to exit.
+    # A temporary directory of its own: servers sharing /tmp can meet each
+    # other's temporary tables there (a read failed with "Error on delete
+    # of '/tmp/#sql-temptable-...'" while another sandbox's servers started).
+    mkdir -p "$dir/tmp"
     nohup "$(server_bin)" --no-defaults \
       --datadir="$dir/data" \
+      --tmpdir="$dir/tmp" \
       --port="$port" --bind-address=127.0.0.1 \
       --socket="$dir/mariadbd.sock" \
       --pid-file="$(pid_file "$n")" \
