@@ -339,6 +339,19 @@ TEST_CASE(
   CHECK_FALSE(other.log.empty());
   CHECK(e.asker.holds_back_catch_up(kSource, e.now));
   REQUIRE(pump(e, std::move(started)).has_value());
+
+  // Unless node 2 is the coordinator now (node 3 failed over mid-copy): its
+  // copy replaces the one that would never finish.
+  core::CatchUpReply fourth = e.offered;
+  SnapshotSink sink4(e.source_spool->file("out"), "sqlite");
+  sink4.add("SELECT 4");
+  fourth.snapshot_data = local_descriptor(sink4.finish().value());
+  REQUIRE(e.source.offer(kAsker, fourth, e.now).ok());
+  REQUIRE_FALSE(e.asker.receive(kSource, fourth, e.now).send.empty());
+  auto from_new_coordinator = e.asker.receive(2, fourth, e.now, /*from_coordinator=*/true);
+  CHECK_FALSE(from_new_coordinator.send.empty());
+  CHECK_FALSE(e.asker.holds_back_catch_up(kSource, e.now));
+  CHECK(e.asker.holds_back_catch_up(2, e.now));
 }
 
 TEST_CASE("snapshot transfer: an offer larger than the free disk is refused before anything is written") {

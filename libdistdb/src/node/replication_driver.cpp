@@ -227,11 +227,16 @@ void ReplicationDriver::on_peer_message(const core::Envelope& envelope) {
   if (const auto* reply = std::get_if<core::CatchUpReply>(&envelope.message);
       reply != nullptr && reply->snapshot) {
     // Held back until the copy it describes has arrived whole.
+    bool from_coordinator = false;
+    {
+      std::lock_guard lock(core_mutex_);  // before transfer_mutex_, never inside it
+      from_coordinator = replica_ != nullptr && replica_->coordinator() == envelope.from;
+    }
     SnapshotTransfers::Step step;
     {
       std::lock_guard lock(transfer_mutex_);
       if (!transfers_) return;
-      step = transfers_->receive(envelope.from, *reply, Clock::now());
+      step = transfers_->receive(envelope.from, *reply, Clock::now(), from_coordinator);
     }
     perform_transfer_step(std::move(step));
     return;

@@ -278,7 +278,7 @@ SnapshotTransfers::Step SnapshotTransfers::serve(NodeId from, const wire::Snapsh
 }
 
 SnapshotTransfers::Step SnapshotTransfers::receive(NodeId from, const core::CatchUpReply& reply,
-                                                   Clock::time_point now) {
+                                                   Clock::time_point now, bool from_coordinator) {
   Step step;
   auto descriptor = parse_wire_descriptor(reply.snapshot_data);
   if (!descriptor || descriptor->bytes == 0) {  // a real copy has a header at least
@@ -289,7 +289,8 @@ SnapshotTransfers::Step SnapshotTransfers::receive(NodeId from, const core::Catc
   if (incoming_ && incoming_->source == from && incoming_->descriptor.transfer == descriptor->transfer) {
     return step;  // the same offer again
   }
-  if (incoming_ && incoming_->source != from && now - incoming_->last_progress < options_.stall_after) {
+  if (incoming_ && incoming_->source != from && !from_coordinator &&
+      now - incoming_->last_progress < options_.stall_after) {
     // One copy at a time: the one on its way is not given up for another
     // member's (a catch-up retry that crossed it, or a stale offer).
     step.log.push_back("a full copy offered by node " + std::to_string(from) + " is ignored: one from node " +

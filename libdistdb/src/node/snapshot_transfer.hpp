@@ -137,8 +137,12 @@ class SnapshotTransfers {
 
   // --- asker ---
   // A CatchUpReply with a snapshot arrived from `from`: held back, and the
-  // pulling starts (a transfer from elsewhere, or an older one, is dropped).
-  Step receive(NodeId from, const core::CatchUpReply& reply, Clock::time_point now);
+  // pulling starts. An older transfer from `from` is dropped; one from
+  // another member that still makes progress is kept (and this offer
+  // ignored) unless `from` is now the coordinator (the other one failed
+  // over while its copy was on its way).
+  Step receive(NodeId from, const core::CatchUpReply& reply, Clock::time_point now,
+               bool from_coordinator = false);
   Step on_chunk(NodeId from, const wire::SnapshotChunk& chunk, Clock::time_point now);
   // True while a transfer from `source` makes progress: the core's catch-up
   // requests to it are not sent.
