@@ -322,9 +322,12 @@ TEST_CASE(
   REQUIRE(second.has_value());
   CHECK(std::filesystem::exists(first->snapshot_data));
   CHECK(file_text(first->snapshot_data) == e.original);
+  // Once it is installed, both go: the core, busy installing the first,
+  // ignored the second.
   e.asker.installed(first->snapshot_data);
   CHECK_FALSE(std::filesystem::exists(first->snapshot_data));
-  CHECK(std::filesystem::exists(second->snapshot_data));
+  CHECK_FALSE(std::filesystem::exists(second->snapshot_data));
+  CHECK(files_in(e.asker_spool->path()) == 0);
 
   // While a copy is on its way from node 3, an offer in node 2's name is ignored.
   core::CatchUpReply third = e.offered;

@@ -386,8 +386,7 @@ SnapshotTransfers::Step SnapshotTransfers::on_chunk(NodeId from, const wire::Sna
   }
   ::close(in.fd);
   in.fd = -1;
-  forget_delivered(false);  // older copies the core never installed
-  delivered_.push_back(in.path);
+  delivered_.push_back(in.path);  // removed once an install is done (installed())
   step.complete = std::move(in.reply);
   step.complete->snapshot_data = in.path;
   step.complete_from = from;
@@ -405,10 +404,11 @@ void SnapshotTransfers::installing(const std::string& path) {
 
 void SnapshotTransfers::installed(const std::string& path) {
   if (installing_ == path) installing_.clear();
-  const auto it = std::find(delivered_.begin(), delivered_.end(), path);
-  if (it == delivered_.end()) return;
-  ::unlink(path.c_str());
-  delivered_.erase(it);
+  // This copy, and any other that arrived meanwhile: the core takes one
+  // copy at a time and ignored those (a copy is never removed while its
+  // InstallSnapshot may still be queued: the core queues one only when
+  // no other is running, and this one has just finished).
+  forget_delivered(false);
 }
 
 void SnapshotTransfers::forget_delivered(bool all) {

@@ -170,7 +170,7 @@ class SnapshotTransfers {
   std::uint64_t next_transfer_;
   std::map<NodeId, std::unique_ptr<Outgoing>> outgoing_;  // one per asker
   std::unique_ptr<Incoming> incoming_;                    // at most one
-  std::vector<std::string> delivered_;  // files handed to the core, until installed or replaced
+  std::vector<std::string> delivered_;  // files handed to the core, until an install is done
   std::string installing_;              // the one being installed
 };
 
