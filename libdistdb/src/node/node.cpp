@@ -867,26 +867,25 @@ Status Node::start() {
                  impl->transport->send_to_peer(to, impl->peer_auth.sign(std::move(frame)));
                },
                [impl](core::WriteResult r) { impl->on_write_result(std::move(r)); }});
-  if (auto st = impl_->transport->start(*impl_); !st) {
+  // Undoes the above when the start fails part-way.
+  const auto abandon = [this](bool listening) {
+    if (listening) impl_->transport->stop();
     impl_->pool->stop();
     impl_->pool.reset();
     impl_->async_reads.reset();
     impl_->transport.reset();
     impl_->replication.reset();
     impl_->authenticator.reset();
+  };
+  if (auto st = impl_->transport->start(*impl_); !st) {
+    abandon(false);
     return st;
   }
   // After the port (a second node on the same config hears "cannot listen"
   // first): the directory is named for the node's id and port, and locked.
   auto spool = SpoolDir::open(cfg.storage.spool_dir, cfg.id, cfg.port);
   if (!spool) {
-    impl_->transport->stop();
-    impl_->pool->stop();
-    impl_->pool.reset();
-    impl_->async_reads.reset();
-    impl_->transport.reset();
-    impl_->replication.reset();
-    impl_->authenticator.reset();
+    abandon(true);
     return spool.error();
   }
   impl_->replication->use_spool(std::move(*spool));
