@@ -739,11 +739,6 @@ Result<Config> ConfigReader::read(std::string_view text) {
   }
   if (auto e = check_members(cfg)) return *e;
   if (auto e = read_client_auth(doc, cfg)) return *e;
-  if (cfg.storage.replication == Replication::rows && cfg.storage.backend != StorageBackend::mariadb) {
-    return error("local_node.storage.replication",
-                 "\"rows\" needs MariaDB storage (the rows are read from the server's binary log); "
-                 "use \"statements\" with SQLite");
-  }
   warn_unknown_top_level(doc);
   cfg.warnings = std::move(warnings_);
   return cfg;

@@ -35,6 +35,13 @@ constexpr auto kBackend = ClusterProcesses::Backend::mariadb;
 constexpr auto kBackend = ClusterProcesses::Backend::sqlite;
 #endif
 
+// Whether this run's nodes ship rows (storage.replication "rows", set by
+// tests/meson.build through DISTDB_TEST_REPLICATION; statements otherwise).
+bool ships_rows() {
+  const char* mode = std::getenv("DISTDB_TEST_REPLICATION");
+  return mode != nullptr && std::string(mode) == "rows";
+}
+
 Reply must(Result<Reply> r) {
   REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
   return *r;
@@ -111,9 +118,11 @@ TEST_CASE("writes are replicated to every node, forwarded or redirected to the c
   REQUIRE(dup.error.has_value());
   CHECK(dup.error->kind == ErrorKind::sql);
 
-  Reply nondeterministic = must(c.query(1, "INSERT INTO teste VALUES (UNIX_TIMESTAMP())"));
-  const char* mode = std::getenv("DISTDB_TEST_REPLICATION");
-  if (mode != nullptr && std::string(mode) == "rows") {
+  Reply nondeterministic =
+      must(c.query(1, kBackend == ClusterProcesses::Backend::mariadb
+                          ? "INSERT INTO teste VALUES (UNIX_TIMESTAMP())"
+                          : "INSERT INTO teste VALUES (1000 + abs(random() % 1000000))"));
+  if (ships_rows()) {
     // Shipped as the row the coordinator wrote: one value, everywhere.
     CHECK(nondeterministic.status == ReplyStatus::ok);
     expect_identical(c, 21);
@@ -131,9 +140,12 @@ TEST_CASE("writes are replicated to every node, forwarded or redirected to the c
     }
     return;
   }
-  CHECK(nondeterministic.status == ReplyStatus::error);
+  REQUIRE(nondeterministic.status == ReplyStatus::error);
+  REQUIRE(nondeterministic.error.has_value());
   CHECK(nondeterministic.error->kind == ErrorKind::invalid_request);
-  CHECK(nondeterministic.error->message.find("UNIX_TIMESTAMP") != std::string::npos);
+  CHECK(nondeterministic.error->message.find(kBackend == ClusterProcesses::Backend::mariadb
+                                                 ? "UNIX_TIMESTAMP"
+                                                 : "RANDOM") != std::string::npos);
 
   expect_identical(c, 20);
 }
@@ -266,6 +278,117 @@ TEST_CASE("failing statements batched with others leave no trace, and the others
   expect_identical(c, 1 + static_cast<std::size_t>(kClients * good_per_client));
   for (std::int64_t id : ids_on(c, 2)) CHECK((id == 1 || id % 1000 < 500));  // no first row of a failed multi-row insert
 }
+
+#ifndef DISTDB_CLUSTER_MARIADB
+// Every row of `table` as served by node `id`, sorted, as text.
+std::string rows_text(ClusterProcesses& c, int id, const std::string& table) {
+  auto r = c.query(id, "SELECT * FROM " + table + " ORDER BY 1");
+  if (!r || r->status != ReplyStatus::ok) return "(unreadable)";
+  std::string out;
+  for (const Row& row : r->result.rows) {
+    for (const Value& v : row) {
+      if (const auto* i = std::get_if<std::int64_t>(&v)) out += std::to_string(*i);
+      if (const auto* t = std::get_if<std::string>(&v)) out += *t;
+      out += "|";
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+// Waits until the three nodes serve the same rows of every table in
+// `tables`; fails with what differs otherwise.
+void expect_same_tables(ClusterProcesses& c, const std::vector<std::string>& tables) {
+  std::string diff;
+  const bool same = wait_until(
+      [&] {
+        diff.clear();
+        for (const auto& table : tables) {
+          const std::string reference = rows_text(c, 3, table);
+          for (int id = 1; id <= 2; ++id) {
+            const std::string mine = rows_text(c, id, table);
+            if (mine != reference)
+              diff += table + " on node " + std::to_string(id) + ":\n" + mine + "node 3:\n" + reference;
+          }
+        }
+        return diff.empty();
+      },
+      20s);
+  CHECK_MESSAGE(same, diff);
+}
+
+TEST_CASE(
+    "SQLite: values each member would compute for itself (random(), a trigger, AUTOINCREMENT, a cascade) "
+    "are stored identically under row replication, and refused under statements") {
+  ClusterProcesses c(3, kBackend, "distdb_cluster");
+  REQUIRE_MESSAGE(c.wait_for_coordinator(3, 20s), c.log(3));
+  for (const std::string sql :
+       {"CREATE TABLE parent (id INTEGER PRIMARY KEY, code INT UNIQUE, note TEXT)",
+        "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INT REFERENCES parent(id) ON DELETE CASCADE)",
+        "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, what TEXT)",
+        "CREATE TABLE teste (id INT PRIMARY KEY)", "CREATE TABLE keyless (a INT)"}) {
+    must_ok(c.query(3, sql));
+  }
+  const std::string trigger =
+      "CREATE TRIGGER parent_audit AFTER INSERT ON parent BEGIN "
+      "INSERT INTO audit (what) VALUES ('parent ' || new.id || ' ' || random()); END";
+  const std::string random_insert = "INSERT INTO parent VALUES (1, 1, hex(randomblob(8)))";
+  if (!ships_rows()) {
+    // Each member would compute its own random(): refused, as a trigger
+    // body that would.
+    for (const auto& sql : {trigger, random_insert}) {
+      Reply r = must(c.query(1, sql));
+      CHECK(r.status == ReplyStatus::error);
+      CHECK(r.message.find("RANDOM") != std::string::npos);
+    }
+    return;
+  }
+  must_ok(c.query(1, trigger));
+  must_ok(c.query(1, random_insert));
+  must_ok(c.query(2, "INSERT INTO parent VALUES (2, 2, hex(randomblob(8))), (3, 3, 'three')"));
+  must_ok(c.query(3, "INSERT INTO child VALUES (10, 1), (20, 2), (30, 1)"));
+  must_ok(
+      c.query(1, "DELETE FROM parent WHERE id = 1"));  // the cascade, shipped as the child rows it removed
+  must_ok(c.query(2, "INSERT INTO parent VALUES (4, 1, 'takes code 1 over')"));
+  must_ok(c.query(1, "INSERT INTO audit (what) VALUES ('moves the counter')"));
+  must_ok(c.query(1, "DELETE FROM audit WHERE what = 'moves the counter'"));
+  must_ok(c.query(2, "INSERT INTO teste VALUES (1), (2)"));
+  const std::vector<std::string> tables = {"parent", "child", "audit", "teste", "sqlite_sequence"};
+  expect_same_tables(c, tables);
+  CHECK(rows_text(c, 1, "child") == "20|2|\n");
+
+  // What a session cannot record is refused, says why, and the coordinator stays.
+  Reply keyless = must(c.query(1, "INSERT INTO keyless VALUES (1)"));
+  CHECK(keyless.status == ReplyStatus::error);
+  CHECK(keyless.message.find("'keyless' has no PRIMARY KEY") != std::string::npos);
+  Reply null_key = must(c.query(2, "INSERT INTO teste VALUES (NULL)"));
+  CHECK(null_key.status == ReplyStatus::error);
+  REQUIRE(null_key.error.has_value());
+  CHECK(null_key.error->code == 1299);
+  CHECK(rows_text(c, 3, "keyless").empty());
+
+  // A member that was down catches up from the log: it applies the rows,
+  // never the statements (its own random() would differ).
+  c.kill(1);
+  for (int i = 5; i < 15; ++i) {
+    must_ok(c.query(3, "INSERT INTO parent VALUES (" + std::to_string(i) + ", " + std::to_string(i) +
+                           ", hex(randomblob(4)))"));
+  }
+  c.start(1);
+  expect_same_tables(c, tables);
+  CHECK(rows_text(c, 1, "audit").find("parent 14 ") != std::string::npos);
+  for (int id = 1; id <= 3; ++id) {
+    CAPTURE(id);
+    CHECK(c.log(id).find("DIVERGED") == std::string::npos);
+    CHECK(c.log(id).find("Installed a full copy") == std::string::npos);
+  }
+  CHECK(c.log(3).find("stopped being the coordinator") == std::string::npos);
+  // The checksum every member takes at one position agrees.
+  Reply checked = must(c.check(1));
+  CHECK_MESSAGE(checked.status == ReplyStatus::ok, checked.message);
+  for (int id = 1; id <= 3; ++id) CHECK(c.log(id).find("DIVERGED") == std::string::npos);
+}
+#endif
 
 TEST_CASE("kill -9 of the coordinator: writes resume on the new one; it returns, catches up, takes over") {
   ClusterProcesses c(3, kBackend, "distdb_cluster");
@@ -400,8 +523,7 @@ TEST_CASE(
   must_ok(c.query(3, "CREATE TABLE big (id INT PRIMARY KEY, pad MEDIUMTEXT)"));
   must_ok(c.query(1, "INSERT INTO big SELECT seq, REPEAT('s', 1000) FROM seq_1_to_100"));  // 100 KB: fine
   Reply large = must(c.query(2, "INSERT INTO big SELECT seq, REPEAT('x', 1000) FROM seq_1001_to_2500"));
-  const char* mode = std::getenv("DISTDB_TEST_REPLICATION");
-  const bool rows = mode != nullptr && std::string(mode) == "rows";
+  const bool rows = ships_rows();
   if (rows) {
     REQUIRE(large.status == ReplyStatus::error);
     REQUIRE(large.error.has_value());

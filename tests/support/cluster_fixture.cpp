@@ -70,7 +70,12 @@ std::string ClusterProcesses::config_json(int id) const {
     out << "}";
     out << "\n";
   } else {
-    out << "    \"storage\": {\"backend\": \"sqlite\", \"path\": \"node" << id << ".db\", \"spool_dir\": \"spool\"}\n";
+    out << "    \"storage\": {\"backend\": \"sqlite\", \"path\": \"node" << id
+        << ".db\", \"spool_dir\": \"spool\"";
+    if (const char* mode = std::getenv("DISTDB_TEST_REPLICATION"); mode != nullptr && *mode != '\0') {
+      out << ", \"replication\": \"" << mode << "\"";
+    }
+    out << "}\n";
   }
   out << "  },\n  \"peers\": [";
   bool first = true;

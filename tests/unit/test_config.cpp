@@ -458,16 +458,20 @@ TEST_CASE("config: cluster membership is consistent") {
 TEST_CASE("config: storage.replication") {
   CHECK(parse_ok(make(R"(, "storage": {"backend": "sqlite"})")).storage.replication ==
         Replication::statements);
+  CHECK(parse_ok(make("")).storage.replication == Replication::statements);
+  CHECK(parse_ok(make(R"(, "storage": {"backend": "mariadb"})")).storage.replication ==
+        Replication::statements);
+  CHECK(parse_ok(make(R"(, "storage": {"backend": "sqlite", "replication": "statements"})"))
+            .storage.replication == Replication::statements);
   CHECK(parse_ok(make(R"(, "storage": {"backend": "mariadb", "replication": "rows"})")).storage.replication ==
         Replication::rows);
   CHECK(parse_ok(make(R"(, "storage": {"backend": "mariadb", "replication": "statements"})"))
             .storage.replication == Replication::statements);
   CHECK(parse_error(make(R"(, "storage": {"backend": "mariadb", "replication": "row"})")) ==
         R"(config.json: local_node.storage.replication: must be "rows" or "statements" (got "row"))");
-  CHECK(parse_error(make(R"(, "storage": {"backend": "sqlite", "replication": "rows"})")) ==
-        "config.json: local_node.storage.replication: \"rows\" needs MariaDB storage (the rows are read from "
-        "the "
-        "server's binary log); use \"statements\" with SQLite");
+  // SQLite records the rows with its session extension (storage/sqlite_effects.*).
+  CHECK(parse_ok(make(R"(, "storage": {"backend": "sqlite", "replication": "rows"})")).storage.replication ==
+        Replication::rows);
   CHECK(std::string(to_string(Replication::rows)) == "rows");
 }
 

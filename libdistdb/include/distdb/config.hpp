@@ -49,14 +49,16 @@ struct DbConfig {
 // (docs/design.md section 3).
 //   statements  each member runs the statements itself. Any storage.
 //               Statements whose result could differ between members
-//               (UUID(), NOW(6), ...) are refused.
-//   rows        the coordinator runs them and ships the rows they changed
-//               (MariaDB's binary log in row format), which every member
-//               applies: whatever the statements evaluated is stored
-//               identically everywhere. MariaDB only; each server needs
+//               (UUID(), NOW(6), random(), ...) are refused.
+//   rows        the coordinator runs them and ships the rows they changed,
+//               which every member applies: whatever the statements
+//               evaluated is stored identically everywhere. MariaDB reads
+//               them from its binary log in row format (each server needs
 //               log_bin, binlog_format=ROW and binlog_row_image=FULL, and
 //               the account REPLICATION SLAVE, BINLOG MONITOR and BINLOG
-//               REPLAY.
+//               REPLAY); SQLite records them with its session extension
+//               (every table written needs a PRIMARY KEY).
+// The default is statements (docs/design.md, "The default", says why).
 enum class Replication { statements, rows };
 DISTDB_API const char* to_string(Replication replication);
 

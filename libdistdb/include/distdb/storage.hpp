@@ -106,9 +106,10 @@ class DISTDB_API Storage {
   // A coordinator that ships effects runs each entry, asks its storage what
   // the prepared transaction changed, and sends that to the other members,
   // which apply it instead of running the statements (docs/design.md
-  // section 3). Optional: a backend that cannot (SQLite today) keeps
-  // captures_effects() false and answers invalid_request from the three
-  // calls below.
+  // section 3). MariaDB reads them from its binary log, SQLite records them
+  // with its session extension. Optional: a backend that cannot keeps
+  // captures_effects() false and answers invalid_request from the calls
+  // below.
 
   // True when this connection can capture and apply effects.
   virtual bool captures_effects() const;
@@ -124,7 +125,10 @@ class DISTDB_API Storage {
   // After prepare(id) of a transaction begun after start_capture(): what it
   // changed, in the backend's own format, for apply_effects_in() on another
   // member. distdb's own tables (distdb_*) are left out: each member writes
-  // its own. Empty when nothing else changed.
+  // its own. Empty when nothing else changed. ErrorKind::sql: the
+  // transaction changed something that cannot be shipped as rows (SQLite: a
+  // table without a primary key); the message says what to change, and the
+  // write is refused rather than retried.
   virtual Result<std::string> captured_effects(const TxnId& id);
   // Applies `effects` (another member's captured_effects()) inside the open
   // transaction `id`. Effects are checked first, since they come from the
@@ -134,6 +138,11 @@ class DISTDB_API Storage {
   // database does not hold what the coordinator's did (e.g. a row to update
   // is missing).
   virtual Status apply_effects_in(const TxnId& id, std::string_view effects);
+  // Whether `e`, returned by apply_effects_in(), says that this database
+  // does not hold what the coordinator's did (a row to change is missing, a
+  // key is already taken): evidence that the member diverged, rather than a
+  // failure to retry (a lock wait, a lost connection).
+  virtual bool refuses_effects(const Error& e) const;
 
   // The database server's version as a number, MAJOR * 10000 + MINOR * 100
   // + PATCH (MariaDB 10.11.19 is 101119; SQLite 3.40.1 is 3040001), read

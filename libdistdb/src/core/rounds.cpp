@@ -174,6 +174,22 @@ bool TwoPhaseCommit::outvoted(const Round& r, const PrepareReply& self) const {
   return false;
 }
 
+bool TwoPhaseCommit::agreed_by_none(const Round& r, const PrepareReply& self) const {
+  // Every member of the round has voted, and every other yes vote reports
+  // other outcomes than ours (outvoted() has already found that no majority
+  // agrees on theirs either: three members, three digests).
+  std::size_t differing = 0;
+  for (const auto& [voter, vote] : r.all_votes) {
+    if (voter == config_.id || !vote.yes) continue;
+    if (same_outcomes(vote, self)) return false;
+    ++differing;
+  }
+  for (NodeId m : r.members) {
+    if (r.all_votes.count(m) == 0) return false;  // one may still agree with us
+  }
+  return differing > 0;
+}
+
 void TwoPhaseCommit::check_round() {
   if (!round_) return;
   Round& r = *round_;
@@ -192,6 +208,22 @@ void TwoPhaseCommit::check_round() {
     if (self != r.votes.end() && (outvoted(r, self->second) || rows_refused_by_majority(r))) {
       needs_snapshot_ = true;
       step_down(0, "its outcomes differ from those of a majority: its data diverged, and it takes a full copy");
+      return;
+    }
+    // No member agrees with anyone: a vote cannot tell whose data is right
+    // (auto-increment counters moved differently on each member by entries
+    // prepared and rolled back, say). Keeping ours would push every other
+    // member out and step down for want of a majority; the next election
+    // would make us coordinator again and meet the same round, for ever (the
+    // fault runner found that livelock). Any one member's data will do, as
+    // long as all take the same: ours gives way, as an outvoted coordinator's
+    // does. The next coordinator then finds at most one member that differs
+    // from it, which the rule below repairs.
+    if (self != r.votes.end() && agreed_by_none(r, self->second)) {
+      needs_snapshot_ = true;
+      step_down(0,
+                "no member's outcomes agree with its own or with each other's: its data gives way, and it "
+                "takes a full copy from the next coordinator");
       return;
     }
     // Members that voted no, or whose outcomes differ from ours, leave the view.

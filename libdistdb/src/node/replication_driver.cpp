@@ -30,6 +30,17 @@ bool is_ddl(const std::string& sql) {
   return sql::classify(sql, sql::Dialect::mariadb, 999999).ddl;
 }
 
+// SQLite's DDL is transactional, but under row replication it is still run
+// as statements by every member (a changeset holds rows, not the schema).
+bool is_sqlite_ddl(const std::string& sql) {
+  return sql::classify(sql, sql::Dialect::sqlite, 0).ddl;
+}
+
+std::function<bool(const std::string&)> ddl_test(const Config& config) {
+  if (config.storage.backend == StorageBackend::mariadb) return is_ddl;
+  return is_sqlite_ddl;
+}
+
 core::ReplicaConfig replica_config(const Config& config) {
   core::ReplicaConfig rc;
   rc.id = config.id;
@@ -46,8 +57,14 @@ core::ReplicaConfig replica_config(const Config& config) {
   rc.apply_retry_max_ticks = 32 * rc.heartbeat_interval_ticks;
   rc.random_seed = static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
   rc.ship_effects = config.storage.replication == Replication::rows;
-  if (config.storage.backend == StorageBackend::mariadb) {
-    rc.runs_alone = [](const std::string& sql) { return is_checksum_statement(sql) || is_ddl(sql); };
+  // An entry is never half DDL (run as text by every member) and half
+  // anything else: on MariaDB DDL commits by itself, and under row
+  // replication the rest would have to be shipped as rows. A checksum
+  // likewise digests the data between two entries.
+  if (config.storage.backend == StorageBackend::mariadb || rc.ship_effects) {
+    rc.runs_alone = [is_ddl = ddl_test(config)](const std::string& sql) {
+      return is_checksum_statement(sql) || is_ddl(sql);
+    };
   }
   return rc;
 }
@@ -338,7 +355,7 @@ void ReplicationDriver::executor_loop() {
     }
     if (opened) {
       if (auto st = ensure_distdb_schema(**opened); st) {
-        auto exec = std::make_unique<ReplicationExecutor>(**opened, **opened_reader, is_ddl,
+        auto exec = std::make_unique<ReplicationExecutor>(**opened, **opened_reader, ddl_test(config_),
                                                           config_.limits.log_retention_entries,
                                                           config_.storage.replication == Replication::rows);
         exec->write_full_copies_to(spool_.get());

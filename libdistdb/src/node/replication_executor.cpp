@@ -111,9 +111,6 @@ std::string as_bytes(const Value& v) {
   return {};
 }
 
-// MariaDB errors by which BINLOG says this database does not hold the
-// coordinator's data: a row to change or delete is missing, a key or a
-// foreign key does not fit.
 // ER_NET_PACKET_TOO_LARGE: the code a write gets that changes more than
 // row replication carries (refuse_oversized_effects).
 constexpr int kErNetPacketTooLarge = 1153;
@@ -122,10 +119,6 @@ std::size_t value_size(const Value& v) {
   if (const auto* text = std::get_if<std::string>(&v)) return text->size();
   if (const auto* blob = std::get_if<Blob>(&v)) return blob->bytes.size();
   return 8;
-}
-
-bool refuses_rows(int code) {
-  return code == 1032 || code == 1062 || code == 1451 || code == 1452;
 }
 
 StorageDone failed(const Error& e) {
@@ -333,11 +326,15 @@ StorageDone ReplicationExecutor::persist_promise(const core::PersistPromise& op)
 }
 
 bool ReplicationExecutor::entry_has_ddl(const Entry& entry) const {
-  if (!mariadb_ || !is_ddl_) return false;
+  if (!is_ddl_) return false;
   for (const auto& st : entry.statements) {
     if (is_ddl_(st.sql)) return true;
   }
   return false;
+}
+
+bool ReplicationExecutor::entry_commits_by_itself(const Entry& entry) const {
+  return mariadb_ && entry_has_ddl(entry);
 }
 
 std::string ReplicationExecutor::quote(const std::string& text) const {
@@ -576,22 +573,26 @@ StorageDone ReplicationExecutor::prepare_entry(const core::PrepareEntry& op) {
                         "this replica diverged (an abandoned DDL entry was applied): "
                         "it needs a full copy"));
   }
-  // DDL runs as statements everywhere (it is not in a transaction, so
-  // there is nothing to capture): no effects, whatever was asked.
-  if (entry_has_ddl(op.entry)) return prepare_autocommit(op.entry);
+  // DDL runs as statements everywhere: no effects, whatever was asked (on
+  // MariaDB it is not in a transaction, so there is nothing to capture; a
+  // changeset of SQLite's holds rows, never the schema they fit).
+  if (entry_commits_by_itself(op.entry)) return prepare_autocommit(op.entry);
   if (op.entry.effects) return prepare_effects(op);
-  if (rows_ && !op.capture_effects) {
+  const bool ddl = (rows_ || op.capture_effects) && entry_has_ddl(op.entry);
+  if (rows_ && !op.capture_effects && !ddl) {
     return failed(Error(ErrorKind::invalid_request,
                         "entry " + std::to_string(op.entry.id.seq) +
                             " came as statements, but this member replicates rows: every member needs the "
                             "same storage.replication"));
   }
   const TxnId txn = txn_for(op.entry.id);
-  const bool capture = op.capture_effects && storage_.captures_effects();
+  const bool capture = op.capture_effects && !ddl && storage_.captures_effects();
   if (capture) {
     // Before the transaction begins: its changes must come after the
     // point the capture reads from.
     if (auto st = storage_.start_capture(); !st) return failed(st.error());
+  } else {
+    storage_.stop_capture();  // what this writes is not the next captured entry's
   }
   if (auto st = storage_.begin(txn); !st) return failed(st.error());
   StorageDone done;
@@ -608,6 +609,11 @@ StorageDone ReplicationExecutor::prepare_entry(const core::PrepareEntry& op) {
   if (auto why = prepare_failure(txn, prepared)) return failed(*why);
   if (capture) {
     auto effects = storage_.captured_effects(txn);
+    if (!effects && effects.error().kind == ErrorKind::sql) {
+      // The entry changed what cannot be shipped as rows (a table without a
+      // key, on SQLite): a refusal of the write, not a failure of this member.
+      return refuse_entry(op.entry, txn, effects.error().code, effects.error().message);
+    }
     if (!effects) {
       // Prepared, but the others cannot be told what it changed: the entry
       // cannot go on (the core steps down on its own failed prepare).
@@ -632,11 +638,18 @@ std::size_t ReplicationExecutor::max_effects_bytes() {
   // their size) under limits.max_peer_message_bytes. A megabyte of each is
   // left for the rest of the request or message.
   constexpr std::size_t kMargin = 1024 * 1024;
+  // SQLite takes far larger statements, but rows of many megabytes in one
+  // peer message hold up the heartbeats behind it for longer than a member
+  // waits: its bound is MariaDB's default.
   if (!max_allowed_packet_) {
-    auto rs = storage_.execute("SELECT @@max_allowed_packet");
-    if (rs && !rs->rows.empty()) max_allowed_packet_ = as_u64(rs->rows[0][0]).value_or(0);
+    max_allowed_packet_ = 16 * 1024 * 1024;
+    if (mariadb_) {
+      auto rs = storage_.execute("SELECT @@max_allowed_packet");
+      if (rs && !rs->rows.empty())
+        max_allowed_packet_ = as_u64(rs->rows[0][0]).value_or(*max_allowed_packet_);
+    }
   }
-  const std::size_t packet = max_allowed_packet_.value_or(16 * 1024 * 1024);
+  const std::size_t packet = *max_allowed_packet_;
   const std::size_t by_packet = packet > 2 * kMargin ? (packet - kMargin) / 2 : kMargin / 2;
   const std::size_t by_message =
       peer_message_limit_ > 2 * kMargin ? (peer_message_limit_ - kMargin) / 4 * 3 : peer_message_limit_ / 2;
@@ -645,27 +658,33 @@ std::size_t ReplicationExecutor::max_effects_bytes() {
 
 StorageDone ReplicationExecutor::refuse_oversized_effects(const Entry& entry, const TxnId& txn,
                                                           std::size_t bytes) {
-  // The entry ran and is prepared here, but what it changed is more than can
-  // be recorded or sent. Rather than fail the prepare (which would depose
-  // this coordinator, and the next one would meet the same write), undo it
-  // and commit the entry as a write that failed: every member records the
-  // same failed outcome and changes nothing, and the client is told what to
-  // change.
-  (void)storage_.rollback(txn);
-  storage_.stop_capture();  // what this writes is not the next captured entry's
   const std::size_t limit = max_effects_bytes();
   DISTDB_LOG(warn) << "[!] Replication: entry " << entry.id.seq << " changes " << bytes
                    << " bytes of rows, more than one write may change under row replication (" << limit
                    << "); it is refused";
+  return refuse_entry(entry, txn, kErNetPacketTooLarge,
+                      "this write changes " + std::to_string(bytes) +
+                          " bytes of rows, more than row replication carries for one write (" +
+                          std::to_string(limit) +
+                          " bytes, from the server's max_allowed_packet and limits.max_peer_message_bytes); "
+                          "nothing was changed: split it into smaller writes");
+}
+
+StorageDone ReplicationExecutor::refuse_entry(const Entry& entry, const TxnId& txn, int code,
+                                              const std::string& message) {
+  // The entry ran and is prepared here, but what it changed cannot be
+  // shipped. Rather than fail the prepare (which would depose this
+  // coordinator, and the next one would meet the same write), undo it and
+  // commit the entry as a write that failed: every member records the same
+  // failed outcome and changes nothing, and the client is told what to
+  // change.
+  (void)storage_.rollback(txn);
+  storage_.stop_capture();  // what this writes is not the next captured entry's
   StorageDone done;
   StatementOutcome refused;
   refused.ok = false;
-  refused.code = kErNetPacketTooLarge;
-  refused.message =
-      "this write changes " + std::to_string(bytes) +
-      " bytes of rows, more than row replication carries for one write (" + std::to_string(limit) +
-      " bytes, from the server's max_allowed_packet and limits.max_peer_message_bytes); nothing "
-      "was changed: split it into smaller writes";
+  refused.code = code;
+  refused.message = message;
   done.outcomes.assign(entry.statements.size(), refused);
   Entry recorded = entry;
   recorded.effects = std::string();
@@ -694,7 +713,7 @@ StorageDone ReplicationExecutor::prepare_effects(const core::PrepareEntry& op) {
   if (!apply_effects(txn, op.entry, &op.outcomes, false, done.outcomes, diverged, error)) {
     (void)storage_.rollback(txn);
     StorageDone refused = failed(error);
-    refused.effects_refused = error.kind == ErrorKind::sql && refuses_rows(error.code);
+    refused.effects_refused = storage_.refuses_effects(error);
     return refused;
   }
   const std::vector<std::string> bookkeeping = record_statements(op.entry, done.outcomes);
@@ -735,7 +754,7 @@ bool ReplicationExecutor::apply_effects(const TxnId& txn, const Entry& entry,
       error = st.error();
       error.message = "applying what entry " + std::to_string(entry.id.seq) +
                       " changed on the coordinator: " + error.message;
-      if (expected && error.kind == ErrorKind::sql && refuses_rows(error.code)) {
+      if (expected && storage_.refuses_effects(error)) {
         // The database refused the coordinator's rows (a row to change is
         // missing, a key already taken): its data is not the cluster's.
         // (Other errors — a lock wait, a missing privilege — are failures
@@ -962,7 +981,7 @@ StorageDone ReplicationExecutor::apply_entries(const core::ApplyEntries& op) {
       done.diverged = true;
       return done;
     }
-    if (entry_has_ddl(entry)) {
+    if (entry_commits_by_itself(entry)) {
       // DDL commits by itself on MariaDB: what came before goes first.
       if (!apply_run()) return done.diverged ? done : fail(error);
       for (const auto& st : entry.statements) {

@@ -174,7 +174,12 @@ class ReplicationExecutor {
   // Whether a commit that failed had in fact gone through earlier.
   bool already_committed(const core::EntryId& id, const Error& commit_error);
   Status resolve_in_doubt();
+  // Whether the entry holds DDL (run as statements on every member, never
+  // shipped as rows).
   bool entry_has_ddl(const core::Entry& entry) const;
+  // Whether it holds DDL that commits by itself (MariaDB): run outside any
+  // transaction.
+  bool entry_commits_by_itself(const core::Entry& entry) const;
   std::string quote(const std::string& text) const;
 
   Storage& storage_;
@@ -212,6 +217,10 @@ class ReplicationExecutor {
   // The most one entry's effects may hold (see prepare_entry).
   std::size_t max_effects_bytes();
   core::StorageDone refuse_oversized_effects(const core::Entry& entry, const TxnId& txn, std::size_t bytes);
+  // Undoes the prepared entry and prepares it again as a write that failed
+  // with `code` and `message` on every member.
+  core::StorageDone refuse_entry(const core::Entry& entry, const TxnId& txn, int code,
+                                 const std::string& message);
   // Prepared transactions recover() found, by entry: decided under the id
   // they were prepared with, whatever the format.
   struct EntryOrder {

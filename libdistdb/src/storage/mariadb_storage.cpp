@@ -518,6 +518,13 @@ class MariadbStorage final : public Storage {
     return effects;
   }
 
+  // BINLOG's refusals that say this database does not hold the
+  // coordinator's data: a row to change or delete is missing (1032), a key
+  // (1062) or a foreign key (1451, 1452) does not fit.
+  bool refuses_effects(const Error& e) const override {
+    return e.kind == ErrorKind::sql && (e.code == 1032 || e.code == 1062 || e.code == 1451 || e.code == 1452);
+  }
+
   Status apply_effects_in(const TxnId& id, std::string_view effects) override {
     if (auto st = check_active(id, "execute_in"); !st) return st;
     if (effects.empty()) return {};

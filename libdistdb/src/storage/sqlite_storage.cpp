@@ -18,9 +18,13 @@
 #include <sqlite3.h>
 
 #include <cctype>
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
+
+#include "storage/sqlite_effects.hpp"
 
 namespace distdb {
 namespace {
@@ -161,22 +165,39 @@ class SqliteStorage final : public Storage {
                    "begin('" + id + "'): transaction '" + *txn_ + "' is already open on this connection");
     }
     if (auto st = exec_simple("BEGIN IMMEDIATE"); !st) return st;
+    if (capture_wanted_) {
+      auto null_keyed = tables_with_null_keys();
+      if (!null_keyed) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        return null_keyed.error();
+      }
+      auto capture = sqlite::Capture::start(db_, *null_keyed);
+      if (!capture) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        return capture.error();
+      }
+      capture_ = std::move(*capture);
+    }
     txn_ = id;
     prepared_ = false;
     return {};
   }
 
   Result<ResultSet> execute_in(const TxnId& id, std::string_view sql) override {
+    return execute_in_open(id, sql, false);
+  }
+
+  Result<ResultSet> execute_in_open(const TxnId& id, std::string_view sql, bool bare) {
     if (auto st = check_open(id, "execute_in"); !st) return st.error();
     if (prepared_) {
       return Error(ErrorKind::invalid_request, "execute_in('" + id + "'): the transaction is already prepared");
     }
-    auto rs = run(sql);
+    auto rs = capture_ && !bare ? run_captured(id, sql) : run(sql);
     if (sqlite3_get_autocommit(db_) != 0) {
       // SQLite ended the transaction: either the statement was a
       // COMMIT/ROLLBACK, or an error (SQLITE_FULL, IOERR, ...) made SQLite
       // roll it back on its own. Either way it no longer exists.
-      txn_.reset();
+      end_transaction();
       if (!rs) {
         Error e = rs.error();
         e.message += " (SQLite rolled the transaction back)";
@@ -202,7 +223,7 @@ class SqliteStorage final : public Storage {
     auto st = exec_simple("COMMIT");
     // A failed COMMIT (e.g. SQLITE_BUSY) may leave the transaction open, in
     // which case the caller may retry; only forget it once it is gone.
-    if (sqlite3_get_autocommit(db_) != 0) txn_.reset();
+    if (sqlite3_get_autocommit(db_) != 0) end_transaction();
     return st;
   }
 
@@ -210,7 +231,7 @@ class SqliteStorage final : public Storage {
     if (!is_valid_txn_id(id)) return invalid_id(id);
     if (!txn_ || *txn_ != id) return {};  // unknown: already gone, which is what was asked
     auto st = exec_simple("ROLLBACK");
-    if (sqlite3_get_autocommit(db_) != 0) txn_.reset();
+    if (sqlite3_get_autocommit(db_) != 0) end_transaction();
     return st;
   }
 
@@ -221,7 +242,100 @@ class SqliteStorage final : public Storage {
 
   Status ping() override { return {}; }
 
+  // --- Effects (storage/sqlite_effects.hpp): a session per transaction. ---
+  bool captures_effects() const override { return !read_only_ && sqlite::sessions_available(); }
+
+  Status start_capture() override {
+    if (!captures_effects()) return Storage::start_capture();
+    capture_wanted_ = true;
+    return {};
+  }
+
+  void stop_capture() override {
+    capture_wanted_ = false;
+    capture_.reset();
+  }
+
+  Result<std::string> captured_effects(const TxnId& id) override {
+    if (auto st = check_open(id, "captured_effects"); !st) return st.error();
+    if (!capture_) {
+      return Error(ErrorKind::internal,
+                   "captured_effects('" + id + "'): the transaction began without a capture");
+    }
+    return capture_->effects();
+  }
+
+  Status apply_effects_in(const TxnId& id, std::string_view effects) override {
+    if (auto st = check_open(id, "apply_effects_in"); !st) return st;
+    if (prepared_) {
+      return Error(ErrorKind::invalid_request,
+                   "apply_effects_in('" + id + "'): the transaction is already prepared");
+    }
+    return sqlite::apply_effects(db_, effects);
+  }
+
+  bool refuses_effects(const Error& e) const override {
+    return e.kind == ErrorKind::sql && e.code == sqlite::kEffectsRefused;
+  }
+
  private:
+  // A statement of a captured transaction, followed by the check that no
+  // row it left has a key the session could not record (Capture::check_keys);
+  // a statement that fails the check is undone, as a failed statement is.
+  Result<ResultSet> run_captured(const TxnId& id, std::string_view sql) {
+    // Statements that change no rows run as they are: a savepoint around
+    // SAVEPOINT or RELEASE would change what they mean.
+    if (changes_nothing(sql)) return run(sql);
+    if (auto sp = execute_in_open(id, "SAVEPOINT distdb_capture", true); !sp) return sp.error();
+    capture_->begin_statement();
+    auto rs = run(sql);
+    if (sqlite3_get_autocommit(db_) != 0) return rs;  // the transaction is gone (see execute_in)
+    if (rs) {
+      if (auto keys = capture_->check_keys(); !keys) rs = keys.error();
+      if (!rs) (void)execute_in_open(id, "ROLLBACK TO distdb_capture", true);
+    }
+    if (auto released = execute_in_open(id, "RELEASE distdb_capture", true); !released && rs)
+      return released.error();
+    return rs;
+  }
+
+  // True for a statement that writes nothing (sqlite3_stmt_readonly(),
+  // which is also true of SAVEPOINT, RELEASE and the like) or that does not
+  // compile (run() reports why).
+  bool changes_nothing(std::string_view sql) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr) != SQLITE_OK)
+      return true;
+    StmtGuard guard(stmt);
+    return stmt == nullptr || sqlite3_stmt_readonly(stmt) != 0;
+  }
+
+  // The tables whose one-column key holds NULL somewhere (a captured
+  // transaction refuses changes to them). Looked for again only when this
+  // connection changed rows outside a captured transaction (a catch-up, a
+  // full copy, a DDL entry) or the schema moved: a captured transaction
+  // never leaves a NULL key (Capture::check_keys).
+  Result<std::set<std::string>> tables_with_null_keys() {
+    const auto changes = sqlite3_total_changes64(db_);
+    auto schema = run("PRAGMA schema_version");
+    if (!schema) return schema.error();
+    const Value version = schema->rows.empty() || schema->rows[0].empty() ? Value{} : schema->rows[0][0];
+    if (!null_keyed_ || changes != null_keyed_changes_ || !(version == null_keyed_schema_)) {
+      auto found = sqlite::tables_with_null_keys(db_);
+      if (!found) return found.error();
+      null_keyed_ = std::move(*found);
+      null_keyed_schema_ = version;
+    }
+    null_keyed_changes_ = changes;
+    return *null_keyed_;
+  }
+
+  void end_transaction() {
+    txn_.reset();
+    if (capture_) null_keyed_changes_ = sqlite3_total_changes64(db_);  // its own changes left no NULL key
+    capture_.reset();                                                  // a session records one transaction
+  }
+
   static Error invalid_id(const TxnId& id) {
     return Error(ErrorKind::invalid_request, "invalid transaction id '" + id + "'");
   }
@@ -316,6 +430,11 @@ class SqliteStorage final : public Storage {
   const bool read_only_;      // StorageAccess::read_only
   std::optional<TxnId> txn_;  // the open transaction, if any
   bool prepared_ = false;     // whether txn_ has been prepared
+  bool capture_wanted_ = false;                      // start_capture() called, stop_capture() not since
+  std::unique_ptr<sqlite::Capture> capture_;         // recording txn_, when capture_wanted_ at its begin()
+  std::optional<std::set<std::string>> null_keyed_;  // tables_with_null_keys(), while still true
+  std::int64_t null_keyed_changes_ = 0;              // ... as of this many changes on the connection
+  Value null_keyed_schema_;                          // ... and this schema version
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "storage/login_check.hpp"
+#include "storage/sqlite_effects.hpp"
 #include "storage/sqlite_storage.hpp"
 #ifdef DISTDB_WITH_MARIADB
 #include "storage/mariadb_row_events.hpp"
@@ -70,6 +71,10 @@ Status Storage::apply_effects_in(const TxnId&, std::string_view) {
   return no_effects(*this);
 }
 
+bool Storage::refuses_effects(const Error&) const {
+  return false;
+}
+
 bool is_valid_txn_id(std::string_view id) {
   // The id is spliced into XA statements between single quotes, so this
   // character set is also what keeps those statements injection-free.
@@ -100,13 +105,20 @@ Result<std::unique_ptr<Storage>> open_storage(const StorageConfig& config, Stora
 
 Status check_replication_support(const StorageConfig& config, std::vector<std::string>* warnings) {
   if (config.replication != Replication::rows) return {};
+  if (config.backend == StorageBackend::sqlite) {
+    if (sqlite::sessions_available()) return {};
+    return Error(ErrorKind::config,
+                 "replication \"rows\" on SQLite needs an SQLite library built with the session extension "
+                 "(SQLITE_ENABLE_SESSION and SQLITE_ENABLE_PREUPDATE_HOOK); this distdb's has none: use "
+                 "\"statements\", or rebuild against such a library");
+  }
 #ifdef DISTDB_WITH_MARIADB
   if (config.backend == StorageBackend::mariadb) return mariadb::check_row_capture(config.db, warnings);
 #else
   (void)warnings;
 #endif
-  return Error(ErrorKind::config,
-               std::string("replication \"rows\" needs MariaDB storage, not ") + to_string(config.backend));
+  return Error(ErrorKind::config, std::string("replication \"rows\" is not available with ") +
+                                      to_string(config.backend) + " storage");
 }
 
 Status check_database_login(const StorageConfig& config, const std::string& user,
