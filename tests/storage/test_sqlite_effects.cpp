@@ -187,6 +187,20 @@ TEST_CASE(
   CHECK_FALSE(member->execute("INSERT INTO child VALUES (99, 12345)").ok());
 }
 
+TEST_CASE("AUTOINCREMENT counters set or removed directly travel too") {
+  TwoMembers m({"CREATE TABLE a (id INTEGER PRIMARY KEY AUTOINCREMENT, v)",
+                "CREATE TABLE b (id INTEGER PRIMARY KEY AUTOINCREMENT, v)", "INSERT INTO a (v) VALUES (1)",
+                "INSERT INTO b (v) VALUES (1)"});
+  const std::string effects = capture(*m.coordinator, "t1",
+                                      {"UPDATE sqlite_sequence SET seq = 1000 WHERE name = 'a'",
+                                       "DELETE FROM sqlite_sequence WHERE name = 'b'"});
+  REQUIRE_FALSE(effects.empty());
+  must(m.coordinator->commit("t1"));
+  must(apply(*m.member, "t1", effects));
+  CHECK(rows_of(*m.member, "sqlite_sequence") == std::vector<std::string>{"a|1000|"});
+  CHECK(rows_of(*m.coordinator, "sqlite_sequence") == rows_of(*m.member, "sqlite_sequence"));
+}
+
 TEST_CASE("a statement that failed in the captured transaction ships nothing of what it undid") {
   TwoMembers m(kSchema);
   auto& coordinator = m.coordinator;

@@ -896,6 +896,18 @@ TEST_CASE("statement: distdb's own tables cannot be written") {
   // Reading them is fine.
   CHECK_FALSE(replication_refusal(classify("SELECT * FROM distdb_log", Dialect::mariadb)).has_value());
   CHECK_FALSE(classify("INSERT INTO t VALUES ('distdb_log')", Dialect::mariadb).reserved_name.has_value());
+  // SQLite takes a 'string' where only a table's name can stand for that name.
+  for (const std::string_view sql :
+       {"INSERT INTO 'distdb_meta' VALUES ('promised_epoch', '9')",
+        "CREATE TABLE 'distdb_x' (id INTEGER PRIMARY KEY)", "ALTER TABLE t RENAME TO 'distdb_t'",
+        "UPDATE 'DISTDB_applied' SET seq = 0", "DELETE FROM 'distdb_log'",
+        "CREATE TABLE IF NOT EXISTS 'distdb_y' (a)"}) {
+    CAPTURE(sql);
+    CHECK(classify(sql, Dialect::sqlite).reserved_name.has_value());
+    CHECK(classify(sql).reserved_name.has_value());
+  }
+  CHECK_FALSE(classify("INSERT INTO t VALUES ('distdb_log')", Dialect::sqlite).reserved_name.has_value());
+  CHECK_FALSE(classify("UPDATE t SET a = 'distdb_x'", Dialect::sqlite).reserved_name.has_value());
 }
 
 TEST_CASE("statement: a quoted function name is the function") {

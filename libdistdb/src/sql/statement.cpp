@@ -1068,10 +1068,19 @@ std::optional<std::string> find_unreplicable(Tokens st) {
 // The first name in `st` in distdb's reserved space (distdb_*).
 std::optional<std::string> find_reserved_name(Tokens st) {
   constexpr std::string_view kPrefix = "distdb_";
-  for (const Token& t : st) {
+  for (std::size_t i = 0; i < st.size(); ++i) {
+    const Token& t = st[i];
     std::string_view name = name_of(t);
     if (t.kind == Tok::string && t.text.size() >= 2 && t.text.front() == '"') {
       name = t.text.substr(1, t.text.size() - 2);  // "name": an identifier in SQLite and ANSI_QUOTES
+    }
+    // 'name' where SQLite expects a table's name and a string cannot stand
+    // (INSERT INTO 'x', CREATE TABLE 'x', RENAME TO 'x', ...): SQLite reads
+    // it as the identifier. (MariaDB refuses such text: nothing lost.)
+    if (t.kind == Tok::string && t.text.size() >= 2 && t.text.front() == '\'' && i > 0 &&
+        is_word_in(st[i - 1], {"INTO", "UPDATE", "TABLE", "FROM", "JOIN", "TO", "ON", "EXISTS", "VIEW",
+                               "TRIGGER", "INDEX", "REFERENCES"})) {
+      name = t.text.substr(1, t.text.size() - 2);
     }
     if (name.size() >= kPrefix.size() && iequals(name.substr(0, kPrefix.size()), kPrefix))
       return std::string(name);

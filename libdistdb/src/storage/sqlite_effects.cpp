@@ -19,6 +19,8 @@ namespace distdb::sqlite {
 namespace {
 
 constexpr std::string_view kMagic = "DSQ1";
+// A counter's value in the envelope when its row was removed.
+constexpr std::int64_t kCounterRemoved = -1;
 
 // Names a session must not record and an apply must not write: distdb's
 // bookkeeping (each member writes its own) and SQLite's own tables.
@@ -180,6 +182,20 @@ Result<TableShape> shape_of(sqlite3* db, const std::string& table, const std::se
     shape.refusal =
         "table '" + table + "' has a generated column ('" + generated.text_at(0) +
         "'), which row replication on SQLite cannot record: compute the value in the write instead";
+    return shape;
+  }
+  // ON CONFLICT REPLACE in the table's constraints: a member applies rows
+  // one at a time, in another order than they were made, and SQLite would
+  // resolve a passing conflict by deleting a row the next change needs.
+  Query replace(db,
+                "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?1 AND "
+                "upper(sql) LIKE '%ON CONFLICT%REPLACE%'");
+  if (!replace.ok()) return replace.error("checking table '" + table + "'");
+  replace.bind(1, table);
+  if (replace.step() == SQLITE_ROW) {
+    shape.refusal = "table '" + table +
+                    "' declares a constraint ON CONFLICT REPLACE, which row replication on SQLite cannot "
+                    "apply as the coordinator did: drop the clause (INSERT OR REPLACE in a statement works)";
     return shape;
   }
   // A key compared under another collation than BINARY (NOCASE, RTRIM)
@@ -415,6 +431,21 @@ Result<std::set<std::string>> tables_with_null_keys(sqlite3* db) {
   return out;
 }
 
+// Every AUTOINCREMENT counter of main but distdb's (sqlite_sequence).
+static Result<std::map<std::string, std::int64_t>> read_counters(sqlite3* db) {
+  std::map<std::string, std::int64_t> out;
+  Query exists(db, "SELECT 1 FROM main.sqlite_master WHERE name = 'sqlite_sequence'");
+  if (!exists.ok()) return exists.error("reading AUTOINCREMENT counters");
+  if (exists.step() != SQLITE_ROW) return out;
+  Query all(db, "SELECT name, seq FROM main.sqlite_sequence");
+  if (!all.ok()) return all.error("reading AUTOINCREMENT counters");
+  for (int rc = all.step(); rc == SQLITE_ROW; rc = all.step()) {
+    std::string name = all.text_at(0);
+    if (!reserved(name)) out[std::move(name)] = all.int_at(1);
+  }
+  return out;
+}
+
 Result<std::unique_ptr<Capture>> Capture::start(sqlite3* db, std::set<std::string> null_keyed) {
   sqlite3_session* session = nullptr;
   if (sqlite3session_create(db, "main", &session) != SQLITE_OK) {
@@ -423,6 +454,9 @@ Result<std::unique_ptr<Capture>> Capture::start(sqlite3* db, std::set<std::strin
   }
   std::unique_ptr<Capture> capture(new Capture(db, session));
   capture->null_keyed_ = std::move(null_keyed);
+  auto counters = read_counters(db);
+  if (!counters) return counters.error();
+  capture->counters_before_ = std::move(*counters);
   // Every table, as it is first written (the filter decides, and notes it).
   sqlite3session_table_filter(session, &Capture::filter, capture.get());
   if (sqlite3session_attach(session, nullptr) != SQLITE_OK)
@@ -454,19 +488,18 @@ Result<std::string> Capture::effects() {
   }
   sqlite3_free(changeset);
 
-  // AUTOINCREMENT counters of the tables written (sqlite_sequence has no
-  // key, so no session records it; a row inserted and deleted again in the
-  // same entry moves the counter and leaves no row).
+  // AUTOINCREMENT counters that moved (sqlite_sequence has no key, so no
+  // session records it; a row inserted and deleted again in the same entry
+  // moves the counter and leaves no row; a client may set it directly).
+  auto now = read_counters(db_);
+  if (!now) return now.error();
   std::vector<Counter> counters;
-  Query has_sequence(db_, "SELECT 1 FROM main.sqlite_master WHERE name = 'sqlite_sequence'");
-  if (!has_sequence.ok()) return has_sequence.error("reading AUTOINCREMENT counters");
-  if (has_sequence.step() == SQLITE_ROW && !tables_.empty()) {
-    for (const auto& [table, shape] : tables_) {
-      if (shape.refusal) continue;
-      Query one(db_, "SELECT seq FROM main.sqlite_sequence WHERE name = ?1");
-      one.bind(1, table);
-      if (one.step() == SQLITE_ROW) counters.push_back(Counter{table, one.int_at(0)});
-    }
+  for (const auto& [table, value] : *now) {
+    const auto was = counters_before_.find(table);
+    if (was == counters_before_.end() || was->second != value) counters.push_back(Counter{table, value});
+  }
+  for (const auto& [table, value] : counters_before_) {
+    if (now->count(table) == 0) counters.push_back(Counter{table, kCounterRemoved});
   }
   if (counters.empty() && out.empty()) return std::string();
   if (out.empty()) {
@@ -533,7 +566,8 @@ Status apply_effects(sqlite3* db, std::string_view effects) {
                 "upper(sql) LIKE '%AUTOINCREMENT%'");
     if (!table.ok()) return table.error("checking the effects' counters");
     table.bind(1, c.table);
-    if (reserved(c.table) || c.value < 0 || !ordinary_table(db, c.table) || table.step() != SQLITE_ROW) {
+    if (reserved(c.table) || c.value < kCounterRemoved || !ordinary_table(db, c.table) ||
+        table.step() != SQLITE_ROW) {
       return Error(ErrorKind::invalid_request, "the effects set the AUTOINCREMENT counter of '" + c.table +
                                                    "', which is not a table here");
     }
@@ -575,6 +609,13 @@ Status apply_effects(sqlite3* db, std::string_view effects) {
     }
   }
   for (const auto& c : env->counters) {
+    if (c.value == kCounterRemoved) {
+      Query remove(db, "DELETE FROM main.sqlite_sequence WHERE name = ?1");
+      if (!remove.ok()) return remove.error("setting AUTOINCREMENT counters");
+      remove.bind(1, c.table);
+      if (remove.step() != SQLITE_DONE) return remove.error("setting AUTOINCREMENT counters");
+      continue;
+    }
     Query update(db, "UPDATE main.sqlite_sequence SET seq = ?2 WHERE name = ?1");
     if (!update.ok()) return update.error("setting AUTOINCREMENT counters");
     update.bind(1, c.table);

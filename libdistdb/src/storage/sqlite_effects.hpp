@@ -18,8 +18,8 @@
 //     MariaDB would refuse it. What stays beyond reach: a trigger that gives
 //     a row a NULL key and then another key within one statement (the
 //     periodic checksum finds what that leaves different);
-//   - AUTOINCREMENT counters (sqlite_sequence has no key): their values for
-//     the tables the entry touched travel beside the changeset.
+//   - AUTOINCREMENT counters (sqlite_sequence has no key): those the entry
+//     moved, set or removed travel beside the changeset.
 //
 // The effects are an envelope of distdb's own, so that both travel
 // together and a truncated or forged one is told from a good one:
@@ -28,12 +28,14 @@
 //   changeset size               8 bytes, little endian
 //   changeset                    SQLite's changeset format
 //   counter count                4 bytes, little endian
-//   per counter: name size (4 bytes LE), name, value (8 bytes LE, signed)
+//   per counter: name size (4 bytes LE), name, value (8 bytes LE, signed;
+//                -1: the counter's row was removed)
 //
 // and nothing after. Only compiled when the SQLite library has the
 // session extension (DISTDB_SQLITE_SESSIONS, from meson).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -101,6 +103,7 @@ class Capture {
   sqlite3_session* session_;
   std::map<std::string, TableShape> tables_;  // every table the transaction wrote (the filter's calls)
   std::set<std::string> null_keyed_;
+  std::map<std::string, std::int64_t> counters_before_;  // sqlite_sequence when the transaction began
   std::optional<std::string> refused_;  // why the statement running now touched a refused table
 };
 
