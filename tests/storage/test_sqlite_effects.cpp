@@ -199,6 +199,27 @@ TEST_CASE("AUTOINCREMENT counters set or removed directly travel too") {
   must(apply(*m.member, "t1", effects));
   CHECK(rows_of(*m.member, "sqlite_sequence") == std::vector<std::string>{"a|1000|"});
   CHECK(rows_of(*m.coordinator, "sqlite_sequence") == rows_of(*m.member, "sqlite_sequence"));
+
+  // A row the members could not set is refused, with the write.
+  for (const std::string sql : {"INSERT INTO sqlite_sequence VALUES ('nosuch', 5)",
+                                "UPDATE sqlite_sequence SET seq = -1 WHERE name = 'a'",
+                                "UPDATE sqlite_sequence SET seq = '7x' WHERE name = 'a'",
+                                "INSERT INTO sqlite_sequence VALUES ('b', 5)"}) {
+    CAPTURE(sql);
+    must(m.coordinator->start_capture());
+    must(m.coordinator->begin("t2"));
+    must(m.coordinator->execute_in("t2", sql));
+    must(m.coordinator->prepare("t2"));
+    auto effects = m.coordinator->captured_effects("t2");
+    must(m.coordinator->rollback("t2"));
+    if (sql.find("('b', 5)") != std::string::npos) {
+      CHECK(effects.ok());  // b is an AUTOINCREMENT table: its counter may be set again
+      continue;
+    }
+    REQUIRE_FALSE(effects.ok());
+    CHECK(effects.error().kind == ErrorKind::sql);
+    CHECK(effects.error().message.find("sqlite_sequence") != std::string::npos);
+  }
 }
 
 TEST_CASE("a statement that failed in the captured transaction ships nothing of what it undid") {
@@ -228,16 +249,22 @@ TEST_CASE(
     "entry's other statements stand") {
   TempDir dir;
   auto s = open_at(dir.path("a.db"));
-  run_all(*s, {"CREATE TABLE plain (a INT)", "CREATE TABLE loose (k TEXT PRIMARY KEY, v INT)",
-               "CREATE TABLE pair (a INT, b INT, PRIMARY KEY (a, b))",
-               "CREATE TABLE strict_key (k TEXT PRIMARY KEY NOT NULL, v INT)",
-               "CREATE TABLE rowid_key (k INTEGER PRIMARY KEY, v INT)",
-               "CREATE TABLE old_nulls (k INT PRIMARY KEY, v INT)", "INSERT INTO old_nulls VALUES (NULL, 1)",
-               "CREATE TABLE computed (id INTEGER PRIMARY KEY, x TEXT, y AS (x || '!'))",
-               "CREATE TABLE folded (k TEXT NOT NULL PRIMARY KEY COLLATE NOCASE)",
-               "CREATE VIRTUAL TABLE words USING fts5(body)",
-               "CREATE TRIGGER into_plain AFTER INSERT ON rowid_key WHEN new.v = 99 BEGIN "
-               "INSERT INTO plain VALUES (new.k); END"});
+  run_all(
+      *s,
+      {"CREATE TABLE plain (a INT)", "CREATE TABLE loose (k TEXT PRIMARY KEY, v INT)",
+       "CREATE TABLE pair (a INT, b INT, PRIMARY KEY (a, b))",
+       "CREATE TABLE strict_key (k TEXT PRIMARY KEY NOT NULL, v INT)",
+       "CREATE TABLE rowid_key (k INTEGER PRIMARY KEY, v INT)",
+       "CREATE TABLE old_nulls (k INT PRIMARY KEY, v INT)", "INSERT INTO old_nulls VALUES (NULL, 1)",
+       "CREATE TABLE computed (id INTEGER PRIMARY KEY, x TEXT, y AS (x || '!'))",
+       "CREATE TABLE folded (k TEXT NOT NULL PRIMARY KEY COLLATE NOCASE)",
+       "CREATE VIRTUAL TABLE words USING fts5(body)",
+       "CREATE TABLE replacing (id INTEGER PRIMARY KEY, code TEXT UNIQUE ON CONFLICT REPLACE)",
+       "CREATE TABLE ignoring (id INTEGER PRIMARY KEY, code TEXT UNIQUE ON\n  CONFLICT   IGNORE)",
+       "CREATE TABLE aborting (id INTEGER PRIMARY KEY, code TEXT UNIQUE ON CONFLICT ABORT, replaced_at INT)",
+       "CREATE TABLE binary_key (k TEXT COLLATE binary NOT NULL PRIMARY KEY)",
+       "CREATE TRIGGER into_plain AFTER INSERT ON rowid_key WHEN new.v = 99 BEGIN "
+       "INSERT INTO plain VALUES (new.k); END"});
   struct Case {
     std::string sql;
     std::string refused_table;  // empty: accepted
@@ -249,8 +276,12 @@ TEST_CASE(
       {"INSERT INTO computed (id, x) VALUES (1, 'a')", "computed"},
       {"INSERT INTO folded VALUES ('a')", "folded"},
       {"INSERT INTO words VALUES ('some text')", "words_"},  // its shadow tables
-      {"INSERT INTO rowid_key VALUES (5, 99)", "plain"},     // through a trigger
-      {"INSERT INTO loose VALUES ('a', 1)", ""},             // a nullable key, but no NULL in it
+      {"INSERT INTO replacing VALUES (1, 'a')", "replacing"},
+      {"INSERT INTO ignoring VALUES (1, 'a')", "ignoring"},
+      {"INSERT INTO aborting VALUES (1, 'a', 0)", ""},
+      {"INSERT INTO binary_key VALUES ('a')", ""},
+      {"INSERT INTO rowid_key VALUES (5, 99)", "plain"},  // through a trigger
+      {"INSERT INTO loose VALUES ('a', 1)", ""},          // a nullable key, but no NULL in it
       {"INSERT INTO strict_key VALUES ('a', 1)", ""},
       {"INSERT INTO rowid_key VALUES (NULL, 1)", ""},  // NULL here means: the next rowid
   };
@@ -273,11 +304,29 @@ TEST_CASE(
   REQUIRE_MESSAGE(effects.ok(), (effects.ok() ? "" : effects.error().message));
   CHECK_FALSE(effects->empty());
   must(s->commit("t1"));
-  for (const std::string table : {"plain", "pair", "computed", "folded", "words"}) {
+  for (const std::string table : {"plain", "pair", "computed", "folded", "words", "replacing", "ignoring"}) {
     CAPTURE(table);
     CHECK(must(s->execute("SELECT COUNT(*) FROM " + table)).rows.at(0).at(0) == Value(std::int64_t{0}));
   }
   CHECK(must(s->execute("SELECT COUNT(*) FROM rowid_key")).rows.at(0).at(0) == Value(std::int64_t{1}));
+}
+
+TEST_CASE("a statement that touched a refused table and failed on its own does not refuse the others") {
+  TwoMembers m(
+      {"CREATE TABLE good (id INTEGER PRIMARY KEY, v INT)", "CREATE TABLE checked (a INT CHECK (a > 0))"});
+  must(m.coordinator->start_capture());
+  must(m.coordinator->begin("t1"));
+  must(m.coordinator->execute_in("t1", "INSERT INTO good VALUES (1, 1)"));
+  auto failed = m.coordinator->execute_in("t1", "INSERT INTO checked VALUES (1), (-1)");  // its CHECK fails
+  REQUIRE_FALSE(failed.ok());
+  CHECK(failed.error().message.find("CHECK") != std::string::npos);
+  must(m.coordinator->execute_in("t1", "SELECT 1"));
+  must(m.coordinator->prepare("t1"));
+  auto effects = m.coordinator->captured_effects("t1");
+  REQUIRE_MESSAGE(effects.ok(), (effects.ok() ? "" : effects.error().message));
+  must(m.coordinator->commit("t1"));
+  must(apply(*m.member, "t1", *effects));
+  CHECK(rows_of(*m.member, "good") == std::vector<std::string>{"1|1|"});
 }
 
 TEST_CASE("a statement that leaves a NULL in a one-column key is refused and undone, as MariaDB would") {

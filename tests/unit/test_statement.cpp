@@ -901,7 +901,9 @@ TEST_CASE("statement: distdb's own tables cannot be written") {
        {"INSERT INTO 'distdb_meta' VALUES ('promised_epoch', '9')",
         "CREATE TABLE 'distdb_x' (id INTEGER PRIMARY KEY)", "ALTER TABLE t RENAME TO 'distdb_t'",
         "UPDATE 'DISTDB_applied' SET seq = 0", "DELETE FROM 'distdb_log'",
-        "CREATE TABLE IF NOT EXISTS 'distdb_y' (a)"}) {
+        "CREATE TABLE IF NOT EXISTS 'distdb_y' (a)", "INSERT INTO main.'distdb_meta' VALUES ('a', 'b')",
+        "UPDATE OR IGNORE 'distdb_meta' SET value = '9'",
+        "INSERT OR REPLACE INTO 'distdb_applied' VALUES (1, 0, 0)", "DELETE FROM main.'distdb_log'"}) {
     CAPTURE(sql);
     CHECK(classify(sql, Dialect::sqlite).reserved_name.has_value());
     CHECK(classify(sql).reserved_name.has_value());

@@ -1078,8 +1078,10 @@ std::optional<std::string> find_reserved_name(Tokens st) {
     // (INSERT INTO 'x', CREATE TABLE 'x', RENAME TO 'x', ...): SQLite reads
     // it as the identifier. (MariaDB refuses such text: nothing lost.)
     if (t.kind == Tok::string && t.text.size() >= 2 && t.text.front() == '\'' && i > 0 &&
-        is_word_in(st[i - 1], {"INTO", "UPDATE", "TABLE", "FROM", "JOIN", "TO", "ON", "EXISTS", "VIEW",
-                               "TRIGGER", "INDEX", "REFERENCES"})) {
+        (is_punct(st[i - 1], ".") ||
+         is_word_in(st[i - 1],
+                    {"INTO", "UPDATE", "TABLE", "FROM", "JOIN", "TO", "ON", "EXISTS", "VIEW", "TRIGGER",
+                     "INDEX", "REFERENCES", "IGNORE", "REPLACE", "ABORT", "FAIL", "ROLLBACK"}))) {
       name = t.text.substr(1, t.text.size() - 2);
     }
     if (name.size() >= kPrefix.size() && iequals(name.substr(0, kPrefix.size()), kPrefix))

@@ -8,6 +8,8 @@
 #endif
 #include <sqlite3.h>
 
+#include <cctype>
+#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -20,7 +22,7 @@ namespace {
 
 constexpr std::string_view kMagic = "DSQ1";
 // A counter's value in the envelope when its row was removed.
-constexpr std::int64_t kCounterRemoved = -1;
+constexpr std::int64_t kCounterRemoved = INT64_MIN;
 
 // Names a session must not record and an apply must not write: distdb's
 // bookkeeping (each member writes its own) and SQLite's own tables.
@@ -146,6 +148,26 @@ std::string quote_name(const std::string& name) {
   return out + "\"";
 }
 
+// The resolution of the first ON CONFLICT clause of a CREATE TABLE text
+// that a member could not apply as the coordinator did (REPLACE, IGNORE,
+// ROLLBACK), or "". Words are compared in upper case with every run of
+// white space read as one space.
+std::string conflict_clause(const std::string& create_table) {
+  std::string words;
+  for (const char c : create_table) {
+    const bool space = c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f' || c == '\v';
+    if (space) {
+      if (!words.empty() && words.back() != ' ') words += ' ';
+    } else {
+      words += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+  }
+  for (const char* clause : {"REPLACE", "IGNORE", "ROLLBACK"}) {
+    if (words.find(std::string("ON CONFLICT ") + clause) != std::string::npos) return clause;
+  }
+  return "";
+}
+
 // Whether a session can record every change to `table`. A session keys
 // rows by the declared PRIMARY KEY: it ignores a table without one, and
 // skips every change to a row whose key holds NULL, which a rowid table
@@ -184,26 +206,29 @@ Result<TableShape> shape_of(sqlite3* db, const std::string& table, const std::se
         "'), which row replication on SQLite cannot record: compute the value in the write instead";
     return shape;
   }
-  // ON CONFLICT REPLACE in the table's constraints: a member applies rows
-  // one at a time, in another order than they were made, and SQLite would
-  // resolve a passing conflict by deleting a row the next change needs.
-  Query replace(db,
-                "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?1 AND "
-                "upper(sql) LIKE '%ON CONFLICT%REPLACE%'");
-  if (!replace.ok()) return replace.error("checking table '" + table + "'");
-  replace.bind(1, table);
-  if (replace.step() == SQLITE_ROW) {
-    shape.refusal = "table '" + table +
-                    "' declares a constraint ON CONFLICT REPLACE, which row replication on SQLite cannot "
-                    "apply as the coordinator did: drop the clause (INSERT OR REPLACE in a statement works)";
-    return shape;
+  // ON CONFLICT REPLACE, IGNORE or ROLLBACK in the table's constraints: a
+  // member applies rows one at a time, in another order than they were
+  // made, and SQLite would resolve a passing conflict its own way (delete a
+  // row the next change needs, skip a change, end the transaction).
+  Query definition(db, "SELECT sql FROM main.sqlite_master WHERE type = 'table' AND name = ?1");
+  if (!definition.ok()) return definition.error("checking table '" + table + "'");
+  definition.bind(1, table);
+  if (definition.step() == SQLITE_ROW) {
+    if (const std::string clause = conflict_clause(definition.text_at(0)); !clause.empty()) {
+      shape.refusal =
+          "table '" + table + "' declares a constraint ON CONFLICT " + clause +
+          ", which row replication on SQLite cannot apply as the coordinator did: drop the clause "
+          "(INSERT OR " +
+          clause + " in a statement works)";
+      return shape;
+    }
   }
   // A key compared under another collation than BINARY (NOCASE, RTRIM)
   // matches rows the session tells apart by their bytes.
   Query collations(
       db,
       "SELECT x.name, x.coll FROM pragma_index_list(?1, 'main') AS l, pragma_index_xinfo(l.name, 'main') "
-      "AS x WHERE l.origin = 'pk' AND x.key = 1 AND x.coll <> 'BINARY'");
+      "AS x WHERE l.origin = 'pk' AND x.key = 1 AND upper(x.coll) <> 'BINARY'");
   if (!collations.ok()) return collations.error("checking table '" + table + "'");
   collations.bind(1, table);
   if (collations.step() == SQLITE_ROW) {
@@ -437,11 +462,26 @@ static Result<std::map<std::string, std::int64_t>> read_counters(sqlite3* db) {
   Query exists(db, "SELECT 1 FROM main.sqlite_master WHERE name = 'sqlite_sequence'");
   if (!exists.ok()) return exists.error("reading AUTOINCREMENT counters");
   if (exists.step() != SQLITE_ROW) return out;
-  Query all(db, "SELECT name, seq FROM main.sqlite_sequence");
+  // A client may write sqlite_sequence itself. Rows that are not the
+  // counter of an AUTOINCREMENT table here (another name, a value that is
+  // not a whole number from 0) could not be set on the members: refused.
+  Query all(db,
+            "SELECT s.name, s.seq, typeof(s.seq) = 'integer' AND s.seq >= 0 AND EXISTS (SELECT 1 FROM "
+            "main.sqlite_master m WHERE m.type = 'table' AND m.name = s.name AND upper(m.sql) LIKE "
+            "'%AUTOINCREMENT%') FROM main.sqlite_sequence s");
   if (!all.ok()) return all.error("reading AUTOINCREMENT counters");
   for (int rc = all.step(); rc == SQLITE_ROW; rc = all.step()) {
     std::string name = all.text_at(0);
-    if (!reserved(name)) out[std::move(name)] = all.int_at(1);
+    if (reserved(name)) continue;
+    if (all.int_at(2) == 0) {
+      return Error(
+          ErrorKind::sql,
+          "sqlite_sequence holds a row ('" + name +
+              "') that is not the counter of an AUTOINCREMENT table as a whole number from 0, which row "
+              "replication on SQLite cannot set on the other members: remove or correct it",
+          SQLITE_CONSTRAINT);
+    }
+    out[std::move(name)] = all.int_at(1);
   }
   return out;
 }
@@ -566,7 +606,7 @@ Status apply_effects(sqlite3* db, std::string_view effects) {
                 "upper(sql) LIKE '%AUTOINCREMENT%'");
     if (!table.ok()) return table.error("checking the effects' counters");
     table.bind(1, c.table);
-    if (reserved(c.table) || c.value < kCounterRemoved || !ordinary_table(db, c.table) ||
+    if (reserved(c.table) || (c.value < 0 && c.value != kCounterRemoved) || !ordinary_table(db, c.table) ||
         table.step() != SQLITE_ROW) {
       return Error(ErrorKind::invalid_request, "the effects set the AUTOINCREMENT counter of '" + c.table +
                                                    "', which is not a table here");

@@ -28,8 +28,8 @@
 //   changeset size               8 bytes, little endian
 //   changeset                    SQLite's changeset format
 //   counter count                4 bytes, little endian
-//   per counter: name size (4 bytes LE), name, value (8 bytes LE, signed;
-//                -1: the counter's row was removed)
+//   per counter: name size (4 bytes LE), name, value (8 bytes LE, signed,
+//                from 0; INT64_MIN: the counter's row was removed)
 //
 // and nothing after. Only compiled when the SQLite library has the
 // session extension (DISTDB_SQLITE_SESSIONS, from meson).

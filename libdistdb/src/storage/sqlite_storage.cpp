@@ -289,6 +289,7 @@ class SqliteStorage final : public Storage {
     if (auto sp = execute_in_open(id, "SAVEPOINT distdb_capture", true); !sp) return sp.error();
     capture_->begin_statement();
     auto rs = run(sql);
+    if (!rs) capture_->begin_statement();             // failed on its own: undone, whatever it touched
     if (sqlite3_get_autocommit(db_) != 0) return rs;  // the transaction is gone (see execute_in)
     if (rs) {
       if (auto keys = capture_->check_keys(); !keys) rs = keys.error();
