@@ -4,42 +4,22 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cstdlib>
-#include <filesystem>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 #include "distdb/storage.hpp"
 #include "storage/sqlite_effects.hpp"
 #include "storage/sqlite_storage.hpp"
+#include "temp_dir.hpp"
 
-namespace fs = std::filesystem;
 using namespace distdb;
 
 namespace {
 
-class TempDir {
+// A test's directory of database files.
+class TempDir : public test::TempDir {
  public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    const char* tmp = std::getenv("TMPDIR");
-    dir_ = fs::path(tmp != nullptr ? tmp : "/tmp") /
-           ("distdb-sqlite-effects-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::create_directories(dir_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
- private:
-  fs::path dir_;
+  TempDir() : test::TempDir("distdb-sqlite-effects") {}
 };
 
 std::unique_ptr<Storage> open_at(const std::string& path) {
@@ -210,16 +190,31 @@ TEST_CASE("AUTOINCREMENT counters set or removed directly travel too") {
     must(m.coordinator->begin("t2"));
     must(m.coordinator->execute_in("t2", sql));
     must(m.coordinator->prepare("t2"));
-    auto effects = m.coordinator->captured_effects("t2");
+    auto captured = m.coordinator->captured_effects("t2");
     must(m.coordinator->rollback("t2"));
     if (sql.find("('b', 5)") != std::string::npos) {
-      CHECK(effects.ok());  // b is an AUTOINCREMENT table: its counter may be set again
+      CHECK(captured.ok());  // b is an AUTOINCREMENT table: its counter may be set again
       continue;
     }
-    REQUIRE_FALSE(effects.ok());
-    CHECK(effects.error().kind == ErrorKind::sql);
-    CHECK(effects.error().message.find("sqlite_sequence") != std::string::npos);
+    REQUIRE_FALSE(captured.ok());
+    CHECK(captured.error().kind == ErrorKind::sql);
+    CHECK(captured.error().message.find("sqlite_sequence") != std::string::npos);
   }
+}
+
+TEST_CASE("a stray row of sqlite_sequence from before blocks no write, and may be removed") {
+  TwoMembers m({"CREATE TABLE a (id INTEGER PRIMARY KEY AUTOINCREMENT, v)", "INSERT INTO a (v) VALUES (1)",
+                "INSERT INTO sqlite_sequence VALUES ('stray', 5)"});
+  const std::string insert = capture(*m.coordinator, "t1", {"INSERT INTO a (v) VALUES (2)"});
+  must(m.coordinator->commit("t1"));
+  must(apply(*m.member, "t1", insert));
+  const std::string removal =
+      capture(*m.coordinator, "t2", {"DELETE FROM sqlite_sequence WHERE name = 'stray'"});
+  REQUIRE_FALSE(removal.empty());
+  must(m.coordinator->commit("t2"));
+  must(apply(*m.member, "t2", removal));
+  CHECK(rows_of(*m.member, "sqlite_sequence") == std::vector<std::string>{"a|2|"});
+  CHECK(rows_of(*m.coordinator, "sqlite_sequence") == rows_of(*m.member, "sqlite_sequence"));
 }
 
 TEST_CASE("a statement that failed in the captured transaction ships nothing of what it undid") {

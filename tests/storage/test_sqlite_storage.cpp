@@ -15,6 +15,7 @@
 
 #include "distdb/storage.hpp"
 #include "storage/sqlite_storage.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace distdb;
@@ -24,23 +25,10 @@ namespace {
 // A fresh database file path, removed (with its WAL files) at scope exit.
 class TempDb {
  public:
-  TempDb() {
-    static std::atomic<int> counter{0};
-    const char* tmp = std::getenv("TMPDIR");
-    dir_ = fs::path(tmp != nullptr ? tmp : "/tmp") /
-           ("distdb-sqlite-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::create_directories(dir_);
-  }
-  ~TempDb() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  TempDb(const TempDb&) = delete;
-  TempDb& operator=(const TempDb&) = delete;
-  std::string path() const { return (dir_ / "test.db").string(); }
+  std::string path() const { return dir_.path("test.db"); }
 
  private:
-  fs::path dir_;
+  test::TempDir dir_{"distdb-sqlite-test"};
 };
 
 std::unique_ptr<Storage> open(const TempDb& db) {

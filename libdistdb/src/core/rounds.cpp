@@ -175,19 +175,18 @@ bool TwoPhaseCommit::outvoted(const Round& r, const PrepareReply& self) const {
 }
 
 bool TwoPhaseCommit::agreed_by_none(const Round& r, const PrepareReply& self) const {
-  // Every member of the round has voted, and every other yes vote reports
-  // other outcomes than ours (outvoted() has already found that no majority
-  // agrees on theirs either: three members, three digests).
-  std::size_t differing = 0;
-  for (const auto& [voter, vote] : r.all_votes) {
-    if (voter == config_.id || !vote.yes) continue;
-    if (same_outcomes(vote, self)) return false;
-    ++differing;
+  // Every other member of the cluster voted yes, each with other outcomes
+  // than ours (and outvoted() found no majority agreeing on theirs: three
+  // members, three digests). A member that is down or whose storage failed
+  // might agree with us: then this is not the case, and the round fails as
+  // any other.
+  if (config_.members.size() < 2) return false;
+  for (NodeId m : config_.members) {
+    if (m == config_.id) continue;
+    const auto vote = r.all_votes.find(m);
+    if (vote == r.all_votes.end() || !vote->second.yes || same_outcomes(vote->second, self)) return false;
   }
-  for (NodeId m : r.members) {
-    if (r.all_votes.count(m) == 0) return false;  // one may still agree with us
-  }
-  return differing > 0;
+  return true;
 }
 
 void TwoPhaseCommit::check_round() {

@@ -456,15 +456,17 @@ Result<std::set<std::string>> tables_with_null_keys(sqlite3* db) {
   return out;
 }
 
-// Every AUTOINCREMENT counter of main but distdb's (sqlite_sequence).
-static Result<std::map<std::string, std::int64_t>> read_counters(sqlite3* db) {
-  std::map<std::string, std::int64_t> out;
+// The rows of sqlite_sequence but distdb's, by name: the value, or nullopt
+// for a row that is not the counter of an AUTOINCREMENT table here as a
+// whole number from 0 (a client may write sqlite_sequence itself), which
+// could not be set on the members.
+using Counters = std::map<std::string, std::optional<std::int64_t>>;
+
+static Result<Counters> read_counters(sqlite3* db) {
+  Counters out;
   Query exists(db, "SELECT 1 FROM main.sqlite_master WHERE name = 'sqlite_sequence'");
   if (!exists.ok()) return exists.error("reading AUTOINCREMENT counters");
   if (exists.step() != SQLITE_ROW) return out;
-  // A client may write sqlite_sequence itself. Rows that are not the
-  // counter of an AUTOINCREMENT table here (another name, a value that is
-  // not a whole number from 0) could not be set on the members: refused.
   Query all(db,
             "SELECT s.name, s.seq, typeof(s.seq) = 'integer' AND s.seq >= 0 AND EXISTS (SELECT 1 FROM "
             "main.sqlite_master m WHERE m.type = 'table' AND m.name = s.name AND upper(m.sql) LIKE "
@@ -473,15 +475,7 @@ static Result<std::map<std::string, std::int64_t>> read_counters(sqlite3* db) {
   for (int rc = all.step(); rc == SQLITE_ROW; rc = all.step()) {
     std::string name = all.text_at(0);
     if (reserved(name)) continue;
-    if (all.int_at(2) == 0) {
-      return Error(
-          ErrorKind::sql,
-          "sqlite_sequence holds a row ('" + name +
-              "') that is not the counter of an AUTOINCREMENT table as a whole number from 0, which row "
-              "replication on SQLite cannot set on the other members: remove or correct it",
-          SQLITE_CONSTRAINT);
-    }
-    out[std::move(name)] = all.int_at(1);
+    out[std::move(name)] = all.int_at(2) != 0 ? std::optional<std::int64_t>(all.int_at(1)) : std::nullopt;
   }
   return out;
 }
@@ -536,7 +530,16 @@ Result<std::string> Capture::effects() {
   std::vector<Counter> counters;
   for (const auto& [table, value] : *now) {
     const auto was = counters_before_.find(table);
-    if (was == counters_before_.end() || was->second != value) counters.push_back(Counter{table, value});
+    if (was != counters_before_.end() && was->second == value) continue;
+    if (!value) {
+      return Error(
+          ErrorKind::sql,
+          "sqlite_sequence would hold a row ('" + table +
+              "') that is not the counter of an AUTOINCREMENT table as a whole number from 0, which row "
+              "replication on SQLite cannot set on the other members; nothing was changed",
+          SQLITE_CONSTRAINT);
+    }
+    counters.push_back(Counter{table, *value});
   }
   for (const auto& [table, value] : counters_before_) {
     if (now->count(table) == 0) counters.push_back(Counter{table, kCounterRemoved});
@@ -598,6 +601,7 @@ Status apply_effects(sqlite3* db, std::string_view effects) {
     }
   }
   for (const auto& c : env->counters) {
+    if (c.value == kCounterRemoved && !reserved(c.table)) continue;  // removing a row is harmless
     // Only an AUTOINCREMENT table has a counter (its CREATE TABLE says so;
     // the word cannot appear in it otherwise but in a name or a string,
     // which a mistaken match only lets through to the checks below).
@@ -606,8 +610,7 @@ Status apply_effects(sqlite3* db, std::string_view effects) {
                 "upper(sql) LIKE '%AUTOINCREMENT%'");
     if (!table.ok()) return table.error("checking the effects' counters");
     table.bind(1, c.table);
-    if (reserved(c.table) || (c.value < 0 && c.value != kCounterRemoved) || !ordinary_table(db, c.table) ||
-        table.step() != SQLITE_ROW) {
+    if (reserved(c.table) || c.value < 0 || !ordinary_table(db, c.table) || table.step() != SQLITE_ROW) {
       return Error(ErrorKind::invalid_request, "the effects set the AUTOINCREMENT counter of '" + c.table +
                                                    "', which is not a table here");
     }

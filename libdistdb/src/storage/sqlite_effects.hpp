@@ -103,7 +103,9 @@ class Capture {
   sqlite3_session* session_;
   std::map<std::string, TableShape> tables_;  // every table the transaction wrote (the filter's calls)
   std::set<std::string> null_keyed_;
-  std::map<std::string, std::int64_t> counters_before_;  // sqlite_sequence when the transaction began
+  // sqlite_sequence when the transaction began (nullopt: a row that is no
+  // AUTOINCREMENT table's counter).
+  std::map<std::string, std::optional<std::int64_t>> counters_before_;
   std::optional<std::string> refused_;  // why the statement running now touched a refused table
 };
 

@@ -27,7 +27,7 @@ class DISTDB_API TwoPhaseCommit : public virtual ReplicaCore {
   // Whether a majority of the other voters agree on outcomes other than
   // ours (`self`): then our data is the one that differs.
   bool outvoted(const Round& r, const PrepareReply& self) const;
-  // Whether every member has voted and no other yes vote agrees with ours.
+  // Whether every other member voted yes, none with our outcomes.
   bool agreed_by_none(const Round& r, const PrepareReply& self) const;
   // Whether a majority of the cluster refused our rows (effects_refused).
   bool rows_refused_by_majority(const Round& r) const;
